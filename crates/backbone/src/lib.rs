@@ -1,0 +1,1 @@
+//! Decoder-only language-model backbones.
