@@ -13,6 +13,8 @@
 use clap::{Parser, Subcommand};
 
 mod data;
+mod model;
+mod score;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Continual fine-tuning workspace tools")]
@@ -25,11 +27,20 @@ struct Cli {
 enum Command {
     /// Task data: download the public originals.
     Data(data::DataArgs),
+    /// The default model: fetch it, or export a model as a HF directory.
+    Model(model::ModelArgs),
+    /// Per-token log-probs of a text as JSON.
+    Score(score::ScoreArgs),
+    /// Generate an answer to a prompt.
+    Generate(score::GenerateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Data(args) => data::run(args),
+        Command::Model(args) => model::run(args),
+        Command::Score(args) => score::score(args),
+        Command::Generate(args) => score::generate(args),
     }
 }

@@ -1,0 +1,436 @@
+//! The decoder: Llama, Qwen2 and Gemma2 share one skeleton that differs in a few switches, all
+//! read from [`ModelConfig`]. Parameter paths equal the checkpoint keys
+//! (`model.layers.0.self_attn.q_proj.weight`), so a missing tensor's error names the exact key.
+
+use burn::module::{Module, Param, ParamId};
+use burn::tensor::activation::{gelu_approximate, silu, softmax};
+use burn::tensor::module::{attention, embedding};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use lora::LoraLinear;
+
+use crate::config::{Family, ModelConfig};
+use crate::rope::Rope;
+
+/// RMSNorm, computed in f32: `x / sqrt(mean(x²) + eps) · w`, or `· (1 + w)` for Gemma.
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// Scale `[hidden]`.
+    pub weight: Param<Tensor<1>>,
+    #[module(skip)]
+    eps: f64,
+    /// Gemma stores `w` with the unit offset removed.
+    #[module(skip)]
+    unit_offset: bool,
+}
+
+impl RmsNorm {
+    /// A norm from its weight.
+    pub fn new(weight: Tensor<1>, eps: f64, unit_offset: bool) -> Self {
+        Self { weight: Param::initialized(ParamId::new(), weight), eps, unit_offset }
+    }
+
+    /// Normalises over the last dimension.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let rms = x.clone().square().mean_dim(2).add_scalar(self.eps).sqrt(); // [B, S, 1]
+        let w = self.weight.val();
+        let w = if self.unit_offset { w.add_scalar(1.0) } else { w };
+        (x / rms) * w.unsqueeze::<3>()
+    }
+}
+
+/// Multi-head self-attention with grouped key/value heads.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// Query projection.
+    pub q_proj: LoraLinear,
+    /// Key projection.
+    pub k_proj: LoraLinear,
+    /// Value projection.
+    pub v_proj: LoraLinear,
+    /// Output projection.
+    pub o_proj: LoraLinear,
+}
+
+/// The gated MLP `down(act(gate(x)) · up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Gate projection.
+    pub gate_proj: LoraLinear,
+    /// Up projection.
+    pub up_proj: LoraLinear,
+    /// Down projection.
+    pub down_proj: LoraLinear,
+}
+
+/// One decoder block.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// Attention.
+    pub self_attn: Attention,
+    /// MLP.
+    pub mlp: Mlp,
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Llama/Qwen2: norm before the MLP. Gemma2: norm after attention.
+    pub post_attention_layernorm: RmsNorm,
+    /// Gemma2: norm before the MLP.
+    pub pre_feedforward_layernorm: Option<RmsNorm>,
+    /// Gemma2: norm after the MLP.
+    pub post_feedforward_layernorm: Option<RmsNorm>,
+}
+
+/// Token embedding plus the decoder stack (`model.*` in checkpoints).
+#[derive(Module, Debug)]
+pub struct DecoderStack {
+    /// `[vocab, hidden]`.
+    pub embed_tokens: Param<Tensor<2>>,
+    /// Decoder blocks.
+    pub layers: Vec<DecoderLayer>,
+    /// Final norm.
+    pub norm: RmsNorm,
+}
+
+/// A causal language model: decoder stack plus output head.
+#[derive(Module, Debug)]
+pub struct CausalLm {
+    /// The stack (`model.*`).
+    pub model: DecoderStack,
+    /// Output head; `None` when tied to the embedding.
+    pub lm_head: Option<LoraLinear>,
+    /// Configuration.
+    #[module(skip)]
+    pub config: ModelConfig,
+    #[module(skip)]
+    rope: Rope,
+}
+
+/// A batch of token ids with a padding mask (`true` = real token), row-major `[batch, seq]`.
+///
+/// Padding may sit on either side: positions are counted over real tokens only, so a padded
+/// row gives the same outputs at its real tokens as the sequence alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Real-token mask.
+    pub mask: Vec<bool>,
+    /// Rows.
+    pub batch: usize,
+    /// Columns.
+    pub seq: usize,
+}
+
+impl TokenBatch {
+    /// One unpadded sequence.
+    pub fn single(ids: &[u32]) -> Self {
+        Self { ids: ids.to_vec(), mask: vec![true; ids.len()], batch: 1, seq: ids.len() }
+    }
+
+    /// Pads sequences to the longest, on the right (`left = false`) or on the left.
+    pub fn padded(seqs: &[Vec<u32>], pad_id: u32, left: bool) -> Self {
+        let seq = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(seqs.len() * seq);
+        let mut mask = Vec::with_capacity(seqs.len() * seq);
+        for s in seqs {
+            let pad = seq - s.len();
+            if left {
+                ids.extend(std::iter::repeat_n(pad_id, pad));
+                mask.extend(std::iter::repeat_n(false, pad));
+            }
+            ids.extend_from_slice(s);
+            mask.extend(std::iter::repeat_n(true, s.len()));
+            if !left {
+                ids.extend(std::iter::repeat_n(pad_id, pad));
+                mask.extend(std::iter::repeat_n(false, pad));
+            }
+        }
+        Self { ids, mask, batch: seqs.len(), seq }
+    }
+
+    /// The ids as an int tensor `[batch, seq]`.
+    pub fn ids_tensor(&self, device: &Device) -> Tensor<2, Int> {
+        let ids: Vec<i64> = self.ids.iter().map(|&x| x as i64).collect();
+        Tensor::from_data(TensorData::new(ids, [self.batch, self.seq]), device)
+    }
+}
+
+/// Keys and values of earlier positions, per layer, for incremental decoding.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// Per row: real-token mask of every cached position.
+    key_mask: Vec<Vec<bool>>,
+}
+
+impl KvCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.key_mask.first().map_or(0, Vec::len)
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Attention {
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cfg: &ModelConfig,
+        cos_sin: &(Tensor<4>, Tensor<4>),
+        mask: &Tensor<4, Bool>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        // [B, S, H·hd] → [B, S, H, hd] → [B, H, S, hd]
+        let q = self.q_proj.forward(x.clone()).reshape([b, s, h, hd]).swap_dims(1, 2);
+        let k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, hd]).swap_dims(1, 2);
+        let v = self.v_proj.forward(x).reshape([b, s, kvh, hd]).swap_dims(1, 2);
+        let q = Rope::apply(q, cos_sin);
+        let k = Rope::apply(k, cos_sin);
+        let (k, v) = match cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let t = k.dims()[2];
+        // GQA: each key/value head serves h/kvh consecutive query heads.
+        // [B, kvH, T, hd] → [B, kvH, 1, T, hd] → [B, kvH, g, T, hd] → [B, H, T, hd]
+        let (k, v) = if kvh != h {
+            let g = h / kvh;
+            let expand = |t4: Tensor<4>| t4.unsqueeze_dim::<5>(2).expand([b, kvh, g, t, hd]).reshape([b, h, t, hd]);
+            (expand(k), expand(v))
+        } else {
+            (k, v)
+        };
+        let options = AttentionModuleOptions {
+            scale: Some(cfg.attention_scale()),
+            softcap: cfg.attn_logit_softcapping,
+            is_causal: false,
+        };
+        let out = if cfg.attn_logit_softcapping.is_some() {
+            // Written out: soft-capping sits between scaling and masking, where fused kernels
+            // may differ; the explicit form is the reference's.
+            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(cfg.attention_scale()); // [B, H, S, T]
+            let cap = cfg.attn_logit_softcapping.unwrap_or(1.0);
+            let scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+            let scores = scores.mask_fill(mask.clone(), f32::NEG_INFINITY);
+            softmax(scores, 3).matmul(v)
+        } else {
+            attention(q, k, v, Some(mask.clone()), None, options)
+        };
+        // [B, H, S, hd] → [B, S, H, hd] → [B, S, H·hd]
+        let out = out.swap_dims(1, 2).reshape([b, s, h * hd]);
+        self.o_proj.forward(out)
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: Tensor<3>, family: Family) -> Tensor<3> {
+        let gate = self.gate_proj.forward(x.clone());
+        let gate = match family {
+            Family::Gemma2 => gelu_approximate(gate),
+            _ => silu(gate),
+        };
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+impl DecoderLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cfg: &ModelConfig,
+        cos_sin: &(Tensor<4>, Tensor<4>),
+        mask: &Tensor<4, Bool>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), cfg, cos_sin, mask, cache);
+        match (&self.pre_feedforward_layernorm, &self.post_feedforward_layernorm) {
+            (Some(pre), Some(post)) => {
+                // Gemma2 "sandwich" norms around both sub-blocks.
+                let x = x + self.post_attention_layernorm.forward(attn);
+                let mlp = self.mlp.forward(pre.forward(x.clone()), cfg.family);
+                x + post.forward(mlp)
+            }
+            _ => {
+                let x = x + attn;
+                let mlp = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()), cfg.family);
+                x + mlp
+            }
+        }
+    }
+}
+
+impl CausalLm {
+    /// Assembles a model from its parts (see [`crate::load`] for loading a checkpoint).
+    pub fn from_parts(model: DecoderStack, lm_head: Option<LoraLinear>, config: ModelConfig) -> Self {
+        let rope = Rope::new(&config);
+        Self { model, lm_head, config, rope }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.model.embed_tokens.val().device()
+    }
+
+    /// Final hidden states `[B, S, hidden]` (after the last norm).
+    pub fn hidden_states(&self, batch: &TokenBatch, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let device = self.device();
+        let cfg = &self.config;
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        if let Some(c) = cache.as_mut() {
+            if c.layers.is_empty() {
+                c.layers = vec![None; cfg.num_hidden_layers];
+                c.key_mask = vec![Vec::new(); batch.batch];
+            }
+            assert_eq!(c.key_mask.len(), batch.batch, "KV cache holds a different batch size");
+        }
+        // Positions count real tokens only, continuing after the cached ones.
+        let mut positions = Vec::with_capacity(batch.batch * batch.seq);
+        for r in 0..batch.batch {
+            let mut seen = cache.as_ref().map_or(0, |c| c.key_mask[r].iter().filter(|&&m| m).count());
+            for i in 0..batch.seq {
+                positions.push(seen as f32);
+                if batch.mask[r * batch.seq + i] {
+                    seen += 1;
+                }
+            }
+        }
+        // A pad token takes the position of the next real token; it is masked out as a key.
+        let cos_sin = self.rope.cos_sin(&positions, batch.batch, batch.seq, &device);
+
+        let mut key_mask: Vec<Vec<bool>> = match cache.as_ref() {
+            Some(c) => c.key_mask.clone(),
+            None => vec![Vec::new(); batch.batch],
+        };
+        for (r, km) in key_mask.iter_mut().enumerate() {
+            km.extend_from_slice(&batch.mask[r * batch.seq..(r + 1) * batch.seq]);
+        }
+        let global = attention_mask(&key_mask, past, batch.seq, None, cfg.num_attention_heads, &device);
+        let sliding = cfg.sliding_window.map(|w| {
+            attention_mask(&key_mask, past, batch.seq, Some(w), cfg.num_attention_heads, &device)
+        });
+
+        let mut x = embedding(self.model.embed_tokens.val(), batch.ids_tensor(&device));
+        if cfg.family == Family::Gemma2 {
+            x = x.mul_scalar((cfg.hidden_size as f64).sqrt() as f32);
+        }
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let mask = match (&sliding, cfg.sliding_layers[i]) {
+                (Some(m), true) => m,
+                _ => &global,
+            };
+            let slot = cache.as_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(x, cfg, &cos_sin, mask, slot);
+        }
+        if let Some(c) = cache.as_mut() {
+            c.key_mask = key_mask;
+        }
+        self.model.norm.forward(x)
+    }
+
+    /// Logits `[B, S, vocab]` from final hidden states.
+    pub fn logits_from_hidden(&self, h: Tensor<3>) -> Tensor<3> {
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => h.matmul(self.model.embed_tokens.val().transpose().unsqueeze()),
+        };
+        match self.config.final_logit_softcapping {
+            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            None => logits,
+        }
+    }
+
+    /// Logits `[B, S, vocab]` for a batch, optionally extending a KV cache.
+    pub fn forward(&self, batch: &TokenBatch, cache: Option<&mut KvCache>) -> Tensor<3> {
+        let h = self.hidden_states(batch, cache);
+        self.logits_from_hidden(h)
+    }
+}
+
+/// Builds the boolean attention mask `[B, H, S, T]` (`true` = may not attend) for queries at
+/// cache positions `past..past+S` over keys `0..T`: causal, padding and optional sliding window.
+/// A query whose every key is masked (a left-pad position) is allowed to see itself, so softmax
+/// stays finite; its output is never used.
+fn attention_mask(
+    key_mask: &[Vec<bool>],
+    past: usize,
+    s: usize,
+    window: Option<usize>,
+    heads: usize,
+    device: &Device,
+) -> Tensor<4, Bool> {
+    let b = key_mask.len();
+    let t = past + s;
+    let mut m = vec![true; b * s * t];
+    for r in 0..b {
+        for i in 0..s {
+            let qi = past + i;
+            let row = &mut m[(r * s + i) * t..(r * s + i + 1) * t];
+            let mut any = false;
+            for (j, slot) in row.iter_mut().enumerate().take(qi + 1) {
+                let in_window = window.is_none_or(|w| qi - j < w);
+                if key_mask[r][j] && in_window {
+                    *slot = false;
+                    any = true;
+                }
+            }
+            if !any {
+                row[qi] = false;
+            }
+        }
+    }
+    let mask: Tensor<4, Bool> = Tensor::from_data(TensorData::new(m, [b, 1, s, t]), device);
+    mask.expand([b, heads, s, t])
+}
+
+impl lora::LoraTargets for CausalLm {
+    fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut LoraLinear)) {
+        for (i, layer) in self.model.layers.iter_mut().enumerate() {
+            let p = format!("model.layers.{i}");
+            f(&format!("{p}.self_attn.q_proj"), &mut layer.self_attn.q_proj);
+            f(&format!("{p}.self_attn.k_proj"), &mut layer.self_attn.k_proj);
+            f(&format!("{p}.self_attn.v_proj"), &mut layer.self_attn.v_proj);
+            f(&format!("{p}.self_attn.o_proj"), &mut layer.self_attn.o_proj);
+            f(&format!("{p}.mlp.gate_proj"), &mut layer.mlp.gate_proj);
+            f(&format!("{p}.mlp.up_proj"), &mut layer.mlp.up_proj);
+            f(&format!("{p}.mlp.down_proj"), &mut layer.mlp.down_proj);
+        }
+        if let Some(head) = self.lm_head.as_mut() {
+            f("lm_head", head);
+        }
+    }
+
+    fn for_each_linear(&self, f: &mut dyn FnMut(&str, &LoraLinear)) {
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            f(&format!("{p}.self_attn.q_proj"), &layer.self_attn.q_proj);
+            f(&format!("{p}.self_attn.k_proj"), &layer.self_attn.k_proj);
+            f(&format!("{p}.self_attn.v_proj"), &layer.self_attn.v_proj);
+            f(&format!("{p}.self_attn.o_proj"), &layer.self_attn.o_proj);
+            f(&format!("{p}.mlp.gate_proj"), &layer.mlp.gate_proj);
+            f(&format!("{p}.mlp.up_proj"), &layer.mlp.up_proj);
+            f(&format!("{p}.mlp.down_proj"), &layer.mlp.down_proj);
+        }
+        if let Some(head) = self.lm_head.as_ref() {
+            f("lm_head", head);
+        }
+    }
+}
