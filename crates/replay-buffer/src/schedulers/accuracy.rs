@@ -1,0 +1,212 @@
+//! Accuracy-supervised replay: evaluate past tasks every `K_eval` steps and replay the tasks
+//! whose score dropped.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::buffer::ReplayBuffer;
+use crate::sampler::{Candidates, Sampler, SamplerKind};
+use crate::scheduler::{
+    EvalRequest, ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason,
+    ReplaySize, Scheduler, Signals,
+};
+
+/// Configuration of [`AccuracySupervised`] (METHODS.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccuracySupervisedConfig {
+    /// `K_eval`: evaluate at every step `t` with `t % K_eval == 0`. Default 50.
+    pub eval_every: u64,
+    /// Validation examples per task and evaluation. Default 32.
+    pub eval_examples: usize,
+    /// `δ_acc`: a task is replayed while `reference - score > δ_acc` (absolute). Default 0.02.
+    pub drop_threshold: f32,
+    /// Replay batch size `r·|B|`.
+    pub size: ReplaySize,
+    /// At most this many replay batches per step, each from a different flagged task, taken
+    /// round-robin. Default 1 (our choice, like MSSR's `max_replay_batches`).
+    pub max_replay_batches: usize,
+    /// How samples are drawn within a task. Default uniform.
+    pub sampler: SamplerKind,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+impl Default for AccuracySupervisedConfig {
+    fn default() -> Self {
+        Self {
+            eval_every: 50,
+            eval_examples: 32,
+            drop_threshold: 0.02,
+            size: ReplaySize::default(),
+            max_replay_batches: 1,
+            sampler: SamplerKind::Uniform,
+            seed: 0,
+        }
+    }
+}
+
+impl AccuracySupervisedConfig {
+    /// The scheduler.
+    pub fn init(&self) -> AccuracySupervised {
+        AccuracySupervised {
+            config: *self,
+            past: PastTasks::default(),
+            reference: BTreeMap::new(),
+            flagged: Vec::new(),
+            cursor: 0,
+            rng: ChaCha8Rng::seed_from_u64(self.seed),
+        }
+    }
+}
+
+/// Accuracy-supervised replay. At each task's end it asks for that task's score on a fixed
+/// validation slice (the post-stage reference). Every `K_eval` steps it asks for the scores of
+/// all past tasks and flags those that fell more than `δ_acc` below their reference; until the
+/// next check, every step replays one batch from a flagged task (round-robin). The evaluation
+/// cost is the engine's to charge: it runs what [`Scheduler::wants`] requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccuracySupervised {
+    config: AccuracySupervisedConfig,
+    past: PastTasks,
+    reference: BTreeMap<u32, f32>,
+    /// Flagged tasks with their score at the last check.
+    flagged: Vec<(u32, f32)>,
+    cursor: usize,
+    rng: ChaCha8Rng,
+}
+
+impl AccuracySupervised {
+    /// The configuration.
+    pub fn config(&self) -> &AccuracySupervisedConfig {
+        &self.config
+    }
+
+    /// Tasks currently replayed, with their score at the last check.
+    pub fn flagged(&self) -> &[(u32, f32)] {
+        &self.flagged
+    }
+}
+
+impl Scheduler for AccuracySupervised {
+    fn name(&self) -> &str {
+        "accuracy-supervised"
+    }
+
+    fn wants(&mut self, at: HookPoint, _: &ReplayBuffer) -> ExtraPasses {
+        let tasks = match at {
+            HookPoint::AfterTrainingExp { task, .. } => vec![task],
+            HookPoint::BeforeUpdate { step } => {
+                if self.past.is_empty() || !step.is_multiple_of(self.config.eval_every.max(1)) {
+                    return ExtraPasses::none();
+                }
+                self.past.tasks().to_vec()
+            }
+        };
+        ExtraPasses {
+            probe: None,
+            evaluate: Some(EvalRequest {
+                tasks,
+                examples_per_task: self.config.eval_examples,
+            }),
+        }
+    }
+
+    fn after_training_exp(&mut self, task: u32, signals: &Signals<'_>, _: &ReplayBuffer) {
+        self.past.end(task);
+        if let Some(s) = signals.scores.iter().find(|s| s.task == task) {
+            self.reference.entry(task).or_insert(s.score);
+        }
+    }
+
+    fn before_update(&mut self, signals: &Signals<'_>, buffer: &ReplayBuffer) -> ReplayDecision {
+        if !signals.scores.is_empty() {
+            // A check happened: the flagged set lasts until the next one.
+            self.flagged = signals
+                .scores
+                .iter()
+                .filter(|s| {
+                    self.reference
+                        .get(&s.task)
+                        .is_some_and(|&r| r - s.score > self.config.drop_threshold)
+                })
+                .map(|s| (s.task, s.score))
+                .collect();
+            self.cursor = 0;
+        }
+        let mut batches = Vec::new();
+        let n = self.flagged.len();
+        for _ in 0..n.min(self.config.max_replay_batches) {
+            let (task, score) = self.flagged[self.cursor % n];
+            self.cursor += 1;
+            let slots = self.config.sampler.sample(
+                buffer,
+                Candidates::Slots(buffer.task_slots(task)),
+                self.config.size.samples(),
+                signals.step,
+                &mut self.rng,
+            );
+            if !slots.is_empty() {
+                let reference = self.reference[&task];
+                batches.push(ReplayBatch::new(
+                    buffer,
+                    Some(task),
+                    slots,
+                    ReplayReason::AccuracyDrop {
+                        task,
+                        score,
+                        reference,
+                    },
+                ));
+            }
+        }
+        ReplayDecision { batches }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::{Buffer, CapacityPolicy, ReplayBufferConfig};
+    use crate::sample::{SampleRef, TaskScore};
+
+    #[test]
+    fn replays_tasks_whose_score_fell_until_the_next_check() {
+        let mut b = ReplayBufferConfig {
+            capacity: CapacityPolicy::PerTask { quota: 10 },
+            ..Default::default()
+        }
+        .init();
+        for task in 0..3 {
+            for i in 0..10 {
+                b.offer(SampleRef::new(task, i), 0.5, 0, None);
+            }
+        }
+        let mut s = AccuracySupervisedConfig::default().init();
+        for (task, score) in [(0, 0.80), (1, 0.60)] {
+            let want = s.wants(HookPoint::AfterTrainingExp { task, step: 0 }, &b);
+            assert_eq!(want.evaluate.unwrap().tasks, vec![task]);
+            let scores = [TaskScore { task, score }];
+            s.after_training_exp(task, &Signals { scores: &scores, ..Default::default() }, &b);
+        }
+        assert!(s.wants(HookPoint::BeforeUpdate { step: 49 }, &b).is_empty());
+        let want = s.wants(HookPoint::BeforeUpdate { step: 50 }, &b);
+        assert_eq!(want.evaluate.as_ref().unwrap().tasks, vec![0, 1]);
+        assert_eq!(want.evaluate.unwrap().examples_per_task, 32);
+        // Task 0: 0.80 → 0.79, a drop of 0.01 ≤ 0.02: fine. Task 1: 0.60 → 0.55, drop 0.05.
+        let scores = [TaskScore { task: 0, score: 0.79 }, TaskScore { task: 1, score: 0.55 }];
+        let d = s.before_update(&Signals { step: 50, scores: &scores, ..Default::default() }, &b);
+        assert_eq!(d.batches.len(), 1);
+        assert_eq!(d.batches[0].task, Some(1));
+        assert!(d.batches[0].samples.iter().all(|x| x.task == 1));
+        // Still replaying at the following steps, without a new check...
+        assert_eq!(s.before_update(&Signals::at(51), &b).batches.len(), 1);
+        // ...until a check shows the task recovered.
+        let scores = [TaskScore { task: 0, score: 0.8 }, TaskScore { task: 1, score: 0.59 }];
+        let d = s.before_update(&Signals { step: 100, scores: &scores, ..Default::default() }, &b);
+        assert!(d.batches.is_empty());
+    }
+}
