@@ -275,6 +275,7 @@ impl Scheduler for Mssr {
         let step = signals.step;
         for (task, slots) in std::mem::take(&mut self.pending) {
             let Some(task) = task else { continue };
+            // m̄ after the memory update (R = 1 for the replayed samples): METHODS.md.
             let Some(m) = buffer.memory().mean_strength(&slots, step) else {
                 continue;
             };
