@@ -12,6 +12,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod data;
 mod model;
 mod score;
@@ -33,6 +34,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Generate an answer to a prompt.
     Generate(score::GenerateArgs),
+    /// Throughput of forward passes and LoRA steps, beside PyTorch+PEFT.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +45,30 @@ fn main() -> anyhow::Result<()> {
         Command::Model(args) => model::run(args),
         Command::Score(args) => score::score(args),
         Command::Generate(args) => score::generate(args),
+        Command::Bench(args) => bench::run(args),
     }
+}
+
+/// Where a result came from: git revision, tool versions, machine. Every result file embeds it.
+pub fn provenance() -> serde_json::Value {
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .map(|o| !o.stdout.is_empty());
+    serde_json::json!({
+        "git_revision": git,
+        "git_dirty": dirty,
+        "workspace_version": env!("CARGO_PKG_VERSION"),
+        "burn": "0.22.1",
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+    })
 }

@@ -1,0 +1,153 @@
+//! `cargo xtask bench`: forward and LoRA training-step throughput of a backbone on this
+//! machine, beside PyTorch+PEFT on the same model, batch and threads (`xtask/bench/torch_peft_bench.py`).
+//!
+//! ```text
+//! cargo xtask bench                       # SmolLM2-135M, batch 8 x 256, rank 8, 3 timed steps
+//! cargo xtask bench --steps 1 --no-torch  # quicker, Rust only
+//! ```
+//! Results go to stdout and `results/bench/bench-<unix time>.json` (config, git revision, versions).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use backbone::{LoadedModel, TokenBatch};
+use burn::optim::{AdamWConfig, GradientsParams};
+use lora::{LoraSettings, LoraTargets};
+use rand::{Rng, SeedableRng};
+
+use crate::score::ModelSel;
+
+/// Arguments of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    sel: ModelSel,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 256)]
+    seq: usize,
+    /// Timed repetitions (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// LoRA rank (alpha = 2·rank, on q/k/v/o/gate/up/down).
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    /// Threads for PyTorch (Flex uses one per core: run on a 2-core machine, or pin with taskset).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Skip the PyTorch+PEFT reference.
+    #[arg(long)]
+    no_torch: bool,
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn timed(warmup: usize, steps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..steps {
+        f();
+    }
+    t.elapsed().as_secs_f64() / steps as f64
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let path = args.sel.model.clone().unwrap_or_else(crate::model::default_model_path);
+    let device = backbone::select_device(args.sel.device.as_deref()).map_err(anyhow::Error::msg)?;
+    let tokens = (args.batch * args.seq) as f64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+
+    // Forward (no autodiff).
+    let lm = LoadedModel::load(&path, &device).with_context(|| format!("loading {}", path.display()))?;
+    let vocab = lm.model.config.vocab_size as u32;
+    let seqs: Vec<Vec<u32>> =
+        (0..args.batch).map(|_| (0..args.seq).map(|_| rng.random_range(0..vocab)).collect()).collect();
+    let batch = TokenBatch::padded(&seqs, 0, false);
+    let forward_s = timed(1, args.steps, || {
+        let _ = lm.model.forward(&batch, None).sum().into_scalar::<f32>();
+    });
+    drop(lm);
+
+    // LoRA training step: forward, backward, AdamW on the adapter factors only.
+    let ad = device.clone().autodiff();
+    let mut model = LoadedModel::load(&path, &ad)?.model;
+    let settings = LoraSettings { rank: args.rank, alpha: 2.0 * args.rank as f64, ..Default::default() };
+    model.for_each_linear_mut(&mut |p, l| {
+        if p != "lm_head" {
+            l.add_adapter("bench", &settings, &ad)
+        }
+    });
+    let mut optim = AdamWConfig::new().init();
+    let mut slot = Some(model);
+    let step_s = timed(1, args.steps, || {
+        let m = slot.take().expect("model");
+        let loss = backbone::score::next_token_loss(&m, &batch);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        slot = Some(optim.step(1e-4, m, grads));
+    });
+    let rust = serde_json::json!({
+        "impl": "burn",
+        "device": format!("{device:?}"),
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "forward_s": forward_s, "forward_tokens_per_s": tokens / forward_s,
+        "lora_step_s": step_s, "lora_step_tokens_per_s": tokens / step_s,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+
+    let torch = if args.no_torch {
+        serde_json::Value::Null
+    } else {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/torch_peft_bench.py");
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--model", &path.display().to_string()])
+            .args(["--batch", &args.batch.to_string(), "--seq", &args.seq.to_string()])
+            .args(["--steps", &args.steps.to_string(), "--threads", &args.threads.to_string()])
+            .args(["--rank", &args.rank.to_string()])
+            .output()
+            .context("running python3 (torch, transformers and peft are needed for the reference)")?;
+        if !out.status.success() {
+            anyhow::bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
+        serde_json::from_str(&line).with_context(|| format!("parsing the reference output {line:?}"))?
+    };
+
+    println!("model {} | batch {} x {} tokens | LoRA rank {}", path.display(), args.batch, args.seq, args.rank);
+    println!("{:<28}{:>14}{:>16}{:>10}", "", "burn", "pytorch+peft", "ratio");
+    for (label, key) in [
+        ("forward tokens/s", "forward_tokens_per_s"),
+        ("LoRA step tokens/s", "lora_step_tokens_per_s"),
+        ("peak RSS MiB", "peak_rss_mib"),
+    ] {
+        let r = rust[key].as_f64().unwrap_or(f64::NAN);
+        let t = torch.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        println!("{label:<28}{r:>14.1}{t:>16.1}{:>10.3}", r / t);
+    }
+    let record = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>(),
+        "config": {"model": path.display().to_string(), "batch": args.batch, "seq": args.seq,
+                   "steps": args.steps, "rank": args.rank, "threads": args.threads},
+        "provenance": crate::provenance(),
+        "burn": rust, "pytorch": torch,
+    });
+    let dir = PathBuf::from("results/bench");
+    std::fs::create_dir_all(&dir)?;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let file = dir.join(format!("bench-{secs}.json"));
+    backbone::weights::write_atomic(&file, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    println!("wrote {}", file.display());
+    Ok(())
+}
