@@ -1,10 +1,10 @@
 //! The replay buffer: sample references, their memory state, capacity and insertion policies.
 
-use std::collections::BTreeMap;
-
 use memory_strength::{MemoryConfig, MemoryState};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
+
+use crate::idmap::IdMap;
+use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::sample::{SampleRef, Slot, SlotLoss, TeacherTopK};
@@ -99,9 +99,9 @@ impl ReplayBufferConfig {
             teachers: Vec::new(),
             memory: self.memory.init(),
             pos_in_task: Vec::new(),
-            tasks: BTreeMap::new(),
+            tasks: IdMap::default(),
             offered: 0,
-            rng: ChaCha8Rng::seed_from_u64(self.seed),
+            rng: ReplayRng::seed_from_u64(self.seed),
         }
     }
 }
@@ -162,10 +162,10 @@ pub struct ReplayBuffer {
     memory: MemoryState,
     /// Position of each slot inside its task's `slots` list.
     pos_in_task: Vec<u32>,
-    tasks: BTreeMap<u32, TaskSlots>,
+    tasks: IdMap<TaskSlots>,
     /// Offers to the whole buffer.
     offered: u64,
-    rng: ChaCha8Rng,
+    rng: ReplayRng,
 }
 
 impl ReplayBuffer {
@@ -222,17 +222,17 @@ impl ReplayBuffer {
 
     /// Slots holding samples of `task` (empty if none).
     pub fn task_slots(&self, task: u32) -> &[Slot] {
-        self.tasks.get(&task).map_or(&[], |t| &t.slots)
+        self.tasks.get(task).map_or(&[], |t| &t.slots)
     }
 
     /// Ids of the tasks ever offered, ascending.
     pub fn tasks(&self) -> impl Iterator<Item = u32> + '_ {
-        self.tasks.keys().copied()
+        self.tasks.keys()
     }
 
     /// Number of samples of `task` offered so far.
     pub fn offered(&self, task: u32) -> u64 {
-        self.tasks.get(&task).map_or(0, |t| t.offered)
+        self.tasks.get(task).map_or(0, |t| t.offered)
     }
 
     /// The lazy MSSR memory update for the samples of a replay batch trained at `step`
@@ -253,7 +253,7 @@ impl ReplayBuffer {
             // The entry in `last` moves to `slot`: fix its task list.
             let moved_task = self.samples[last as usize].task;
             let pos = self.pos_in_task[last as usize];
-            self.tasks.get_mut(&moved_task).expect("task of entry").slots[pos as usize] = slot;
+            self.tasks.get_mut(moved_task).expect("task of entry").slots[pos as usize] = slot;
         }
         self.samples.swap_remove(s);
         self.teachers.swap_remove(s);
@@ -266,7 +266,7 @@ impl ReplayBuffer {
     fn unlink(&mut self, slot: Slot) {
         let task = self.samples[slot as usize].task;
         let pos = self.pos_in_task[slot as usize] as usize;
-        let list = &mut self.tasks.get_mut(&task).expect("task of entry").slots;
+        let list = &mut self.tasks.get_mut(task).expect("task of entry").slots;
         list.swap_remove(pos);
         if pos < list.len() {
             let moved = list[pos];
@@ -275,12 +275,21 @@ impl ReplayBuffer {
     }
 
     fn link(&mut self, slot: Slot, task: u32) {
-        let list = &mut self.tasks.entry(task).or_default().slots;
+        let list = &mut self
+            .tasks
+            .get_or_insert_with(task, TaskSlots::default)
+            .slots;
         self.pos_in_task[slot as usize] = list.len() as u32;
         list.push(slot);
     }
 
-    fn push(&mut self, sample: SampleRef, loss: f32, step: u64, teacher: Option<TeacherTopK>) -> Slot {
+    fn push(
+        &mut self,
+        sample: SampleRef,
+        loss: f32,
+        step: u64,
+        teacher: Option<TeacherTopK>,
+    ) -> Slot {
         let slot = self.samples.len() as Slot;
         self.samples.push(sample);
         self.teachers.push(teacher);
@@ -311,7 +320,7 @@ impl ReplayBuffer {
     fn scope(&self, task: u32) -> (usize, usize, u64) {
         match self.config.capacity {
             CapacityPolicy::PerTask { quota } => {
-                let t = &self.tasks[&task];
+                let t = self.tasks.get(task).expect("offered task");
                 (t.slots.len(), quota, t.offered)
             }
             _ => (self.len(), self.capacity(), self.offered),
@@ -321,7 +330,7 @@ impl ReplayBuffer {
     /// Slot of the `j`-th entry of the scope of `task`.
     fn scope_slot(&self, task: u32, j: usize) -> Slot {
         match self.config.capacity {
-            CapacityPolicy::PerTask { .. } => self.tasks[&task].slots[j],
+            CapacityPolicy::PerTask { .. } => self.task_slots(task)[j],
             _ => j as Slot,
         }
     }
@@ -336,7 +345,9 @@ impl Buffer for ReplayBuffer {
         teacher: Option<TeacherTopK>,
     ) -> Insertion {
         self.offered += 1;
-        self.tasks.entry(sample.task).or_default().offered += 1;
+        self.tasks
+            .get_or_insert_with(sample.task, TaskSlots::default)
+            .offered += 1;
         let (occupied, capacity, seen) = self.scope(sample.task);
         if occupied < capacity {
             return Insertion::Inserted(self.push(sample, loss, step, teacher));
@@ -370,7 +381,7 @@ impl Buffer for ReplayBuffer {
         self.config.capacity = capacity;
         match capacity {
             CapacityPolicy::PerTask { quota } => {
-                let tasks: Vec<u32> = self.tasks.keys().copied().collect();
+                let tasks: Vec<u32> = self.tasks.keys().collect();
                 for task in tasks {
                     while self.task_slots(task).len() > quota {
                         let n = self.task_slots(task).len();
@@ -409,9 +420,9 @@ mod tests {
         assert_eq!(b.samples.len(), b.teachers.len());
         assert_eq!(b.samples.len(), b.pos_in_task.len());
         let mut count = 0;
-        for (task, t) in &b.tasks {
+        for (task, t) in b.tasks.iter() {
             for (pos, &slot) in t.slots.iter().enumerate() {
-                assert_eq!(b.samples[slot as usize].task, *task);
+                assert_eq!(b.samples[slot as usize].task, task);
                 assert_eq!(b.pos_in_task[slot as usize] as usize, pos);
             }
             count += t.slots.len();
@@ -421,7 +432,11 @@ mod tests {
 
     #[test]
     fn first_k_keeps_the_first_offers() {
-        let mut b = buffer(CapacityPolicy::Total { capacity: 3 }, InsertionPolicy::FirstK, 0);
+        let mut b = buffer(
+            CapacityPolicy::Total { capacity: 3 },
+            InsertionPolicy::FirstK,
+            0,
+        );
         for i in 0..10 {
             b.offer(SampleRef::new(0, i), 0.5, i as u64, None);
         }
@@ -431,7 +446,11 @@ mod tests {
 
     #[test]
     fn per_task_quota_limits_each_task_separately() {
-        let mut b = buffer(CapacityPolicy::PerTask { quota: 2 }, InsertionPolicy::Reservoir, 1);
+        let mut b = buffer(
+            CapacityPolicy::PerTask { quota: 2 },
+            InsertionPolicy::Reservoir,
+            1,
+        );
         for task in 0..3 {
             for i in 0..10 {
                 b.offer(SampleRef::new(task, i), 0.5, 0, None);
@@ -492,7 +511,11 @@ mod tests {
 
     #[test]
     fn remove_moves_last_entry_and_keeps_indices_consistent() {
-        let mut b = buffer(CapacityPolicy::Total { capacity: 10 }, InsertionPolicy::FirstK, 0);
+        let mut b = buffer(
+            CapacityPolicy::Total { capacity: 10 },
+            InsertionPolicy::FirstK,
+            0,
+        );
         for i in 0..6 {
             b.offer(SampleRef::new(i % 2, i), i as f32, i as u64, None);
         }
@@ -505,7 +528,11 @@ mod tests {
 
     #[test]
     fn resize_evicts_down_to_the_new_capacity() {
-        let mut b = buffer(CapacityPolicy::Total { capacity: 10 }, InsertionPolicy::FirstK, 0);
+        let mut b = buffer(
+            CapacityPolicy::Total { capacity: 10 },
+            InsertionPolicy::FirstK,
+            0,
+        );
         for i in 0..10 {
             b.offer(SampleRef::new(i % 3, i), 0.5, 0, None);
         }
@@ -519,7 +546,11 @@ mod tests {
 
     #[test]
     fn teacher_log_probs_travel_with_their_sample() {
-        let mut b = buffer(CapacityPolicy::Total { capacity: 2 }, InsertionPolicy::FirstK, 0);
+        let mut b = buffer(
+            CapacityPolicy::Total { capacity: 2 },
+            InsertionPolicy::FirstK,
+            0,
+        );
         let t = TeacherTopK {
             k: 1,
             token_ids: vec![42],
@@ -539,7 +570,11 @@ mod tests {
         let (streams, n, cap) = (4000u64, 50u32, 10usize);
         let mut counts = vec![0u64; n as usize];
         for s in 0..streams {
-            let mut b = buffer(CapacityPolicy::Total { capacity: cap }, InsertionPolicy::Reservoir, s);
+            let mut b = buffer(
+                CapacityPolicy::Total { capacity: cap },
+                InsertionPolicy::Reservoir,
+                s,
+            );
             for i in 0..n {
                 b.offer(SampleRef::new(0, i), 0.5, 0, None);
             }
@@ -562,7 +597,11 @@ mod tests {
         // offers is kept with probability 1/4 → 500 of 2000 streams. 19 dof, 0.1%: 43.82.
         let mut counts = [0u64; 20];
         for s in 0..2000u64 {
-            let mut b = buffer(CapacityPolicy::PerTask { quota: 5 }, InsertionPolicy::Reservoir, s);
+            let mut b = buffer(
+                CapacityPolicy::PerTask { quota: 5 },
+                InsertionPolicy::Reservoir,
+                s,
+            );
             for i in 0..20 {
                 b.offer(SampleRef::new(0, i), 0.5, 0, None);
                 b.offer(SampleRef::new(1, i), 0.5, 0, None);
@@ -571,7 +610,10 @@ mod tests {
                 counts[b.sample(slot).index as usize] += 1;
             }
         }
-        let chi2: f64 = counts.iter().map(|&c| (c as f64 - 500.0).powi(2) / 500.0).sum();
+        let chi2: f64 = counts
+            .iter()
+            .map(|&c| (c as f64 - 500.0).powi(2) / 500.0)
+            .sum();
         assert!(chi2 < 43.82, "chi2 = {chi2}");
     }
 }
@@ -586,8 +628,12 @@ mod proptests {
         prop_oneof![
             (0usize..20).prop_map(|capacity| CapacityPolicy::Total { capacity }),
             (0usize..8).prop_map(|quota| CapacityPolicy::PerTask { quota }),
-            (0usize..8, proptest::option::of(0usize..20))
-                .prop_map(|(per_task, max_total)| CapacityPolicy::Growing { per_task, max_total }),
+            (0usize..8, proptest::option::of(0usize..20)).prop_map(|(per_task, max_total)| {
+                CapacityPolicy::Growing {
+                    per_task,
+                    max_total,
+                }
+            }),
         ]
     }
 

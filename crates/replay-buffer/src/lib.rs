@@ -25,7 +25,9 @@
 #![warn(missing_docs)]
 
 mod buffer;
+mod idmap;
 mod replay;
+mod rng;
 mod sample;
 mod sampler;
 mod scheduler;
@@ -33,11 +35,11 @@ pub mod schedulers;
 mod weighted;
 
 pub use buffer::{
-    Buffer, CapacityPolicy, Insertion, InsertionPolicy, ReplayBuffer, ReplayBufferConfig,
-    TaskSlots,
+    Buffer, CapacityPolicy, Insertion, InsertionPolicy, ReplayBuffer, ReplayBufferConfig, TaskSlots,
 };
 pub use memory_strength;
 pub use replay::{Replay, ReplayCost};
+pub use rng::ReplayRng;
 pub use sample::{SampleRef, Slot, SlotLoss, TaskScore, TeacherTopK};
 pub use sampler::{
     Candidates, LossPrioritisedSampler, Sampler, SamplerKind, StrengthSampler, UniformSampler,

@@ -330,11 +330,9 @@ mod proptests {
     fn kinds() -> impl Strategy<Value = SamplerKind> {
         prop_oneof![
             Just(SamplerKind::Uniform),
-            (0.1f32..3.0, 0.001f32..1.0)
-                .prop_map(|(alpha, eps)| SamplerKind::LossPrioritised(LossPrioritisedSampler {
-                    alpha,
-                    eps
-                })),
+            (0.1f32..3.0, 0.001f32..1.0).prop_map(|(alpha, eps)| SamplerKind::LossPrioritised(
+                LossPrioritisedSampler { alpha, eps }
+            )),
             (0.01f32..0.5, 0.2f32..5.0).prop_map(|(eps, temperature)| SamplerKind::Strength(
                 StrengthSampler { eps, temperature }
             )),
@@ -354,7 +352,10 @@ mod proptests {
         }
         let losses: Vec<SlotLoss> = replays
             .iter()
-            .map(|&(i, loss)| SlotLoss { slot: (i % b.len()) as Slot, loss })
+            .map(|&(i, loss)| SlotLoss {
+                slot: (i % b.len()) as Slot,
+                loss,
+            })
             .collect();
         b.record_replay(1000, &losses);
         b

@@ -212,8 +212,7 @@ pub trait Scheduler {
     /// Training on `task` has ended at `signals.step`; `signals` holds the results of the
     /// extra passes requested for [`HookPoint::AfterTrainingExp`] (reference losses or
     /// scores).
-    fn after_training_exp(&mut self, _task: u32, _signals: &Signals<'_>, _buffer: &ReplayBuffer) {
-    }
+    fn after_training_exp(&mut self, _task: u32, _signals: &Signals<'_>, _buffer: &ReplayBuffer) {}
 
     /// The extra passes (probe forwards, evaluations) needed before the hook at `at`.
     fn wants(&mut self, _at: HookPoint, _buffer: &ReplayBuffer) -> ExtraPasses {
@@ -313,7 +312,10 @@ impl PastTasks {
         buffer: &ReplayBuffer,
         scratch: &'a mut Vec<Slot>,
     ) -> crate::Candidates<'a> {
-        if buffer.tasks().all(|t| self.contains(t) || buffer.task_slots(t).is_empty()) {
+        if buffer
+            .tasks()
+            .all(|t| self.contains(t) || buffer.task_slots(t).is_empty())
+        {
             return crate::Candidates::All;
         }
         scratch.clear();

@@ -5,8 +5,8 @@
 
 use replay_buffer::schedulers::{FixedIntervalConfig, MssrConfig, MssrVariant};
 use replay_buffer::{
-    CapacityPolicy, HookPoint, InsertionPolicy, Replay, ReplayBufferConfig, ReplaySize,
-    SampleRef, SamplerKind, Scheduler, SchedulerConfig, Signals, SlotLoss, StrengthSampler,
+    CapacityPolicy, HookPoint, InsertionPolicy, Replay, ReplayBufferConfig, ReplaySize, SampleRef,
+    SamplerKind, Scheduler, SchedulerConfig, Signals, SlotLoss, StrengthSampler,
 };
 
 const TASKS: u32 = 5;
@@ -39,7 +39,11 @@ struct World {
     task_scale: [f64; TASKS as usize],
 }
 
-const DEFAULT_WORLD: World = World { lo: 20.0, ratio: 100.0, task_scale: [1.0; TASKS as usize] };
+const DEFAULT_WORLD: World = World {
+    lo: 20.0,
+    ratio: 100.0,
+    task_scale: [1.0; TASKS as usize],
+};
 
 impl World {
     /// Deterministic true stability of a sample.
@@ -66,7 +70,9 @@ struct Outcome {
 /// averaged over every step that has a past task.
 fn run(config: SchedulerConfig, world: World) -> Outcome {
     let buffer = ReplayBufferConfig {
-        capacity: CapacityPolicy::PerTask { quota: QUOTA as usize },
+        capacity: CapacityPolicy::PerTask {
+            quota: QUOTA as usize,
+        },
         insertion: InsertionPolicy::FirstK,
         seed: 1,
         ..Default::default()
@@ -89,14 +95,23 @@ fn run(config: SchedulerConfig, world: World) -> Outcome {
             let mut losses = Vec::new();
             for batch in &decision.batches {
                 for (&slot, &sample) in batch.slots.iter().zip(&batch.samples) {
-                    let t = truth[id(sample)].as_mut().expect("only past samples replay");
+                    let t = truth[id(sample)]
+                        .as_mut()
+                        .expect("only past samples replay");
                     let r = t.recall(step);
-                    losses.push(SlotLoss { slot, loss: BASE_LOSS + (-r.ln()) as f32 });
+                    losses.push(SlotLoss {
+                        slot,
+                        loss: BASE_LOSS + (-r.ln()) as f32,
+                    });
                     t.stability *= 1.0 + (1.0 - r);
                     t.last = step;
                 }
             }
-            replay.after_update(&Signals { step, replay_losses: &losses, ..Default::default() });
+            replay.after_update(&Signals {
+                step,
+                replay_losses: &losses,
+                ..Default::default()
+            });
             replay.offer(SampleRef::new(task, k as u32), BASE_LOSS, step, None);
             // Mean recall over every buffered sample of a past task.
             let past: Vec<f64> = truth.iter().flatten().map(|t| t.recall(step)).collect();
@@ -108,9 +123,16 @@ fn run(config: SchedulerConfig, world: World) -> Outcome {
         // The task ends: its samples are fully learned now and start to fade.
         for &slot in replay.buffer.task_slots(task) {
             let s = replay.buffer.sample(slot);
-            truth[id(s)] = Some(Truth { stability: world.stability(s), last: step });
+            truth[id(s)] = Some(Truth {
+                stability: world.stability(s),
+                last: step,
+            });
         }
-        assert!(replay.wants(HookPoint::AfterTrainingExp { task, step }).is_empty());
+        assert!(
+            replay
+                .wants(HookPoint::AfterTrainingExp { task, step })
+                .is_empty()
+        );
         replay.after_training_exp(task, &Signals::at(step));
     }
     Outcome {
@@ -120,13 +142,22 @@ fn run(config: SchedulerConfig, world: World) -> Outcome {
     }
 }
 
-const SIZE: ReplaySize = ReplaySize { batch_size: 8, ratio: 1.0 };
+const SIZE: ReplaySize = ReplaySize {
+    batch_size: 8,
+    ratio: 1.0,
+};
 
 /// Full MSSR, then fixed interleaved replay (uniform, and with MSSR's sampler = MSSR's
 /// sampler-only ablation) with the same number of batches of the same size, spread evenly
 /// over the steps that have past tasks and capped at exactly MSSR's count.
 fn compare(world: World) -> (Outcome, Outcome, Outcome, u64) {
-    let mssr = run(SchedulerConfig::Mssr(MssrConfig { size: SIZE, ..Default::default() }), world);
+    let mssr = run(
+        SchedulerConfig::Mssr(MssrConfig {
+            size: SIZE,
+            ..Default::default()
+        }),
+        world,
+    );
     let replay_steps = (TASKS as u64 - 1) * STEPS_PER_TASK;
     let every = (replay_steps / mssr.replay_batches.max(1)).max(1);
     let fixed = |sampler| {
@@ -157,11 +188,17 @@ fn mssr_sampler_keeps_mean_recall_higher_than_fixed_interval_replay_at_equal_bud
         DEFAULT_WORLD,
     );
     println!("true stabilities log-uniform in [20, 2000] steps; 5 tasks x 400 steps");
-    println!("no replay:                              mean recall {:.4}", none.mean_recall);
+    println!(
+        "no replay:                              mean recall {:.4}",
+        none.mean_recall
+    );
     for (name, o) in [
         ("MSSR full".to_string(), &mssr),
         (format!("fixed K={every}, uniform"), &fixed),
-        (format!("fixed K={every}, MSSR sampler (sampler-only)"), &sampler_only),
+        (
+            format!("fixed K={every}, MSSR sampler (sampler-only)"),
+            &sampler_only,
+        ),
         ("MSSR scheduler-only".to_string(), &scheduler_only),
     ] {
         println!(
@@ -169,8 +206,14 @@ fn mssr_sampler_keeps_mean_recall_higher_than_fixed_interval_replay_at_equal_bud
             o.mean_recall, o.replayed_samples, o.replay_batches
         );
     }
-    assert_eq!(fixed.replayed_samples, mssr.replayed_samples, "equal budget");
-    assert_eq!(sampler_only.replayed_samples, mssr.replayed_samples, "equal budget");
+    assert_eq!(
+        fixed.replayed_samples, mssr.replayed_samples,
+        "equal budget"
+    );
+    assert_eq!(
+        sampler_only.replayed_samples, mssr.replayed_samples,
+        "equal budget"
+    );
     assert!(none.mean_recall < mssr.mean_recall);
     assert!(none.mean_recall < fixed.mean_recall);
     // MSSR's strength sampler beats uniform sampling at the same schedule and budget.
@@ -206,10 +249,25 @@ fn mssr_full_keeps_mean_recall_higher_than_fixed_interval_replay_at_equal_budget
 #[test]
 #[ignore = "a table for docs/replay-strategies.md, not a check"]
 fn explore_worlds() {
-    let scales: [[f64; 5]; 3] = [[1.0; 5], [1.0, 20.0, 1.0, 20.0, 1.0], [20.0, 1.0, 20.0, 1.0, 1.0]];
+    let scales: [[f64; 5]; 3] = [
+        [1.0; 5],
+        [1.0, 20.0, 1.0, 20.0, 1.0],
+        [20.0, 1.0, 20.0, 1.0, 1.0],
+    ];
     for task_scale in scales {
-        for (lo, ratio) in [(2.0, 100.0), (5.0, 100.0), (20.0, 100.0), (50.0, 100.0), (5.0, 10.0), (50.0, 10.0)] {
-            let world = World { lo, ratio, task_scale };
+        for (lo, ratio) in [
+            (2.0, 100.0),
+            (5.0, 100.0),
+            (20.0, 100.0),
+            (50.0, 100.0),
+            (5.0, 10.0),
+            (50.0, 10.0),
+        ] {
+            let world = World {
+                lo,
+                ratio,
+                task_scale,
+            };
             let (mssr, fixed, sampler_only, every) = compare(world);
             println!(
                 "| {task_scale:?} | [{lo}, {}] | {} | {every} | {:.4} | {:.4} | {:.4} |",

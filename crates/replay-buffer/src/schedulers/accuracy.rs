@@ -1,13 +1,11 @@
 //! Accuracy-supervised replay: evaluate past tasks every `K_eval` steps and replay the tasks
 //! whose score dropped.
 
-use std::collections::BTreeMap;
-
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
+use crate::idmap::IdMap;
 use crate::sampler::{Candidates, Sampler, SamplerKind};
 use crate::scheduler::{
     EvalRequest, ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason,
@@ -55,10 +53,10 @@ impl AccuracySupervisedConfig {
         AccuracySupervised {
             config: *self,
             past: PastTasks::default(),
-            reference: BTreeMap::new(),
+            reference: IdMap::default(),
             flagged: Vec::new(),
             cursor: 0,
-            rng: ChaCha8Rng::seed_from_u64(self.seed),
+            rng: ReplayRng::seed_from_u64(self.seed),
         }
     }
 }
@@ -72,11 +70,11 @@ impl AccuracySupervisedConfig {
 pub struct AccuracySupervised {
     config: AccuracySupervisedConfig,
     past: PastTasks,
-    reference: BTreeMap<u32, f32>,
+    reference: IdMap<f32>,
     /// Flagged tasks with their score at the last check.
     flagged: Vec<(u32, f32)>,
     cursor: usize,
-    rng: ChaCha8Rng,
+    rng: ReplayRng,
 }
 
 impl AccuracySupervised {
@@ -118,7 +116,7 @@ impl Scheduler for AccuracySupervised {
     fn after_training_exp(&mut self, task: u32, signals: &Signals<'_>, _: &ReplayBuffer) {
         self.past.end(task);
         if let Some(s) = signals.scores.iter().find(|s| s.task == task) {
-            self.reference.entry(task).or_insert(s.score);
+            self.reference.get_or_insert_with(task, || s.score);
         }
     }
 
@@ -130,7 +128,7 @@ impl Scheduler for AccuracySupervised {
                 .iter()
                 .filter(|s| {
                     self.reference
-                        .get(&s.task)
+                        .get(s.task)
                         .is_some_and(|&r| r - s.score > self.config.drop_threshold)
                 })
                 .map(|s| (s.task, s.score))
@@ -150,7 +148,7 @@ impl Scheduler for AccuracySupervised {
                 &mut self.rng,
             );
             if !slots.is_empty() {
-                let reference = self.reference[&task];
+                let reference = self.reference.get(task).copied().unwrap_or(f32::NAN);
                 batches.push(ReplayBatch::new(
                     buffer,
                     Some(task),
@@ -190,23 +188,62 @@ mod tests {
             let want = s.wants(HookPoint::AfterTrainingExp { task, step: 0 }, &b);
             assert_eq!(want.evaluate.unwrap().tasks, vec![task]);
             let scores = [TaskScore { task, score }];
-            s.after_training_exp(task, &Signals { scores: &scores, ..Default::default() }, &b);
+            s.after_training_exp(
+                task,
+                &Signals {
+                    scores: &scores,
+                    ..Default::default()
+                },
+                &b,
+            );
         }
         assert!(s.wants(HookPoint::BeforeUpdate { step: 49 }, &b).is_empty());
         let want = s.wants(HookPoint::BeforeUpdate { step: 50 }, &b);
         assert_eq!(want.evaluate.as_ref().unwrap().tasks, vec![0, 1]);
         assert_eq!(want.evaluate.unwrap().examples_per_task, 32);
         // Task 0: 0.80 → 0.79, a drop of 0.01 ≤ 0.02: fine. Task 1: 0.60 → 0.55, drop 0.05.
-        let scores = [TaskScore { task: 0, score: 0.79 }, TaskScore { task: 1, score: 0.55 }];
-        let d = s.before_update(&Signals { step: 50, scores: &scores, ..Default::default() }, &b);
+        let scores = [
+            TaskScore {
+                task: 0,
+                score: 0.79,
+            },
+            TaskScore {
+                task: 1,
+                score: 0.55,
+            },
+        ];
+        let d = s.before_update(
+            &Signals {
+                step: 50,
+                scores: &scores,
+                ..Default::default()
+            },
+            &b,
+        );
         assert_eq!(d.batches.len(), 1);
         assert_eq!(d.batches[0].task, Some(1));
         assert!(d.batches[0].samples.iter().all(|x| x.task == 1));
         // Still replaying at the following steps, without a new check...
         assert_eq!(s.before_update(&Signals::at(51), &b).batches.len(), 1);
         // ...until a check shows the task recovered.
-        let scores = [TaskScore { task: 0, score: 0.8 }, TaskScore { task: 1, score: 0.59 }];
-        let d = s.before_update(&Signals { step: 100, scores: &scores, ..Default::default() }, &b);
+        let scores = [
+            TaskScore {
+                task: 0,
+                score: 0.8,
+            },
+            TaskScore {
+                task: 1,
+                score: 0.59,
+            },
+        ];
+        let d = s.before_update(
+            &Signals {
+                step: 100,
+                scores: &scores,
+                ..Default::default()
+            },
+            &b,
+        );
         assert!(d.batches.is_empty());
     }
 }

@@ -1,7 +1,6 @@
 //! Fixed interleaved replay: every `K` steps, one replay batch drawn from the buffer.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
@@ -47,7 +46,7 @@ impl FixedIntervalConfig {
             config: *self,
             past: PastTasks::default(),
             batches: 0,
-            rng: ChaCha8Rng::seed_from_u64(self.seed),
+            rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
         }
     }
@@ -59,7 +58,7 @@ pub struct FixedInterval {
     config: FixedIntervalConfig,
     past: PastTasks,
     batches: u64,
-    rng: ChaCha8Rng,
+    rng: ReplayRng,
     #[serde(skip)]
     scratch: Vec<Slot>,
 }

@@ -1,7 +1,6 @@
 //! Loss-driven replay: probe the buffer's loss every `K_probe` steps and replay when it rose.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
@@ -54,7 +53,7 @@ impl LossDrivenConfig {
             config: *self,
             past: PastTasks::default(),
             references: Vec::new(),
-            rng: ChaCha8Rng::seed_from_u64(self.seed),
+            rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
         }
     }
@@ -73,7 +72,7 @@ pub struct LossDriven {
     past: PastTasks,
     /// Reference loss per sample, sorted by sample.
     references: Vec<(SampleRef, f32)>,
-    rng: ChaCha8Rng,
+    rng: ReplayRng,
     #[serde(skip)]
     scratch: Vec<Slot>,
 }
@@ -105,8 +104,7 @@ impl Scheduler for LossDriven {
                 evaluate: None,
             },
             HookPoint::BeforeUpdate { step } => {
-                if self.past.is_empty() || !step.is_multiple_of(self.config.probe_every.max(1))
-                {
+                if self.past.is_empty() || !step.is_multiple_of(self.config.probe_every.max(1)) {
                     return ExtraPasses::none();
                 }
                 let candidates = self.past.slots(buffer, &mut self.scratch);
@@ -202,36 +200,74 @@ mod tests {
         let slots = s.wants(at_end, &b).probe.unwrap();
         assert_eq!(slots.len(), 20);
         // Reference loss 1.0 for every sample of task 0.
-        let refs: Vec<SlotLoss> = slots.iter().map(|&slot| SlotLoss { slot, loss: 1.0 }).collect();
-        s.after_training_exp(0, &Signals { step: 99, probe_losses: &refs, ..Default::default() }, &b);
+        let refs: Vec<SlotLoss> = slots
+            .iter()
+            .map(|&slot| SlotLoss { slot, loss: 1.0 })
+            .collect();
+        s.after_training_exp(
+            0,
+            &Signals {
+                step: 99,
+                probe_losses: &refs,
+                ..Default::default()
+            },
+            &b,
+        );
         (b, s)
     }
 
     #[test]
     fn probes_only_every_k_probe_steps() {
         let (b, mut s) = setup();
-        assert!(s.wants(HookPoint::BeforeUpdate { step: 101 }, &b).is_empty());
-        let probe = s.wants(HookPoint::BeforeUpdate { step: 110 }, &b).probe.unwrap();
+        assert!(
+            s.wants(HookPoint::BeforeUpdate { step: 101 }, &b)
+                .is_empty()
+        );
+        let probe = s
+            .wants(HookPoint::BeforeUpdate { step: 110 }, &b)
+            .probe
+            .unwrap();
         assert_eq!(probe.len(), 16);
     }
 
     #[test]
     fn triggers_only_above_one_plus_delta_times_reference() {
         let (b, mut s) = setup();
-        let probe = s.wants(HookPoint::BeforeUpdate { step: 110 }, &b).probe.unwrap();
+        let probe = s
+            .wants(HookPoint::BeforeUpdate { step: 110 }, &b)
+            .probe
+            .unwrap();
         let signals = |loss: f32, v: &mut Vec<SlotLoss>| {
             *v = probe.iter().map(|&slot| SlotLoss { slot, loss }).collect();
         };
         let mut v = Vec::new();
         // Reference 1.0, δ_L = 0.1: the threshold is 1.1.
         signals(1.09, &mut v);
-        let d = s.before_update(&Signals { step: 110, probe_losses: &v, ..Default::default() }, &b);
+        let d = s.before_update(
+            &Signals {
+                step: 110,
+                probe_losses: &v,
+                ..Default::default()
+            },
+            &b,
+        );
         assert!(d.batches.is_empty());
         signals(1.2, &mut v);
-        let d = s.before_update(&Signals { step: 110, probe_losses: &v, ..Default::default() }, &b);
+        let d = s.before_update(
+            &Signals {
+                step: 110,
+                probe_losses: &v,
+                ..Default::default()
+            },
+            &b,
+        );
         assert_eq!(d.batches.len(), 1);
         match d.batches[0].reason {
-            ReplayReason::LossTrigger { probe_loss, reference_loss, threshold } => {
+            ReplayReason::LossTrigger {
+                probe_loss,
+                reference_loss,
+                threshold,
+            } => {
                 assert!((probe_loss - 1.2).abs() < 1e-6);
                 assert!((reference_loss - 1.0).abs() < 1e-6);
                 assert!((threshold - 1.1).abs() < 1e-6);
@@ -243,12 +279,36 @@ mod tests {
     #[test]
     fn absolute_threshold_also_triggers() {
         let (b, _) = setup();
-        let mut s = LossDrivenConfig { absolute_threshold: Some(0.8), ..Default::default() }.init();
+        let mut s = LossDrivenConfig {
+            absolute_threshold: Some(0.8),
+            ..Default::default()
+        }
+        .init();
         let slots = b.task_slots(0).to_vec();
-        let refs: Vec<SlotLoss> = slots.iter().map(|&slot| SlotLoss { slot, loss: 1.0 }).collect();
-        s.after_training_exp(0, &Signals { probe_losses: &refs, ..Default::default() }, &b);
-        let probe: Vec<SlotLoss> = slots[..4].iter().map(|&slot| SlotLoss { slot, loss: 0.9 }).collect();
-        let d = s.before_update(&Signals { step: 10, probe_losses: &probe, ..Default::default() }, &b);
+        let refs: Vec<SlotLoss> = slots
+            .iter()
+            .map(|&slot| SlotLoss { slot, loss: 1.0 })
+            .collect();
+        s.after_training_exp(
+            0,
+            &Signals {
+                probe_losses: &refs,
+                ..Default::default()
+            },
+            &b,
+        );
+        let probe: Vec<SlotLoss> = slots[..4]
+            .iter()
+            .map(|&slot| SlotLoss { slot, loss: 0.9 })
+            .collect();
+        let d = s.before_update(
+            &Signals {
+                step: 10,
+                probe_losses: &probe,
+                ..Default::default()
+            },
+            &b,
+        );
         assert_eq!(d.batches.len(), 1);
     }
 }

@@ -1,8 +1,7 @@
 //! MSSR's scheduler: per-task replay intervals that expand while memory is strong and shrink
 //! when forgetting shows (METHODS.md section 3).
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
@@ -87,7 +86,7 @@ impl MssrConfig {
             past: PastTasks::default(),
             clocks: Vec::new(),
             pending: Vec::new(),
-            rng: ChaCha8Rng::seed_from_u64(self.seed),
+            rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
         }
     }
@@ -140,7 +139,7 @@ pub struct Mssr {
     clocks: Vec<TaskClock>,
     /// Batches scheduled in `before_update`, awaiting `after_update`: (task, slots).
     pending: Vec<(Option<u32>, Vec<Slot>)>,
-    rng: ChaCha8Rng,
+    rng: ReplayRng,
     #[serde(skip)]
     scratch: Vec<Slot>,
 }
@@ -254,7 +253,11 @@ impl Scheduler for Mssr {
         let mut batches = Vec::with_capacity(due.len());
         for i in due {
             let clock = self.clocks[i];
-            let slots = self.draw(buffer, Candidates::Slots(buffer.task_slots(clock.task)), step);
+            let slots = self.draw(
+                buffer,
+                Candidates::Slots(buffer.task_slots(clock.task)),
+                step,
+            );
             self.pending.push((Some(clock.task), slots.clone()));
             batches.push(ReplayBatch::new(
                 buffer,
@@ -337,7 +340,14 @@ mod tests {
             .flat_map(|x| x.slots.iter().map(|&slot| SlotLoss { slot, loss }))
             .collect();
         b.record_replay(t, &losses);
-        s.after_update(&Signals { step: t, replay_losses: &losses, ..Default::default() }, b);
+        s.after_update(
+            &Signals {
+                step: t,
+                replay_losses: &losses,
+                ..Default::default()
+            },
+            b,
+        );
         d
     }
 
@@ -379,8 +389,11 @@ mod tests {
     fn serves_the_weakest_due_task_first_and_at_most_max_batches() {
         let mut b = buffer();
         // Make task 1 weak: replay its samples with a high loss.
-        let weak: Vec<SlotLoss> =
-            b.task_slots(1).iter().map(|&slot| SlotLoss { slot, loss: 3.0 }).collect();
+        let weak: Vec<SlotLoss> = b
+            .task_slots(1)
+            .iter()
+            .map(|&slot| SlotLoss { slot, loss: 3.0 })
+            .collect();
         b.record_replay(0, &weak);
         let mut s = MssrConfig::default().init();
         for task in 0..3 {
@@ -397,11 +410,16 @@ mod tests {
     #[test]
     fn sampler_only_keeps_a_fixed_period_and_draws_from_all_past_tasks() {
         let mut b = buffer();
-        let mut s = MssrConfig { variant: MssrVariant::SamplerOnly, ..Default::default() }.init();
+        let mut s = MssrConfig {
+            variant: MssrVariant::SamplerOnly,
+            ..Default::default()
+        }
+        .init();
         s.after_training_exp(0, &Signals::at(10), &b);
         s.after_training_exp(1, &Signals::at(10), &b);
-        let steps: Vec<u64> =
-            (11..=24).filter(|&t| !step(&mut s, &mut b, t, 0.1).batches.is_empty()).collect();
+        let steps: Vec<u64> = (11..=24)
+            .filter(|&t| !step(&mut s, &mut b, t, 0.1).batches.is_empty())
+            .collect();
         assert_eq!(steps, vec![12, 16, 20, 24]);
         let d = step(&mut s, &mut b, 28, 0.1);
         assert!(d.batches[0].samples.iter().all(|x| x.task < 2));
@@ -410,7 +428,11 @@ mod tests {
     #[test]
     fn scheduler_only_adapts_intervals_too() {
         let mut b = buffer();
-        let mut s = MssrConfig { variant: MssrVariant::SchedulerOnly, ..Default::default() }.init();
+        let mut s = MssrConfig {
+            variant: MssrVariant::SchedulerOnly,
+            ..Default::default()
+        }
+        .init();
         s.after_training_exp(2, &Signals::at(0), &b);
         step(&mut s, &mut b, 4, 0.1);
         assert_eq!(s.clocks()[0].interval, 6.0);
