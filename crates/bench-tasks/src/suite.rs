@@ -1,0 +1,679 @@
+//! Suites: TOML files that name tasks, their order, subsample sizes, seeds, metrics and probes.
+//!
+//! ```toml
+//! name = "quick"
+//! seed = 1234                  # subsample seed (default 0); each task mixes in its name
+//!
+//! [defaults]                   # for every task and probe unless it sets its own
+//! train = 64                   # records drawn from the train split (absent: all)
+//! test = 32                    # records drawn from the test split (absent: all)
+//! max_prompt_chars = 1000      # drop longer records before drawing (absent: no limit)
+//! max_answer_chars = 400
+//!
+//! [[tasks]]
+//! name = "agnews"              # unique in the suite
+//! source = "llm-cl/agnews"     # see `Source`
+//! metric = "gen_accuracy"      # absent: the kind's default metric
+//!
+//! [[tasks]]
+//! name = "lima"
+//! source = "llm-cl/Lima"
+//! test_split = "train"         # same split as train: the two draws are disjoint
+//!
+//! [[probes]]                   # general-ability probes, evaluated like tasks, never trained
+//! name = "mmlu"
+//! source = "mmlu"
+//! train = 0
+//! test = 200
+//!
+//! [orders]                     # optional named task orders (default: the [[tasks]] order)
+//! order4 = ["agnews", "lima"]
+//! ```
+//!
+//! Sources (relative to the data directory; splits in brackets, defaults first):
+//! `llm-cl/<Task>` (`llm-cl-benchmark-500/<Task>/{train,test,eval}.json`),
+//! `superni/<task dir>` (`{train,test,dev}`), `gsm8k` (`{train,test}.jsonl`),
+//! `arc-easy` (`{train,test,validation}.json`), `arc-challenge` (`{train,test}.jsonl`),
+//! `mmlu` or `mmlu/<subject>` (`{dev,test}`: train defaults to `dev`),
+//! `commonsenseqa` (`{train,valid}`: test defaults to `valid`, the labelled split), and
+//! `smoke` (generated: `generator = "label_map" | "offset_add"`, `variant = n`).
+//!
+//! Subsampling is deterministic: records longer than the limits, and classification or
+//! multiple-choice records whose answer is none of the options, are dropped; then each split is
+//! shuffled with a ChaCha8 generator seeded from the task's seed (the suite seed unless the
+//! task sets `seed`) and an FNV-1a hash of its name, the first `n` are taken and put back in file
+//! order. When train and test name the same split, the test records are drawn first and the
+//! train records from the rest, so they never overlap.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+use crate::loaders;
+use crate::smoke::{self, SmokeGenerator};
+use crate::task::{Metric, Record, SplitCounts, Task, TaskKind};
+
+/// Values shared by every task of a suite unless the task sets its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDefaults {
+    /// Train records to draw. Absent: all.
+    pub train: Option<usize>,
+    /// Test records to draw. Absent: all.
+    pub test: Option<usize>,
+    /// Drop records whose prompt has more characters. Absent: no limit.
+    pub max_prompt_chars: Option<usize>,
+    /// Drop records whose answer has more characters. Absent: no limit.
+    pub max_answer_chars: Option<usize>,
+}
+
+/// One task (or probe) of a suite file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Name, unique within the suite.
+    pub name: String,
+    /// Where the records come from (see the module doc).
+    pub source: String,
+    /// Train records to draw (overrides the defaults; absent: defaults, else all).
+    pub train: Option<usize>,
+    /// Test records to draw (overrides the defaults; absent: defaults, else all).
+    pub test: Option<usize>,
+    /// Split for training records. Absent: the source's train split.
+    pub train_split: Option<String>,
+    /// Split for test records. Absent: the source's labelled test split.
+    pub test_split: Option<String>,
+    /// Metric. Absent: the kind's default ([`TaskKind::default_metric`]).
+    pub metric: Option<Metric>,
+    /// Subsample seed. Absent: the suite's seed.
+    pub seed: Option<u64>,
+    /// Prompt length limit in characters (overrides the defaults).
+    pub max_prompt_chars: Option<usize>,
+    /// Answer length limit in characters (overrides the defaults).
+    pub max_answer_chars: Option<usize>,
+    /// System text for the chat template. Absent: none.
+    pub system: Option<String>,
+    /// Smoke tasks: the generator.
+    pub generator: Option<SmokeGenerator>,
+    /// Smoke tasks: the variant (which answer mapping). Default 0.
+    #[serde(default)]
+    pub variant: u64,
+}
+
+/// A parsed suite file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteSpec {
+    /// Suite name.
+    pub name: String,
+    /// What the suite is for.
+    #[serde(default)]
+    pub description: String,
+    /// Subsample seed. Default 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Defaults for tasks and probes.
+    #[serde(default)]
+    pub defaults: TaskDefaults,
+    /// Tasks, in their default training order.
+    pub tasks: Vec<TaskSpec>,
+    /// General-ability probes (evaluated at every point, never trained).
+    #[serde(default)]
+    pub probes: Vec<TaskSpec>,
+    /// Named alternative task orders (each a list of task names).
+    #[serde(default)]
+    pub orders: BTreeMap<String, Vec<String>>,
+    /// The order [`Suite::load`] uses. Absent: the `[[tasks]]` order.
+    pub default_order: Option<String>,
+    /// Names of `corpus/<name>.jsonl` files for approximate replay. Default: none.
+    #[serde(default)]
+    pub replay_corpus: Vec<String>,
+    /// Where the spec was read from (for error messages).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// A loaded suite: tasks in training order with their subsampled records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suite {
+    /// Suite name.
+    pub name: String,
+    /// The order used (`None`: the `[[tasks]]` order).
+    pub order: Option<String>,
+    /// Tasks in training order.
+    pub tasks: Vec<Task>,
+    /// Probes.
+    pub probes: Vec<Task>,
+    /// Replay corpus names (load with [`load_corpus`]).
+    pub replay_corpus: Vec<String>,
+}
+
+impl Suite {
+    /// Loads a suite file and its tasks in the suite's default order.
+    pub fn load(path: &Path, data_dir: &Path) -> Result<Suite> {
+        let spec = SuiteSpec::from_path(path)?;
+        let order = spec.default_order.clone();
+        spec.load(data_dir, order.as_deref())
+    }
+
+    /// Loads a suite file with a named order from its `[orders]` table.
+    pub fn load_order(path: &Path, data_dir: &Path, order: &str) -> Result<Suite> {
+        SuiteSpec::from_path(path)?.load(data_dir, Some(order))
+    }
+}
+
+/// Reads `corpus/<name>.jsonl` of the data directory (passages for approximate replay).
+pub fn load_corpus(data_dir: &Path, name: &str) -> Result<Vec<String>> {
+    loaders::load_corpus(&data_dir.join("corpus").join(format!("{name}.jsonl")))
+}
+
+/// FNV-1a, 64 bit: a stable hash of task names for seeding (std's hasher is not stable).
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Indices `0..n` shuffled by `rng`.
+fn shuffled(n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(rng);
+    idx
+}
+
+/// The records at `idx` in file order.
+fn pick(records: &[Record], idx: &[usize]) -> Vec<Record> {
+    let mut idx = idx.to_vec();
+    idx.sort_unstable();
+    idx.into_iter().map(|i| records[i].clone()).collect()
+}
+
+impl SuiteSpec {
+    /// Reads and validates a suite file.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text = loaders::read_text(path)?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates suite TOML; `path` is used in error messages.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
+        let mut spec: SuiteSpec = toml::from_str(text).map_err(|e| DataError::Syntax {
+            path: path.to_path_buf(),
+            at: e.span().map_or(crate::Location::File, |s| {
+                crate::Location::Line(text[..s.start.min(text.len())].lines().count().max(1))
+            }),
+            message: e.message().to_string(),
+        })?;
+        spec.path = path.to_path_buf();
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut names = HashSet::new();
+        for t in self.tasks.iter().chain(&self.probes) {
+            if !names.insert(t.name.as_str()) {
+                return Err(DataError::suite(
+                    &self.path,
+                    format!("duplicate task name `{}`", t.name),
+                ));
+            }
+            if t.source == "smoke" && t.generator.is_none() {
+                return Err(DataError::suite(
+                    &self.path,
+                    format!("smoke task `{}` needs a `generator`", t.name),
+                ));
+            }
+        }
+        for (order, list) in &self.orders {
+            let mut seen = HashSet::new();
+            for n in list {
+                if !self.tasks.iter().any(|t| &t.name == n) {
+                    return Err(DataError::suite(
+                        &self.path,
+                        format!("order `{order}` names unknown task `{n}`"),
+                    ));
+                }
+                if !seen.insert(n) {
+                    return Err(DataError::suite(
+                        &self.path,
+                        format!("order `{order}` lists `{n}` twice"),
+                    ));
+                }
+            }
+        }
+        if let Some(o) = &self.default_order
+            && !self.orders.contains_key(o)
+        {
+            return Err(DataError::suite(
+                &self.path,
+                format!("default_order `{o}` is not in [orders]"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The task specs in an order (`None`: the `[[tasks]]` order).
+    pub fn ordered_tasks(&self, order: Option<&str>) -> Result<Vec<&TaskSpec>> {
+        let Some(order) = order else {
+            return Ok(self.tasks.iter().collect());
+        };
+        let list = self.orders.get(order).ok_or_else(|| {
+            let known: Vec<_> = self.orders.keys().cloned().collect();
+            DataError::suite(
+                &self.path,
+                format!("unknown order `{order}` (known: {known:?})"),
+            )
+        })?;
+        Ok(list
+            .iter()
+            .filter_map(|n| self.tasks.iter().find(|t| &t.name == n))
+            .collect())
+    }
+
+    /// Loads every task (in `order`) and probe from `data_dir`.
+    pub fn load(&self, data_dir: &Path, order: Option<&str>) -> Result<Suite> {
+        let tasks = self
+            .ordered_tasks(order)?
+            .into_iter()
+            .map(|t| self.load_task(t, data_dir))
+            .collect::<Result<Vec<_>>>()?;
+        let probes = self
+            .probes
+            .iter()
+            .map(|t| self.load_task(t, data_dir))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Suite {
+            name: self.name.clone(),
+            order: order.map(str::to_string),
+            tasks,
+            probes,
+            replay_corpus: self.replay_corpus.clone(),
+        })
+    }
+
+    /// Loads one task: source splits, filters, deterministic subsample.
+    pub fn load_task(&self, spec: &TaskSpec, data_dir: &Path) -> Result<Task> {
+        let d = &self.defaults;
+        let n_train = spec.train.or(d.train);
+        let n_test = spec.test.or(d.test);
+        let seed = spec.seed.unwrap_or(self.seed) ^ fnv1a(&spec.name);
+        let max_p = spec.max_prompt_chars.or(d.max_prompt_chars);
+        let max_a = spec.max_answer_chars.or(d.max_answer_chars);
+
+        if spec.source == "smoke" {
+            let generator = spec.generator.ok_or_else(|| {
+                DataError::suite(
+                    &self.path,
+                    format!("smoke task `{}` needs a `generator`", spec.name),
+                )
+            })?;
+            let (n_train, n_test) = (n_train.unwrap_or(64), n_test.unwrap_or(32));
+            let records =
+                smoke::generate(generator, &spec.name, spec.variant, n_train + n_test, seed);
+            let (train, test) = records.split_at(n_train);
+            return Ok(Task {
+                name: spec.name.clone(),
+                kind: generator.kind(),
+                train: train.to_vec(),
+                test: test.to_vec(),
+                metric: spec
+                    .metric
+                    .unwrap_or_else(|| generator.kind().default_metric()),
+                system: spec.system.clone(),
+                source_counts: SplitCounts {
+                    train: n_train,
+                    test: n_test,
+                },
+            });
+        }
+
+        let source = Source::parse(&spec.source).ok_or_else(|| {
+            DataError::suite(
+                &self.path,
+                format!("task `{}`: unknown source `{}`", spec.name, spec.source),
+            )
+        })?;
+        let train_split = spec
+            .train_split
+            .clone()
+            .unwrap_or_else(|| source.default_train_split().to_string());
+        let test_split = spec
+            .test_split
+            .clone()
+            .unwrap_or_else(|| source.default_test_split().to_string());
+        let train_pool = source.load_split(data_dir, &train_split)?;
+        let test_pool = if test_split == train_split {
+            train_pool.clone()
+        } else {
+            source.load_split(data_dir, &test_split)?
+        };
+        let kind = source.kind(data_dir, &train_pool)?;
+        let source_counts = SplitCounts {
+            train: train_pool.len(),
+            test: test_pool.len(),
+        };
+
+        // Records whose answer is none of the options cannot be scored (MNLI's test split has
+        // two with the label `-`, "no annotator majority"): they are dropped with the long ones.
+        let keep = |r: &Record| {
+            max_p.is_none_or(|m| r.prompt.chars().count() <= m)
+                && max_a.is_none_or(|m| r.answer.chars().count() <= m)
+                && kind
+                    .options_of(r)
+                    .is_none_or(|o| crate::score::gold_option(r, o).is_some())
+        };
+        let train_pool: Vec<Record> = train_pool.into_iter().filter(keep).collect();
+        let test_pool: Vec<Record> = test_pool.into_iter().filter(keep).collect();
+
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (train, test) = if test_split == train_split {
+            let idx = shuffled(train_pool.len(), &mut rng);
+            let n_test = n_test.unwrap_or(idx.len()).min(idx.len());
+            let rest = idx.len() - n_test;
+            let n_train = n_train.unwrap_or(rest).min(rest);
+            (
+                pick(&train_pool, &idx[n_test..n_test + n_train]),
+                pick(&train_pool, &idx[..n_test]),
+            )
+        } else {
+            let ti = shuffled(test_pool.len(), &mut rng);
+            let test = pick(&test_pool, &ti[..n_test.unwrap_or(ti.len()).min(ti.len())]);
+            let tr = shuffled(train_pool.len(), &mut rng);
+            let train = pick(
+                &train_pool,
+                &tr[..n_train.unwrap_or(tr.len()).min(tr.len())],
+            );
+            (train, test)
+        };
+        Ok(Task {
+            name: spec.name.clone(),
+            metric: spec.metric.unwrap_or_else(|| kind.default_metric()),
+            kind,
+            train,
+            test,
+            system: spec.system.clone(),
+            source_counts,
+        })
+    }
+}
+
+/// Where a task's records come from; see the module doc for the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `llm-cl-benchmark-500/<task>`.
+    LlmCl(String),
+    /// `superni/<task dir>`.
+    SuperNi(String),
+    /// `gsm8k`.
+    Gsm8k,
+    /// `arc-easy` (JSON arrays).
+    ArcEasy,
+    /// `arc-challenge` (JSONL).
+    ArcChallenge,
+    /// `mmlu`, all subjects, or one subject.
+    Mmlu(Option<String>),
+    /// `commonsenseqa`.
+    CommonsenseQa,
+}
+
+impl Source {
+    /// Parses a suite's `source` string.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (head, rest) = match s.split_once('/') {
+            Some((h, r)) => (h, Some(r)),
+            None => (s, None),
+        };
+        Some(match (head, rest) {
+            ("llm-cl", Some(t)) if !t.is_empty() => Source::LlmCl(t.to_string()),
+            ("superni", Some(t)) if !t.is_empty() => Source::SuperNi(t.to_string()),
+            ("gsm8k", None) => Source::Gsm8k,
+            ("arc-easy", None) => Source::ArcEasy,
+            ("arc-challenge", None) => Source::ArcChallenge,
+            ("mmlu", sub) => Source::Mmlu(sub.map(str::to_string)),
+            ("commonsenseqa", None) => Source::CommonsenseQa,
+            _ => return None,
+        })
+    }
+
+    /// The split training records come from by default.
+    pub fn default_train_split(&self) -> &'static str {
+        match self {
+            Source::Mmlu(_) => "dev",
+            _ => "train",
+        }
+    }
+
+    /// The split test records come from by default (a labelled one).
+    pub fn default_test_split(&self) -> &'static str {
+        match self {
+            Source::CommonsenseQa => "valid",
+            _ => "test",
+        }
+    }
+
+    /// Loads all records of a split.
+    pub fn load_split(&self, data_dir: &Path, split: &str) -> Result<Vec<Record>> {
+        match self {
+            Source::LlmCl(t) => {
+                let mut r = loaders::load_llm_cl(
+                    &data_dir
+                        .join("llm-cl-benchmark-500")
+                        .join(t)
+                        .join(format!("{split}.json")),
+                )?;
+                if t == "ScienceQA" {
+                    loaders::add_scienceqa_options(&mut r);
+                }
+                Ok(r)
+            }
+            Source::SuperNi(t) => Ok(loaders::load_superni(
+                &data_dir
+                    .join("superni")
+                    .join(t)
+                    .join(format!("{split}.json")),
+            )?
+            .instances),
+            Source::Gsm8k => {
+                loaders::load_gsm8k(&data_dir.join("gsm8k").join(format!("{split}.jsonl")))
+            }
+            Source::ArcEasy => {
+                loaders::load_arc_json(&data_dir.join("arc-easy").join(format!("{split}.json")))
+            }
+            Source::ArcChallenge => loaders::load_arc_jsonl(
+                &data_dir
+                    .join("arc-challenge")
+                    .join(format!("{split}.jsonl")),
+            ),
+            Source::Mmlu(None) => loaders::load_mmlu_dir(&data_dir.join("mmlu").join(split)),
+            Source::Mmlu(Some(sub)) => loaders::load_mmlu_csv(
+                &data_dir
+                    .join("mmlu")
+                    .join(split)
+                    .join(format!("{sub}_{split}.csv")),
+            ),
+            Source::CommonsenseQa => loaders::load_commonsenseqa(
+                &data_dir
+                    .join("commonsenseqa")
+                    .join(format!("{split}.jsonl")),
+            ),
+        }
+    }
+
+    /// The task kind; classification labels come from `labels.json` or the (full) train split.
+    pub fn kind(&self, data_dir: &Path, train: &[Record]) -> Result<TaskKind> {
+        Ok(match self {
+            Source::LlmCl(t) => {
+                let labels =
+                    loaders::load_llm_cl_labels(&data_dir.join("llm-cl-benchmark-500").join(t))?;
+                loaders::llm_cl_kind(t, labels, train)
+            }
+            Source::SuperNi(t) => loaders::superni_kind(t, train),
+            Source::Gsm8k => TaskKind::MathNumber,
+            Source::ArcEasy | Source::ArcChallenge | Source::Mmlu(_) | Source::CommonsenseQa => {
+                TaskKind::MultipleChoice
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(toml: &str) -> Result<SuiteSpec> {
+        SuiteSpec::from_toml_str(toml, Path::new("test.toml"))
+    }
+
+    fn data_dir_with_llm_cl(n_train: usize, n_test: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("llm-cl-benchmark-500/toy");
+        std::fs::create_dir_all(&t).unwrap();
+        let rows = |n: usize, tag: &str| {
+            let v: Vec<_> = (0..n)
+                .map(|i| serde_json::json!({"prompt": format!("{tag} {i}"), "answer": if i % 2 == 0 {"yes"} else {"no"}}))
+                .collect();
+            serde_json::to_string(&v).unwrap()
+        };
+        std::fs::write(t.join("train.json"), rows(n_train, "tr")).unwrap();
+        std::fs::write(t.join("test.json"), rows(n_test, "te")).unwrap();
+        std::fs::write(t.join("labels.json"), r#"["yes","no"]"#).unwrap();
+        dir
+    }
+
+    #[test]
+    fn subsample_is_deterministic_and_sized() {
+        let d = data_dir_with_llm_cl(50, 20);
+        let s = spec(
+            "name='s'\nseed=3\n[[tasks]]\nname='toy'\nsource='llm-cl/toy'\ntrain=10\ntest=5\n",
+        )
+        .unwrap();
+        let a = s.load(d.path(), None).unwrap();
+        let b = s.load(d.path(), None).unwrap();
+        assert_eq!(a, b);
+        let t = &a.tasks[0];
+        assert_eq!((t.train.len(), t.test.len()), (10, 5));
+        assert_eq!(
+            t.source_counts,
+            SplitCounts {
+                train: 50,
+                test: 20
+            }
+        );
+        assert_eq!(
+            t.kind,
+            TaskKind::Classification {
+                labels: vec!["yes".into(), "no".into()]
+            }
+        );
+        assert_eq!(t.metric, Metric::GenAccuracy);
+        assert!(t.train.iter().all(|r| r.prompt.starts_with("tr")));
+    }
+
+    #[test]
+    fn different_seeds_draw_different_records() {
+        let d = data_dir_with_llm_cl(50, 20);
+        let load = |seed: u64| {
+            spec(&format!("name='s'\nseed={seed}\n[[tasks]]\nname='toy'\nsource='llm-cl/toy'\ntrain=10\ntest=5\n"))
+                .unwrap()
+                .load(d.path(), None)
+                .unwrap()
+        };
+        assert_ne!(load(1).tasks[0].train, load(2).tasks[0].train);
+    }
+
+    #[test]
+    fn same_split_for_train_and_test_gives_disjoint_draws() {
+        let d = data_dir_with_llm_cl(30, 5);
+        let s = spec("name='s'\n[[tasks]]\nname='toy'\nsource='llm-cl/toy'\ntest_split='train'\ntrain=100\ntest=10\n").unwrap();
+        let t = &s.load(d.path(), None).unwrap().tasks[0];
+        assert_eq!((t.train.len(), t.test.len()), (20, 10));
+        assert!(t.test.iter().all(|r| !t.train.contains(r)));
+    }
+
+    #[test]
+    fn length_filters_apply_before_drawing() {
+        let d = data_dir_with_llm_cl(20, 20);
+        // prompts "tr 0".."tr 9" have 4 chars, "tr 10".. have 5.
+        let s = spec("name='s'\n[defaults]\nmax_prompt_chars=4\n[[tasks]]\nname='toy'\nsource='llm-cl/toy'\n").unwrap();
+        let t = &s.load(d.path(), None).unwrap().tasks[0];
+        assert_eq!(t.train.len(), 10);
+        assert_eq!(t.source_counts.train, 20);
+    }
+
+    #[test]
+    fn named_orders_reorder_tasks() {
+        let s = spec(
+            "name='s'\n[[tasks]]\nname='a'\nsource='smoke'\ngenerator='label_map'\n\
+             [[tasks]]\nname='b'\nsource='smoke'\ngenerator='offset_add'\n[orders]\nrev=['b','a']\n",
+        )
+        .unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let names = |o| {
+            s.load(d.path(), o)
+                .unwrap()
+                .tasks
+                .iter()
+                .map(|t| t.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(None), ["a", "b"]);
+        assert_eq!(names(Some("rev")), ["b", "a"]);
+        assert!(s.load(d.path(), Some("nope")).is_err());
+    }
+
+    #[test]
+    fn invalid_suites_are_rejected_with_reasons() {
+        let dup = spec(
+            "name='s'\n[[tasks]]\nname='a'\nsource='gsm8k'\n[[tasks]]\nname='a'\nsource='gsm8k'\n",
+        );
+        assert!(
+            dup.unwrap_err()
+                .to_string()
+                .contains("duplicate task name `a`")
+        );
+        let bad_order = spec("name='s'\n[[tasks]]\nname='a'\nsource='gsm8k'\n[orders]\no=['x']\n");
+        assert!(
+            bad_order
+                .unwrap_err()
+                .to_string()
+                .contains("unknown task `x`")
+        );
+        let unknown_field = spec("name='s'\n[[tasks]]\nname='a'\nsource='gsm8k'\ntrian=3\n");
+        assert!(matches!(unknown_field, Err(DataError::Syntax { .. })));
+    }
+
+    #[test]
+    fn unknown_source_is_an_error() {
+        let s = spec("name='s'\n[[tasks]]\nname='a'\nsource='squad'\n").unwrap();
+        let e = s.load(Path::new("."), None).unwrap_err().to_string();
+        assert!(e.contains("unknown source `squad`"), "{e}");
+    }
+
+    #[test]
+    fn sources_parse() {
+        assert_eq!(
+            Source::parse("llm-cl/agnews"),
+            Some(Source::LlmCl("agnews".into()))
+        );
+        assert_eq!(Source::parse("mmlu"), Some(Source::Mmlu(None)));
+        assert_eq!(
+            Source::parse("mmlu/anatomy"),
+            Some(Source::Mmlu(Some("anatomy".into())))
+        );
+        assert_eq!(Source::parse("llm-cl/"), None);
+        assert_eq!(Source::Mmlu(None).default_train_split(), "dev");
+        assert_eq!(Source::CommonsenseQa.default_test_split(), "valid");
+    }
+
+    #[test]
+    fn fnv1a_is_stable() {
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c.
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
