@@ -230,6 +230,17 @@ pub fn fetch(manifest: &Manifest, to: &Path, options: &FetchOptions) -> Result<F
     Ok(report)
 }
 
+/// `cargo xtask data fetch`: the manifest at `manifest` (the bundled one when `None`), fetched
+/// into `to`, created if missing.
+pub fn fetch_to(manifest: Option<&Path>, to: &Path, options: &FetchOptions) -> Result<FetchReport> {
+    let manifest = match manifest {
+        Some(p) => Manifest::from_path(p)?,
+        None => Manifest::bundled(),
+    };
+    std::fs::create_dir_all(to).map_err(|e| DataError::io(to, e))?;
+    fetch(&manifest, to, options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +417,19 @@ mod tests {
         assert!(Manifest::from_toml_str(bad, Path::new("m")).is_err());
         let half = "[[file]]\ngroup='g'\nrepo='a/b'\ndest='y'\n";
         assert!(Manifest::from_toml_str(half, Path::new("m")).is_err());
+    }
+
+    #[test]
+    fn fetch_to_reads_a_manifest_file_and_creates_the_target() {
+        let (base, _) = serve(vec![("/datasets/openai/gsm8k/resolve/main/train.jsonl", "x")], 1);
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m.toml");
+        std::fs::write(&m, M).unwrap();
+        let to = dir.path().join("new/data");
+        let opts = FetchOptions { base_url: base, only: vec!["gsm8k".into()], ..FetchOptions::default() };
+        let rep = fetch_to(Some(&m), &to, &opts).unwrap();
+        assert_eq!(rep.downloaded, [to.join("gsm8k/train.jsonl")]);
+        assert_eq!(rep.bytes, 1);
     }
 
     #[test]
