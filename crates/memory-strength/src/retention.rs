@@ -107,7 +107,10 @@ mod tests {
         ] {
             for (dt, s) in [(0.0, 1.0), (10.0, 200.0), (1000.0, 70.0)] {
                 let r = m.retention(dt, s);
-                assert!((m.neg_log_retention(dt, s) + r.ln()).abs() < 1e-4, "{m:?} {dt} {s}");
+                assert!(
+                    (m.neg_log_retention(dt, s) + r.ln()).abs() < 1e-4,
+                    "{m:?} {dt} {s}"
+                );
             }
         }
     }

@@ -50,4 +50,4 @@ pub use scheduler::{
     ReplaySize, Scheduler, Signals,
 };
 pub use schedulers::{AnyScheduler, SchedulerConfig};
-pub use weighted::weighted_sample_without_replacement;
+pub use weighted::{WeightedReservoir, weighted_sample_without_replacement};

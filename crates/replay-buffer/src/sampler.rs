@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
 use crate::sample::Slot;
-use crate::weighted::weighted_sample_without_replacement;
+use crate::weighted::{CHUNK, WeightedReservoir, weighted_sample_without_replacement};
 
 /// The buffer entries a sampler may draw from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,59 @@ pub fn probabilities<S: Sampler + ?Sized>(
         .collect()
 }
 
+/// Draws `k` of `n` positions with weights computed chunk by chunk by `fill(start, out)`
+/// (positions `start..start + out.len()`): the same draw as computing all the weights first
+/// and calling [`weighted_sample_without_replacement`], without the `n`-sized buffer.
+fn sample_chunked(
+    n: usize,
+    k: usize,
+    rng: &mut dyn RngCore,
+    mut fill: impl FnMut(usize, &mut [f32]),
+) -> Vec<usize> {
+    let mut reservoir = WeightedReservoir::new(k);
+    let mut buf = [0.0f32; CHUNK];
+    let mut start = 0;
+    while start < n {
+        let out = &mut buf[..CHUNK.min(n - start)];
+        fill(start, out);
+        reservoir.push_chunk(rng, start, out);
+        start += out.len();
+    }
+    reservoir.finish()
+}
+
+/// Memory strengths of candidates `start..start + out.len()`.
+fn fill_strengths(
+    buffer: &ReplayBuffer,
+    candidates: Candidates<'_>,
+    step: u64,
+    start: usize,
+    out: &mut [f32],
+) {
+    let memory = buffer.memory();
+    match candidates {
+        Candidates::All => memory.strengths_range(start, step, out),
+        Candidates::Slots(s) => {
+            for (o, &i) in out.iter_mut().zip(&s[start..]) {
+                *o = memory.strength(i as usize, step);
+            }
+        }
+    }
+}
+
+/// Smoothed losses of candidates `start..start + out.len()`.
+fn fill_losses(buffer: &ReplayBuffer, candidates: Candidates<'_>, start: usize, out: &mut [f32]) {
+    let losses = &buffer.memory().smoothed_loss;
+    match candidates {
+        Candidates::All => out.copy_from_slice(&losses[start..start + out.len()]),
+        Candidates::Slots(s) => {
+            for (o, &i) in out.iter_mut().zip(&s[start..]) {
+                *o = losses[i as usize];
+            }
+        }
+    }
+}
+
 /// Uniform sampling without replacement (the ablation baseline).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UniformSampler;
@@ -143,21 +196,41 @@ impl Default for LossPrioritisedSampler {
     }
 }
 
+impl LossPrioritisedSampler {
+    /// Turns smoothed losses into weights, in place.
+    fn weigh(&self, out: &mut [f32]) {
+        if self.alpha == 1.0 {
+            out.iter_mut().for_each(|l| *l += self.eps);
+        } else {
+            out.iter_mut()
+                .for_each(|l| *l = (*l + self.eps).powf(self.alpha));
+        }
+    }
+}
+
 impl Sampler for LossPrioritisedSampler {
     fn weights(&self, buffer: &ReplayBuffer, c: Candidates<'_>, _: u64, out: &mut Vec<f32>) {
-        let losses = &buffer.memory().smoothed_loss;
-        let w = |l: f32| {
-            if self.alpha == 1.0 {
-                l + self.eps
-            } else {
-                (l + self.eps).powf(self.alpha)
-            }
-        };
         out.clear();
-        match c {
-            Candidates::All => out.extend(losses.iter().map(|&l| w(l))),
-            Candidates::Slots(s) => out.extend(s.iter().map(|&i| w(losses[i as usize]))),
-        }
+        out.resize(c.len(buffer), 0.0);
+        fill_losses(buffer, c, 0, out);
+        self.weigh(out);
+    }
+
+    fn sample(
+        &self,
+        buffer: &ReplayBuffer,
+        c: Candidates<'_>,
+        k: usize,
+        _: u64,
+        rng: &mut dyn RngCore,
+    ) -> Vec<Slot> {
+        sample_chunked(c.len(buffer), k, rng, |start, out| {
+            fill_losses(buffer, c, start, out);
+            self.weigh(out);
+        })
+        .into_iter()
+        .map(|p| c.slot(p))
+        .collect()
     }
 }
 
@@ -196,19 +269,40 @@ impl StrengthSampler {
     }
 }
 
+impl StrengthSampler {
+    /// Turns strengths into weights, in place.
+    fn weigh(&self, out: &mut [f32]) {
+        if self.temperature == 1.0 {
+            out.iter_mut().for_each(|m| *m = 1.0 / (*m + self.eps));
+        } else {
+            out.iter_mut().for_each(|m| *m = self.weight(*m));
+        }
+    }
+}
+
 impl Sampler for StrengthSampler {
     fn weights(&self, buffer: &ReplayBuffer, c: Candidates<'_>, step: u64, out: &mut Vec<f32>) {
-        let memory = buffer.memory();
         out.clear();
-        match c {
-            Candidates::All => {
-                out.extend((0..memory.len()).map(|i| self.weight(memory.strength(i, step))))
-            }
-            Candidates::Slots(s) => out.extend(
-                s.iter()
-                    .map(|&i| self.weight(memory.strength(i as usize, step))),
-            ),
-        }
+        out.resize(c.len(buffer), 0.0);
+        fill_strengths(buffer, c, step, 0, out);
+        self.weigh(out);
+    }
+
+    fn sample(
+        &self,
+        buffer: &ReplayBuffer,
+        c: Candidates<'_>,
+        k: usize,
+        step: u64,
+        rng: &mut dyn RngCore,
+    ) -> Vec<Slot> {
+        sample_chunked(c.len(buffer), k, rng, |start, out| {
+            fill_strengths(buffer, c, step, start, out);
+            self.weigh(out);
+        })
+        .into_iter()
+        .map(|p| c.slot(p))
+        .collect()
     }
 }
 
@@ -307,6 +401,34 @@ mod tests {
         let mut expected = slots.clone();
         expected.sort();
         assert_eq!(s, expected);
+    }
+
+    #[test]
+    fn fused_sampling_draws_the_same_as_the_generic_path() {
+        // 3000 entries span three chunks; the fused path must equal weights-then-draw.
+        let losses: Vec<f32> = (0..3000).map(|i| (i % 37) as f32 * 0.1).collect();
+        let b = buffer_with_losses(&losses);
+        let slots = b.task_slots(2).to_vec();
+        for kind in [
+            SamplerKind::Strength(StrengthSampler::default()),
+            SamplerKind::Strength(StrengthSampler {
+                eps: 0.1,
+                temperature: 0.5,
+            }),
+            SamplerKind::LossPrioritised(LossPrioritisedSampler::default()),
+        ] {
+            for c in [Candidates::All, Candidates::Slots(&slots)] {
+                let mut w = Vec::new();
+                kind.weights(&b, c, 50, &mut w);
+                let mut r1 = ChaCha8Rng::seed_from_u64(4);
+                let mut r2 = ChaCha8Rng::seed_from_u64(4);
+                let generic: Vec<Slot> = weighted_sample_without_replacement(&mut r1, &w, 64)
+                    .into_iter()
+                    .map(|p| c.slot(p))
+                    .collect();
+                assert_eq!(kind.sample(&b, c, 64, 50, &mut r2), generic, "{kind:?}");
+            }
+        }
     }
 
     #[test]

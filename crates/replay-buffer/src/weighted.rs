@@ -3,6 +3,9 @@
 
 use rand::{Rng, RngCore};
 
+/// Weights are processed in chunks of this many positions.
+pub(crate) const CHUNK: usize = 1024;
+
 /// Draws `min(k, #positive weights)` distinct positions of `weights`, with the distribution of
 /// successive sampling: each draw picks a remaining position with probability proportional to
 /// its weight. Positions whose weight is zero, negative or NaN are never drawn.
@@ -19,53 +22,133 @@ pub fn weighted_sample_without_replacement(
     weights: &[f32],
     k: usize,
 ) -> Vec<usize> {
-    let mut reservoir: Vec<(f64, usize)> = Vec::with_capacity(k);
-    if k == 0 {
-        return Vec::new();
+    let mut r = WeightedReservoir::new(k);
+    for (c, chunk) in weights.chunks(CHUNK).enumerate() {
+        r.push_chunk(rng, c * CHUNK, chunk);
     }
-    let valid = |w: f32| w > 0.0; // false for NaN
-    // u in (0, 1], so ln(u) is finite and ≤ 0.
-    let unit = |rng: &mut dyn RngCore| 1.0 - rng.random::<f64>();
-    let mut i = 0;
-    while reservoir.len() < k && i < weights.len() {
-        let w = weights[i];
-        if valid(w) {
-            reservoir.push((unit(rng).ln() / w as f64, i));
+    r.finish()
+}
+
+/// The streaming form of [`weighted_sample_without_replacement`]: feed the weights chunk by
+/// chunk (so they can be computed into a small buffer that stays in cache), then
+/// [`finish`](Self::finish).
+#[derive(Debug, Clone)]
+pub struct WeightedReservoir {
+    k: usize,
+    /// (key = ln(u)/w, position)
+    reservoir: Vec<(f64, usize)>,
+    min_pos: usize,
+    /// The smallest key in the reservoir (`ln T`, ≤ 0).
+    threshold: f64,
+    /// Weight still to skip before the next insertion.
+    skip: f64,
+}
+
+#[inline]
+fn valid(w: f32) -> bool {
+    w > 0.0 // false for NaN
+}
+
+/// u in (0, 1], so ln(u) is finite and ≤ 0.
+#[inline]
+fn unit(rng: &mut dyn RngCore) -> f64 {
+    1.0 - rng.random::<f64>()
+}
+
+impl WeightedReservoir {
+    /// An empty reservoir for `k` positions.
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            reservoir: Vec::with_capacity(k),
+            min_pos: 0,
+            threshold: 0.0,
+            skip: 0.0,
         }
-        i += 1;
     }
-    if reservoir.len() == k && i < weights.len() {
-        let (mut min_pos, mut threshold) = min_key(&reservoir);
-        // Weight to skip before the next insertion: X = ln(r) / ln(T), T = e^threshold.
-        let mut skip = unit(rng).ln() / threshold;
-        for (j, &w) in weights.iter().enumerate().skip(i) {
+
+    fn full(&self) -> bool {
+        self.reservoir.len() == self.k
+    }
+
+    /// Feeds the weights of positions `offset..offset + weights.len()`.
+    pub fn push_chunk(&mut self, rng: &mut dyn RngCore, offset: usize, weights: &[f32]) {
+        if self.k == 0 {
+            return;
+        }
+        let mut i = 0;
+        while !self.full() && i < weights.len() {
+            let w = weights[i];
+            if valid(w) {
+                self.reservoir.push((unit(rng).ln() / w as f64, offset + i));
+                if self.full() {
+                    self.reset_threshold(rng);
+                }
+            }
+            i += 1;
+        }
+        let rest = &weights[i..];
+        if rest.is_empty() {
+            return;
+        }
+        // Fast path: the whole rest of the chunk is skipped.
+        let total = chunk_sum(rest);
+        if self.skip > total {
+            self.skip -= total;
+            return;
+        }
+        for (j, &w) in rest.iter().enumerate() {
             if !valid(w) {
                 continue;
             }
             let w = w as f64;
-            skip -= w;
-            if skip <= 0.0 {
+            self.skip -= w;
+            if self.skip <= 0.0 {
                 // The new key is uniform on (T^w, 1] raised to 1/w, i.e. above the threshold.
-                let tw = (w * threshold).exp();
+                let tw = (w * self.threshold).exp();
                 let r2 = tw + (1.0 - tw) * unit(rng);
-                reservoir[min_pos] = (r2.ln() / w, j);
-                (min_pos, threshold) = min_key(&reservoir);
-                skip = unit(rng).ln() / threshold;
+                self.reservoir[self.min_pos] = (r2.ln() / w, offset + i + j);
+                self.reset_threshold(rng);
             }
         }
     }
-    reservoir.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    reservoir.into_iter().map(|(_, i)| i).collect()
+
+    /// Recomputes the smallest key and draws the next skip: `X = ln(r) / ln(T)`.
+    fn reset_threshold(&mut self, rng: &mut dyn RngCore) {
+        let mut best = 0;
+        for (j, e) in self.reservoir.iter().enumerate() {
+            if e.0 < self.reservoir[best].0 {
+                best = j;
+            }
+        }
+        self.min_pos = best;
+        self.threshold = self.reservoir[best].0;
+        self.skip = unit(rng).ln() / self.threshold;
+    }
+
+    /// The drawn positions, in draw order (decreasing key).
+    pub fn finish(mut self) -> Vec<usize> {
+        self.reservoir
+            .sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.reservoir.into_iter().map(|(_, i)| i).collect()
+    }
 }
 
-fn min_key(reservoir: &[(f64, usize)]) -> (usize, f64) {
-    let mut best = 0;
-    for (j, e) in reservoir.iter().enumerate() {
-        if e.0 < reservoir[best].0 {
-            best = j;
+/// Sum of the valid weights, with eight independent accumulators so that it vectorises.
+fn chunk_sum(w: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = w.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x.max(0.0) as f64; // NaN.max(0) = 0
         }
     }
-    (best, reservoir[best].0)
+    let mut total: f64 = acc.iter().sum();
+    for &x in tail {
+        total += x.max(0.0) as f64;
+    }
+    total
 }
 
 #[cfg(test)]
@@ -83,6 +166,24 @@ mod tests {
         s.sort();
         s.dedup();
         assert_eq!(s.len(), 64);
+    }
+
+    #[test]
+    fn equal_weights_give_equal_inclusion_over_many_chunks() {
+        // 3000 positions of weight 1 (three chunks), k = 30: each position is included with
+        // probability 1/100. Over 2000 draws, count per block of 300 positions: expected
+        // 2000·30/10 = 6000 each, sd ≈ 73; allow 4 sd.
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let w = vec![1.0f32; 3000];
+        let mut blocks = [0usize; 10];
+        for _ in 0..2000 {
+            for p in weighted_sample_without_replacement(&mut rng, &w, 30) {
+                blocks[p / 300] += 1;
+            }
+        }
+        for b in blocks {
+            assert!((b as f64 - 6000.0).abs() < 300.0, "{blocks:?}");
+        }
     }
 
     #[test]
