@@ -1,6 +1,6 @@
 //! Samplers decide WHAT to replay: which buffered samples, drawn without replacement.
 
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
@@ -288,6 +288,15 @@ impl Sampler for StrengthSampler {
         self.weigh(out);
     }
 
+    /// Exact successive sampling, by one of two methods:
+    ///
+    /// - when `4·k ≤ n`, rejection: since `0 ≤ m ≤ 1`, every weight lies in
+    ///   `[w(1), w(0)]` (a ratio of at most 21 at the defaults), so drawing a uniform
+    ///   candidate not yet chosen and accepting it with probability `w / w(0)` picks it with
+    ///   probability proportional to its weight among the remaining ones. It evaluates about
+    ///   `k · w(0) / mean(w) ≤ 21·k` strengths, independent of `n`.
+    /// - otherwise (or if rejection takes implausibly many tries, e.g. a tiny temperature):
+    ///   one fused pass over all candidates ([`WeightedReservoir`]).
     fn sample(
         &self,
         buffer: &ReplayBuffer,
@@ -296,13 +305,66 @@ impl Sampler for StrengthSampler {
         step: u64,
         rng: &mut dyn RngCore,
     ) -> Vec<Slot> {
-        sample_chunked(c.len(buffer), k, rng, |start, out| {
+        let n = c.len(buffer);
+        let k = k.min(n);
+        if k > 0 && 4 * k <= n {
+            if let Some(slots) = self.sample_by_rejection(buffer, c, n, k, step, rng) {
+                return slots;
+            }
+        }
+        sample_chunked(n, k, rng, |start, out| {
             fill_strengths(buffer, c, step, start, out);
             self.weigh(out);
         })
         .into_iter()
         .map(|p| c.slot(p))
         .collect()
+    }
+}
+
+impl StrengthSampler {
+    /// Rejection sampling of `k` of the `n` candidates; `None` after too many tries.
+    fn sample_by_rejection(
+        &self,
+        buffer: &ReplayBuffer,
+        c: Candidates<'_>,
+        n: usize,
+        k: usize,
+        step: u64,
+        rng: &mut dyn RngCore,
+    ) -> Option<Vec<Slot>> {
+        let (w_max, w_min) = (self.weight(0.0), self.weight(1.0));
+        if !(w_max.is_finite() && w_min > 0.0) {
+            return None;
+        }
+        // Expected tries are at most k·(w_max/w_min)·(4/3) (duplicates are redrawn, at most
+        // a quarter of the candidates are chosen); allow 8 times that.
+        let max_tries = 8 * k * ((w_max / w_min).ceil() as usize + 1) + 64;
+        let memory = buffer.memory();
+        let mut chosen: Vec<Slot> = Vec::with_capacity(k);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..max_tries {
+            let slot = c.slot(rng.random_range(0..n));
+            let duplicate = if k <= 64 {
+                chosen.contains(&slot)
+            } else {
+                seen.contains(&slot)
+            };
+            if duplicate {
+                continue;
+            }
+            let w = self.weight(memory.strength(slot as usize, step));
+            if rng.random::<f32>() * w_max < w {
+                chosen.push(slot);
+                if k > 64 {
+                    seen.insert(slot);
+                }
+                if chosen.len() == k {
+                    return Some(chosen);
+                }
+            }
+        }
+        None
     }
 }
 
@@ -422,12 +484,44 @@ mod tests {
                 kind.weights(&b, c, 50, &mut w);
                 let mut r1 = ChaCha8Rng::seed_from_u64(4);
                 let mut r2 = ChaCha8Rng::seed_from_u64(4);
-                let generic: Vec<Slot> = weighted_sample_without_replacement(&mut r1, &w, 64)
+                let k = if c == Candidates::All { 1000 } else { 300 };
+                let generic: Vec<Slot> = weighted_sample_without_replacement(&mut r1, &w, k)
                     .into_iter()
                     .map(|p| c.slot(p))
                     .collect();
-                assert_eq!(kind.sample(&b, c, 64, 50, &mut r2), generic, "{kind:?}");
+                assert_eq!(kind.sample(&b, c, k, 50, &mut r2), generic, "{kind:?}");
             }
+        }
+    }
+
+    #[test]
+    fn rejection_sampling_follows_the_strength_weights() {
+        // 400 samples in 4 groups of losses 0, 0.5, 1.5, 4 (at step 0, m = exp(-l)):
+        // m = 1, 0.60653, 0.22313, 0.018316; weights 1/(m + 0.05) = 0.95238, 1.52316,
+        // 3.66126, 14.6379, sum 20.7747 → per-group first-draw probabilities w/Σw = 0.04584,
+        // 0.07332, 0.17624, 0.70460 (the ×100 samples per group cancels).
+        let losses: Vec<f32> = (0..400).map(|i| [0.0, 0.5, 1.5, 4.0][i % 4]).collect();
+        let b = buffer_with_losses(&losses);
+        let sampler = StrengthSampler::default();
+        let p = probabilities(&sampler, &b, Candidates::All, 0);
+        let expected: Vec<f64> = (0..4).map(|g| p.iter().skip(g).step_by(4).sum()).collect();
+        assert!((expected[3] - 0.7046).abs() < 1e-4, "{expected:?}");
+        assert!((expected[0] - 0.04584).abs() < 1e-4, "{expected:?}");
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut counts = [0usize; 4];
+        let draws = 20_000;
+        for _ in 0..draws {
+            // k = 1 of 400: the rejection path
+            counts[sampler.sample(&b, Candidates::All, 1, 0, &mut rng)[0] as usize % 4] += 1;
+        }
+        for g in 0..4 {
+            let f = counts[g] as f64 / draws as f64;
+            let sd = (expected[g] * (1.0 - expected[g]) / draws as f64).sqrt();
+            assert!(
+                (f - expected[g]).abs() < 4.0 * sd,
+                "group {g}: {f} vs {}",
+                expected[g]
+            );
         }
     }
 
