@@ -75,11 +75,10 @@ impl Manifest {
             message: e.to_string(),
         })?;
         for (i, f) in m.files.iter().enumerate() {
-            let ok = match (&f.url, &f.repo, &f.file) {
-                (Some(_), None, None) => true,
-                (None, Some(_), Some(_)) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (&f.url, &f.repo, &f.file),
+                (Some(_), None, None) | (None, Some(_), Some(_))
+            );
             if !ok {
                 return Err(DataError::field(
                     path,
@@ -248,12 +247,15 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
+    /// Request paths and their Authorization headers, in arrival order.
+    type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
     /// A one-thread HTTP/1.1 server on 127.0.0.1 serving `files` (path → body), 404 otherwise;
     /// records request paths and Authorization headers. Stops after `max_requests`.
     fn serve(
         files: Vec<(&'static str, &'static str)>,
         max_requests: usize,
-    ) -> (String, Arc<Mutex<Vec<(String, Option<String>)>>>) {
+    ) -> (String, RequestLog) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -421,12 +423,19 @@ mod tests {
 
     #[test]
     fn fetch_to_reads_a_manifest_file_and_creates_the_target() {
-        let (base, _) = serve(vec![("/datasets/openai/gsm8k/resolve/main/train.jsonl", "x")], 1);
+        let (base, _) = serve(
+            vec![("/datasets/openai/gsm8k/resolve/main/train.jsonl", "x")],
+            1,
+        );
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("m.toml");
         std::fs::write(&m, M).unwrap();
         let to = dir.path().join("new/data");
-        let opts = FetchOptions { base_url: base, only: vec!["gsm8k".into()], ..FetchOptions::default() };
+        let opts = FetchOptions {
+            base_url: base,
+            only: vec!["gsm8k".into()],
+            ..FetchOptions::default()
+        };
         let rep = fetch_to(Some(&m), &to, &opts).unwrap();
         assert_eq!(rep.downloaded, [to.join("gsm8k/train.jsonl")]);
         assert_eq!(rep.bytes, 1);

@@ -187,7 +187,7 @@ impl ChatTemplate {
     }
 
     /// Cuts generated text at the earliest stop string (the whole text when none occurs).
-    pub fn cut_at_stop<'a>(self, generated: &'a str) -> &'a str {
+    pub fn cut_at_stop(self, generated: &str) -> &str {
         let end = self
             .stop_strings()
             .iter()
