@@ -3,6 +3,7 @@
 //! ```toml
 //! name = "quick"
 //! seed = 1234                  # subsample seed (default 0); each task mixes in its name
+//! max_len = 256                # formatter limit for this suite (optional)
 //!
 //! [defaults]                   # for every task and probe unless it sets its own
 //! train = 64                   # records drawn from the train split (absent: all)
@@ -133,6 +134,9 @@ pub struct SuiteSpec {
     /// Names of `corpus/<name>.jsonl` files for approximate replay. Default: none.
     #[serde(default)]
     pub replay_corpus: Vec<String>,
+    /// Maximum tokens of prompt plus answer for this suite's formatter
+    /// ([`crate::FormatConfig::max_len`]). Absent: the caller's default.
+    pub max_len: Option<usize>,
     /// Where the spec was read from (for error messages).
     #[serde(skip)]
     pub path: PathBuf,
@@ -151,6 +155,8 @@ pub struct Suite {
     pub probes: Vec<Task>,
     /// Replay corpus names (load with [`load_corpus`]).
     pub replay_corpus: Vec<String>,
+    /// The suite's formatter length limit, if it sets one.
+    pub max_len: Option<usize>,
 }
 
 impl Suite {
@@ -294,6 +300,7 @@ impl SuiteSpec {
             tasks,
             probes,
             replay_corpus: self.replay_corpus.clone(),
+            max_len: self.max_len,
         })
     }
 
@@ -354,6 +361,21 @@ impl SuiteSpec {
             source.load_split(data_dir, &test_split)?
         };
         let kind = source.kind(data_dir, &train_pool)?;
+        let metric = spec.metric.unwrap_or_else(|| kind.default_metric());
+        if metric.is_ranking()
+            && !matches!(
+                kind,
+                TaskKind::Classification { .. } | TaskKind::MultipleChoice
+            )
+        {
+            return Err(DataError::suite(
+                &self.path,
+                format!(
+                    "task `{}`: metric {metric:?} ranks options, but the task has none",
+                    spec.name
+                ),
+            ));
+        }
         let source_counts = SplitCounts {
             train: train_pool.len(),
             test: test_pool.len(),
@@ -393,7 +415,7 @@ impl SuiteSpec {
         };
         Ok(Task {
             name: spec.name.clone(),
-            metric: spec.metric.unwrap_or_else(|| kind.default_metric()),
+            metric,
             kind,
             train,
             test,
@@ -646,6 +668,26 @@ mod tests {
         );
         let unknown_field = spec("name='s'\n[[tasks]]\nname='a'\nsource='gsm8k'\ntrian=3\n");
         assert!(matches!(unknown_field, Err(DataError::Syntax { .. })));
+    }
+
+    #[test]
+    fn ranking_metric_on_a_task_without_options_is_rejected() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("llm-cl-benchmark-500/Lima");
+        std::fs::create_dir_all(&t).unwrap();
+        for split in ["train", "test"] {
+            std::fs::write(
+                t.join(format!("{split}.json")),
+                r#"[{"prompt":"p","answer":"a"}]"#,
+            )
+            .unwrap();
+        }
+        let s = spec(
+            "name='s'\n[[tasks]]\nname='lima'\nsource='llm-cl/Lima'\nmetric='rank_accuracy'\n",
+        )
+        .unwrap();
+        let e = s.load(d.path(), None).unwrap_err().to_string();
+        assert!(e.contains("ranks options"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use bench_tasks::suite::{Source, SuiteSpec};
-use bench_tasks::{Metric, Suite, Task, TaskKind};
+use bench_tasks::{ByteTokenizer, FormatConfig, Formatter, Metric, Suite, Task, TaskKind};
+use chat_template::{ChatConfig, ChatTemplate};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -139,9 +140,23 @@ fn check(spec: &SuiteSpec, suite: &Suite, sizes: impl Fn(&Task) -> (usize, usize
 fn smoke_suite_needs_no_data_and_has_four_tasks() {
     let suite = Suite::load(&suite_path("smoke"), Path::new("/nonexistent")).unwrap();
     assert_eq!(suite.tasks.len(), 4);
+    assert_eq!(suite.max_len, Some(64));
+    // Every record fits the suite's max_len with a byte-level vocabulary, uncut.
+    let config = FormatConfig {
+        chat: ChatConfig::new(ChatTemplate::Plain),
+        max_len: 64,
+    };
+    let formatter = Formatter::new(config, ByteTokenizer);
     for t in &suite.tasks {
         assert_eq!((t.train.len(), t.test.len()), (64, 32));
-        assert!(t.train.iter().all(|r| r.prompt.len() < 30));
+        for r in t.train.iter().chain(&t.test) {
+            assert_eq!(
+                formatter.encode(None, r).unwrap().truncated,
+                0,
+                "{}",
+                r.prompt
+            );
+        }
     }
     // map-a and map-b give the same inputs different colours.
     let (a, b) = (&suite.tasks[0], &suite.tasks[2]);
@@ -163,6 +178,7 @@ fn quick_suite_loads_11_tasks_of_64_and_32() {
     let spec = SuiteSpec::from_path(&path).unwrap();
     let suite = Suite::load(&path, &data).unwrap();
     assert_eq!(suite.tasks.len(), 11);
+    assert_eq!(suite.max_len, Some(256));
     check(&spec, &suite, |_| (64, 32));
     for t in &suite.tasks {
         assert!(
