@@ -115,30 +115,6 @@ impl MemoryConfig {
     }
 }
 
-/// `exp(x)` for `f32`, branch-free so that loops over many samples vectorise; relative error
-/// below `3e-7` on `[-87, 88]` (Cephes' `expf` polynomial), inputs clamped to that range.
-///
-/// Memory strength is computed with it: on a buffer of a million samples, `f32::exp` (a libm
-/// call per sample) dominates the cost of a weighted draw.
-#[inline]
-pub fn fast_exp(x: f32) -> f32 {
-    // x = n·ln2 + r with |r| ≤ ln2/2, exp(x) = 2^n · exp(r).
-    const LN2_HI: f32 = 0.693_359_4; // exactly representable: n·LN2_HI is exact
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to the nearest integer
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
 /// Recall quality `q = exp(-l̄)` of a (smoothed) loss: the per-token likelihood of the answer.
 #[inline]
 pub fn recall_quality(loss: f32) -> f32 {
@@ -223,7 +199,7 @@ impl MemoryState {
     }
 
     /// Memory strength `m_i(t) = R_i(t) · q_i`, computed as `exp(-(-ln R + l̄))` with one
-    /// [`fast_exp`].
+    /// `exp`.
     #[inline]
     pub fn strength(&self, i: usize, t: u64) -> f32 {
         let dt = t.saturating_sub(self.last_review[i]) as f32;
@@ -231,12 +207,11 @@ impl MemoryState {
             .config
             .retention
             .neg_log_retention(dt, self.stability[i]);
-        fast_exp(-(forgetting + self.smoothed_loss[i]))
+        (-(forgetting + self.smoothed_loss[i])).exp()
     }
 
     /// Strengths at step `t` of the indices `start..start + out.len()`, written to `out`:
-    /// the same values as [`strength`](Self::strength), in a loop that vectorises for the
-    /// exponential curve.
+    /// the same values as [`strength`](Self::strength), reading the arrays sequentially.
     pub fn strengths_range(&self, start: usize, t: u64, out: &mut [f32]) {
         let end = start + out.len();
         match self.config.retention {
@@ -246,7 +221,7 @@ impl MemoryState {
                 let loss = &self.smoothed_loss[start..end];
                 for (((o, &l), &s), &lb) in out.iter_mut().zip(last).zip(stability).zip(loss) {
                     let dt = t.saturating_sub(l) as f32;
-                    *o = fast_exp(-(dt / s + lb));
+                    *o = (-(dt / s + lb)).exp();
                 }
             }
             _ => {
@@ -448,18 +423,6 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap();
         let back: MemoryState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, m);
-    }
-
-    #[test]
-    fn fast_exp_matches_std_exp() {
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let (a, b) = (fast_exp(x), x.exp());
-            assert!(((a - b) / b).abs() < 3e-7, "x = {x}: {a} vs {b}");
-            x += 0.013;
-        }
-        assert_eq!(fast_exp(0.0), 1.0);
-        assert_eq!(fast_exp(-1000.0), fast_exp(-87.0));
     }
 
     #[test]

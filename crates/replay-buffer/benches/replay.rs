@@ -45,6 +45,11 @@ fn sampling(c: &mut Criterion) {
     c.bench_function("draw 64 of 1M: uniform", |x| {
         x.iter(|| UniformSampler.sample(&b, Candidates::All, 64, step, &mut rng))
     });
+    let mut w = Vec::new();
+    c.bench_function(
+        "strength weights of 1M (the single-pass method's work)",
+        |x| x.iter(|| StrengthSampler::default().weights(&b, Candidates::All, step, &mut w)),
+    );
     let task = b.task_slots(3).to_vec();
     c.bench_function("draw 64 of one task's 100k: strength (MSSR)", |x| {
         x.iter(|| {
