@@ -377,6 +377,46 @@ mod tests {
         assert_eq!(ByteTokenizer::decode(e.answer_ids()), "B\n");
     }
 
+    /// A word-level HF tokenizer whose post-processor prepends `<s>` when special tokens are
+    /// added, with `<|im_end|>` as an added special token.
+    fn word_level() -> tokenizers::Tokenizer {
+        let json = r#"{
+          "version": "1.0", "truncation": null, "padding": null,
+          "added_tokens": [{"id": 3, "content": "<|im_end|>", "single_word": false, "lstrip": false,
+                            "rstrip": false, "normalized": false, "special": true}],
+          "normalizer": null,
+          "pre_tokenizer": {"type": "Whitespace"},
+          "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [4], "tokens": ["<s>"]}}},
+          "decoder": null,
+          "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "hello": 1, "world": 2, "<|im_end|>": 3, "<s>": 4},
+                    "unk_token": "[UNK]"}
+        }"#;
+        json.parse().unwrap()
+    }
+
+    #[test]
+    fn hf_tokenizer_splits_special_tokens_and_adds_none() {
+        let tok = word_level();
+        // No `<s>` from the post-processor; `<|im_end|>` written as text becomes its id.
+        assert_eq!(
+            TokenCounter::encode(&tok, "hello world<|im_end|>"),
+            [1, 2, 3]
+        );
+        let f = Formatter::new(
+            FormatConfig {
+                chat: ChatConfig::new(ChatTemplate::Plain),
+                max_len: 16,
+            },
+            &tok,
+        );
+        let e = f.encode(None, &Record::new("hello", "world")).unwrap();
+        assert_eq!(e.input_ids, [1, 2]);
+        assert_eq!(e.answer_mask, [false, true]);
+    }
+
     #[test]
     fn system_text_goes_into_the_head() {
         let e = plain(64)
