@@ -2,6 +2,9 @@
 //!
 //! `cargo bench -p memory-strength --bench memory_update -- --quick`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use memory_strength::MemoryConfig;
 use std::hint::black_box;

@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 /// Both curves satisfy `R(0, S) = 1`, fall monotonically towards 0, and have the same initial
 /// slope `dR/dt = -1/S` at `dt = 0`, so a stability learned under one curve means roughly the
 /// same thing under the other for short gaps; they differ in the tail.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RetentionModel {
     /// Ebbinghaus' exponential curve (METHODS.md section 3, the default):
     /// `R = exp(-dt / S)`.
+    #[default]
     Exponential,
     /// A power law with a heavier tail (our choice of the alternative):
     /// `R = (1 + dt / (k·S))^(-k)`.
@@ -23,12 +24,6 @@ pub enum RetentionModel {
         /// The decay exponent `k` (> 0). Default 1.
         k: f32,
     },
-}
-
-impl Default for RetentionModel {
-    fn default() -> Self {
-        Self::Exponential
-    }
 }
 
 impl RetentionModel {

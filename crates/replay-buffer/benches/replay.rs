@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p replay-buffer --bench replay -- --quick`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use replay_buffer::schedulers::{FixedIntervalConfig, LossDrivenConfig, MssrConfig};
 use replay_buffer::{

@@ -41,12 +41,13 @@ impl Default for CapacityPolicy {
 
 /// What happens to an offered sample once its scope (the pool, or the task's quota) is full.
 /// Until then every offered sample is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum InsertionPolicy {
     /// Reservoir sampling (Vitter's algorithm R): the `n`-th offer of a scope replaces a
     /// uniformly chosen entry with probability `capacity / n`, so the buffer is a uniform
     /// sample of everything offered to that scope.
+    #[default]
     Reservoir,
     /// Keep the first `capacity` offers, ignore the rest.
     FirstK,
@@ -58,14 +59,8 @@ pub enum InsertionPolicy {
     },
 }
 
-impl Default for InsertionPolicy {
-    fn default() -> Self {
-        Self::Reservoir
-    }
-}
-
 /// Configuration of a [`ReplayBuffer`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct ReplayBufferConfig {
     /// Capacity policy. Default: a total of 1000 entries (our choice; METHODS.md leaves the
@@ -75,19 +70,8 @@ pub struct ReplayBufferConfig {
     pub insertion: InsertionPolicy,
     /// Per-sample memory model (MSSR), updated for every entry.
     pub memory: MemoryConfig,
-    /// Seed of the insertion RNG.
+    /// Seed of the insertion RNG. Default 0.
     pub seed: u64,
-}
-
-impl Default for ReplayBufferConfig {
-    fn default() -> Self {
-        Self {
-            capacity: CapacityPolicy::default(),
-            insertion: InsertionPolicy::default(),
-            memory: MemoryConfig::default(),
-            seed: 0,
-        }
-    }
 }
 
 impl ReplayBufferConfig {

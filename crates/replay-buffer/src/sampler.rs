@@ -307,10 +307,11 @@ impl Sampler for StrengthSampler {
     ) -> Vec<Slot> {
         let n = c.len(buffer);
         let k = k.min(n);
-        if k > 0 && 4 * k <= n {
-            if let Some(slots) = self.sample_by_rejection(buffer, c, n, k, step, rng) {
-                return slots;
-            }
+        if k > 0
+            && 4 * k <= n
+            && let Some(slots) = self.sample_by_rejection(buffer, c, n, k, step, rng)
+        {
+            return slots;
         }
         sample_chunked(n, k, rng, |start, out| {
             fill_strengths(buffer, c, step, start, out);
@@ -369,21 +370,16 @@ impl StrengthSampler {
 }
 
 /// The built-in samplers, as serialisable configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SamplerKind {
     /// [`UniformSampler`].
+    #[default]
     Uniform,
     /// [`LossPrioritisedSampler`].
     LossPrioritised(LossPrioritisedSampler),
     /// [`StrengthSampler`] (MSSR).
     Strength(StrengthSampler),
-}
-
-impl Default for SamplerKind {
-    fn default() -> Self {
-        Self::Uniform
-    }
 }
 
 impl Sampler for SamplerKind {
