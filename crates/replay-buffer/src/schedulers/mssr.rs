@@ -128,10 +128,11 @@ pub struct TaskClock {
 /// After the update, with `m̄` the batch's mean strength (post memory update), `I_d` is
 /// grown, kept or shrunk and `next_d = t + round(I_d)`.
 ///
-/// Our choices where METHODS.md is silent: a task's clock starts when it ends
-/// (`next_d = t_end + I_0`); due tasks not served stay due; "weakest first" ranks the due
-/// tasks by the current mean strength of all their buffered samples (computed only when more
-/// tasks are due than can be served), ties by task id.
+/// "Weakest first" ranks the due tasks by `m̄`, the mean strength of each task's last replay
+/// batch after its update (METHODS.md's `m̄`), ties by task id. Our choices where METHODS.md
+/// is silent: a task's clock starts when it ends (`next_d = t_end + I_0`, `m̄` = the mean
+/// strength of its buffered samples then, so a task never replayed usually ranks first); due
+/// tasks not served stay due. Per step this costs `O(tasks)` plus the sampler's draw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mssr {
     config: MssrConfig,
@@ -234,22 +235,14 @@ impl Scheduler for Mssr {
         if due.is_empty() {
             return ReplayDecision::none();
         }
-        let serve = self.config.max_replay_batches;
-        if due.len() > serve {
-            let mut ranked: Vec<(f32, u32, usize)> = due
-                .iter()
-                .map(|&i| {
-                    let c = &self.clocks[i];
-                    let m = buffer
-                        .memory()
-                        .mean_strength(buffer.task_slots(c.task), step)
-                        .unwrap_or(0.0);
-                    (m, c.task, i)
-                })
-                .collect();
-            ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            due = ranked.into_iter().take(serve).map(|(_, _, i)| i).collect();
-        }
+        // Weakest first: lowest m̄ (of the task's last replay batch), ties by task id.
+        due.sort_by(|&a, &b| {
+            let (a, b) = (&self.clocks[a], &self.clocks[b]);
+            a.mean_strength
+                .total_cmp(&b.mean_strength)
+                .then(a.task.cmp(&b.task))
+        });
+        due.truncate(self.config.max_replay_batches);
         let mut batches = Vec::with_capacity(due.len());
         for i in due {
             let clock = self.clocks[i];
