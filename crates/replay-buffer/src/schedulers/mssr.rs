@@ -435,6 +435,8 @@ mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::buffer::{Buffer, CapacityPolicy, ReplayBufferConfig};
+    use crate::sample::{SampleRef, SlotLoss};
     use proptest::prelude::*;
 
     proptest! {
@@ -459,6 +461,51 @@ mod proptests {
             for m in strengths {
                 interval = c.next_interval(interval, m);
                 prop_assert!(interval >= c.min_interval && interval <= c.max_interval);
+            }
+        }
+
+        #[test]
+        fn scheduler_intervals_stay_within_bounds_under_any_losses(
+            losses in proptest::collection::vec(0.0f32..6.0, 50..300),
+            min in 1.0f64..4.0,
+            span in 0.0f64..64.0,
+            seed in 0u64..100,
+        ) {
+            let mut b = ReplayBufferConfig {
+                capacity: CapacityPolicy::PerTask { quota: 12 },
+                ..Default::default()
+            }
+            .init();
+            for task in 0..3 {
+                for i in 0..12 {
+                    b.offer(SampleRef::new(task, i), 0.2, 0, None);
+                }
+            }
+            let config = MssrConfig {
+                min_interval: min,
+                max_interval: min + span,
+                initial_interval: 4.0,
+                seed,
+                ..Default::default()
+            };
+            let mut s = config.init();
+            for task in 0..3 {
+                s.after_training_exp(task, &Signals::at(0), &b);
+            }
+            for (t, &loss) in losses.iter().enumerate() {
+                let step = t as u64 + 1;
+                let d = s.before_update(&Signals::at(step), &b);
+                let replayed: Vec<SlotLoss> = d
+                    .batches
+                    .iter()
+                    .flat_map(|x| x.slots.iter().map(|&slot| SlotLoss { slot, loss }))
+                    .collect();
+                b.record_replay(step, &replayed);
+                s.after_update(&Signals { step, replay_losses: &replayed, ..Default::default() }, &b);
+                for c in s.clocks() {
+                    prop_assert!(c.interval >= min && c.interval <= min + span, "{c:?}");
+                    prop_assert!(c.next_due > step || d.batches.iter().all(|x| x.task != Some(c.task)));
+                }
             }
         }
     }
