@@ -129,11 +129,11 @@ pub trait Buffer {
 
 /// Per-task bookkeeping: the slots holding the task's samples, and how many were offered.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct TaskSlots {
+pub(crate) struct TaskSlots {
     /// Slots of this task's entries (unordered).
-    pub slots: Vec<Slot>,
+    slots: Vec<Slot>,
     /// Number of samples of this task offered so far.
-    pub offered: u64,
+    offered: u64,
 }
 
 /// A replay buffer of [`SampleRef`]s with optional teacher log-probs and the per-sample
@@ -348,7 +348,11 @@ impl Buffer for ReplayBuffer {
             }
             InsertionPolicy::Random { replace_prob } => self
                 .rng
-                .random_bool(replace_prob.clamp(0.0, 1.0))
+                .random_bool(if replace_prob.is_nan() {
+                    0.0
+                } else {
+                    replace_prob.clamp(0.0, 1.0)
+                })
                 .then(|| self.rng.random_range(0..occupied)),
         };
         match victim {

@@ -35,7 +35,7 @@ pub mod schedulers;
 mod weighted;
 
 pub use buffer::{
-    Buffer, CapacityPolicy, Insertion, InsertionPolicy, ReplayBuffer, ReplayBufferConfig, TaskSlots,
+    Buffer, CapacityPolicy, Insertion, InsertionPolicy, ReplayBuffer, ReplayBufferConfig,
 };
 pub use memory_strength;
 pub use replay::{Replay, ReplayCost};
