@@ -21,6 +21,38 @@
 //! A new replay strategy is one file implementing [`Scheduler`] (see
 //! `docs/replay-strategies.md` and `examples/custom_strategy.rs`).
 //!
+//! ```
+//! use replay_buffer::schedulers::MssrConfig;
+//! use replay_buffer::{CapacityPolicy, HookPoint, Replay, ReplayBufferConfig, SampleRef};
+//! use replay_buffer::{SchedulerConfig, Signals, SlotLoss};
+//!
+//! let buffer = ReplayBufferConfig {
+//!     capacity: CapacityPolicy::PerTask { quota: 100 },
+//!     ..Default::default()
+//! }
+//! .init();
+//! let mut replay = Replay::new(buffer, SchedulerConfig::Mssr(MssrConfig::default()).init());
+//! // Task 0: steps 1..=50, each offering the sample it trained on.
+//! replay.before_training_exp(0);
+//! for step in 1..=50 {
+//!     let decision = replay.before_update(&Signals::at(step));
+//!     assert!(decision.batches.is_empty()); // nothing to replay yet
+//!     replay.after_update(&Signals::at(step));
+//!     replay.offer(SampleRef::new(0, step as u32), 0.3, step, None);
+//! }
+//! assert!(replay.wants(HookPoint::AfterTrainingExp { task: 0, step: 50 }).is_empty());
+//! replay.after_training_exp(0, &Signals::at(50));
+//! // Task 1: task 0 is first due at step 50 + I_0 = 54.
+//! replay.before_training_exp(1);
+//! let decision = replay.before_update(&Signals::at(54));
+//! let batch = &decision.batches[0];
+//! assert_eq!(batch.task, Some(0));
+//! // The engine trains on batch.samples and reports their losses.
+//! let losses: Vec<SlotLoss> = batch.slots.iter().map(|&slot| SlotLoss { slot, loss: 0.2 }).collect();
+//! replay.after_update(&Signals { step: 54, replay_losses: &losses, ..Default::default() });
+//! assert_eq!(replay.cost.replayed_samples, 8);
+//! ```
+//!
 //! [`MemoryState`]: memory_strength::MemoryState
 #![warn(missing_docs)]
 
