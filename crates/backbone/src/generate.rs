@@ -40,7 +40,7 @@ pub fn generate(model: &CausalLm, prompt: &[u32], cfg: &GenerateConfig) -> Vec<u
             last.argmax(0).into_scalar::<i64>() as u32
         } else {
             let probs: Vec<f32> =
-                softmax(last.div_scalar(cfg.temperature), 0).into_data().convert::<f32>().to_vec().expect("f32");
+                softmax(last.div_scalar(cfg.temperature), 0).try_into_vec_as::<f32>().expect("f32");
             sample(&probs, cfg.top_k, &mut rng)
         };
         out.push(next);

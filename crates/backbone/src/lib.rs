@@ -101,11 +101,12 @@ pub fn select_device(name: Option<&str>) -> Result<Device, String> {
         "vulkan" => Ok(Device::vulkan(Default::default())),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0)),
-        other @ ("wgpu" | "vulkan" | "cuda") => Err(format!(
-            "device `{other}` needs the `{}` cargo feature (rebuild with --features {})",
-            if other == "cuda" { "cuda" } else { "wgpu" },
-            if other == "cuda" { "cuda" } else { "wgpu" }
-        )),
+        #[cfg(not(feature = "wgpu"))]
+        other @ ("wgpu" | "vulkan") => {
+            Err(format!("device `{other}` needs the `wgpu` cargo feature (rebuild with --features wgpu)"))
+        }
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err("device `cuda` needs the `cuda` cargo feature (rebuild with --features cuda)".to_string()),
         other => Err(format!("unknown device `{other}` (cpu, wgpu, vulkan or cuda)")),
     }
 }

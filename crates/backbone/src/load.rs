@@ -72,10 +72,12 @@ pub fn load_model(cfg: &ModelConfig, source: &dyn WeightSource, device: &Device)
     let q_out = cfg.num_attention_heads * hd;
     let kv_out = cfg.num_key_value_heads * hd;
     let gemma = cfg.family == Family::Gemma2;
-    let embed_tokens = burn::module::Param::initialized(
-        burn::module::ParamId::new(),
-        l.t2("model.embed_tokens.weight", cfg.vocab_size, hs)?,
-    );
+    let embed_tokens = crate::model::Embedding {
+        weight: burn::module::Param::initialized(
+            burn::module::ParamId::new(),
+            l.t2("model.embed_tokens.weight", cfg.vocab_size, hs)?,
+        ),
+    };
     let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
     for i in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{i}");
@@ -129,7 +131,7 @@ pub fn load_model(cfg: &ModelConfig, source: &dyn WeightSource, device: &Device)
 
 fn host_of<const D: usize>(t: Tensor<D>) -> HostTensor {
     let shape = t.dims().to_vec();
-    let data = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 tensor data");
+    let data = t.try_into_vec_as::<f32>().expect("f32 tensor data");
     HostTensor { shape, data }
 }
 
@@ -138,13 +140,13 @@ fn host_of<const D: usize>(t: Tensor<D>) -> HostTensor {
 /// bake them in, or save them separately in PEFT format).
 pub fn export_weights(model: &CausalLm) -> BTreeMap<String, HostTensor> {
     let mut out = BTreeMap::new();
-    let mut linear = |out: &mut BTreeMap<String, HostTensor>, prefix: String, l: &LoraLinear| {
+    let linear = |out: &mut BTreeMap<String, HostTensor>, prefix: String, l: &LoraLinear| {
         out.insert(format!("{prefix}.weight"), host_of(l.weight.val()).transposed());
         if let Some(b) = &l.bias {
             out.insert(format!("{prefix}.bias"), host_of(b.val()));
         }
     };
-    out.insert("model.embed_tokens.weight".into(), host_of(model.model.embed_tokens.val()));
+    out.insert("model.embed_tokens.weight".into(), host_of(model.model.embed_tokens.weight.val()));
     for (i, layer) in model.model.layers.iter().enumerate() {
         let p = format!("model.layers.{i}");
         let a = &layer.self_attn;

@@ -80,11 +80,18 @@ pub struct DecoderLayer {
     pub post_feedforward_layernorm: Option<RmsNorm>,
 }
 
+/// The token embedding table.
+#[derive(Module, Debug)]
+pub struct Embedding {
+    /// `[vocab, hidden]`.
+    pub weight: Param<Tensor<2>>,
+}
+
 /// Token embedding plus the decoder stack (`model.*` in checkpoints).
 #[derive(Module, Debug)]
 pub struct DecoderStack {
-    /// `[vocab, hidden]`.
-    pub embed_tokens: Param<Tensor<2>>,
+    /// Token embedding.
+    pub embed_tokens: Embedding,
     /// Decoder blocks.
     pub layers: Vec<DecoderLayer>,
     /// Final norm.
@@ -287,7 +294,7 @@ impl CausalLm {
 
     /// The device the weights live on.
     pub fn device(&self) -> Device {
-        self.model.embed_tokens.val().device()
+        self.model.embed_tokens.weight.val().device()
     }
 
     /// Final hidden states `[B, S, hidden]` (after the last norm).
@@ -328,7 +335,7 @@ impl CausalLm {
             attention_mask(&key_mask, past, batch.seq, Some(w), cfg.num_attention_heads, &device)
         });
 
-        let mut x = embedding(self.model.embed_tokens.val(), batch.ids_tensor(&device));
+        let mut x = embedding(self.model.embed_tokens.weight.val(), batch.ids_tensor(&device));
         if cfg.family == Family::Gemma2 {
             x = x.mul_scalar((cfg.hidden_size as f64).sqrt() as f32);
         }
@@ -350,7 +357,7 @@ impl CausalLm {
     pub fn logits_from_hidden(&self, h: Tensor<3>) -> Tensor<3> {
         let logits = match &self.lm_head {
             Some(head) => head.forward(h),
-            None => h.matmul(self.model.embed_tokens.val().transpose().unsqueeze()),
+            None => h.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze()),
         };
         match self.config.final_logit_softcapping {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),

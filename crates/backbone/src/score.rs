@@ -16,7 +16,7 @@ pub fn token_logprobs(model: &CausalLm, batch: &TokenBatch) -> Vec<Vec<Option<f3
     let v = logits.dims()[2];
     let lp = log_softmax(logits.narrow(1, 0, s - 1), 2); // [B, S-1, V]
     let targets = target_ids(batch, &lp.device()); // [B, S-1, 1]
-    let picked: Vec<f32> = lp.gather(2, targets).into_data().convert::<f32>().to_vec().expect("f32");
+    let picked: Vec<f32> = lp.gather(2, targets).try_into_vec_as::<f32>().expect("f32");
     debug_assert_eq!(picked.len(), b * (s - 1), "vocab {v}");
     (0..b)
         .map(|r| {

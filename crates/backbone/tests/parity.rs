@@ -50,7 +50,7 @@ fn batch_of(r: &Reference) -> TokenBatch {
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
+    t.try_into_vec_as::<f32>().unwrap()
 }
 
 /// Max |a - b| over the positions whose mask is set (logits of padding are meaningless).
@@ -197,4 +197,44 @@ fn gguf_quantised_weights_dequantise_and_unpermute_like_gguf_py() {
     let d = got.iter().zip(&r.floats["logits"].data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     println!("gguf_llama: max |logit - transformers| = {d:.2e}");
     assert!(d < 1e-4, "GGUF model logits differ by {d}");
+}
+
+#[test]
+fn exported_weights_reload_to_identical_logits() {
+    // GGUF → HF directory → reload: the exported checkpoint is the same model.
+    let device = Device::flex();
+    let path = fixture("gguf_llama").join("model.gguf");
+    let source = backbone::gguf::GgufSource::open(&path).unwrap();
+    let model = backbone::load::load_model(&source.config, &source, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), source.config.to_hf_json().to_string()).unwrap();
+    backbone::weights::write_safetensors(&dir.path().join("model.safetensors"), &backbone::load::export_weights(&model))
+        .unwrap();
+    let reloaded = LoadedModel::load(dir.path(), &device).unwrap().model;
+    let batch = TokenBatch::single(&[3, 17, 42, 99, 7, 1]);
+    let a = values(model.forward(&batch, None));
+    let b = values(reloaded.forward(&batch, None));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn mismatched_checkpoints_are_errors_that_name_the_tensor() {
+    let device = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("llama_tied").join(f), dir.path().join(f)).unwrap();
+    }
+    // A config that disagrees with the weights on the hidden size.
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    cfg["intermediate_size"] = 96.into();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let err = LoadedModel::load(dir.path(), &device).err().unwrap().to_string();
+    assert!(err.contains("model.layers.0.mlp.gate_proj.weight") && err.contains("[128, 64]") && err.contains("[96, 64]"), "{err}");
+    // Untied config on tied weights: the head is missing.
+    cfg["intermediate_size"] = 128.into();
+    cfg["tie_word_embeddings"] = false.into();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let err = LoadedModel::load(dir.path(), &device).err().unwrap().to_string();
+    assert!(err.contains("missing tensor `lm_head.weight`"), "{err}");
 }

@@ -55,7 +55,7 @@ fn smollm2_matches_the_reference_tokenizer_logits_perplexity_and_answers_paris()
     let positions = i64s("positions");
     let want: Vec<f32> =
         st.tensor("logits").unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-    let logits: Vec<f32> = lm.model.forward(&TokenBatch::single(&ids), None).into_data().convert::<f32>().to_vec().unwrap();
+    let logits: Vec<f32> = lm.model.forward(&TokenBatch::single(&ids), None).try_into_vec_as::<f32>().unwrap();
     let vocab = lm.model.config.vocab_size;
     let mut worst = 0f32;
     for (k, &p) in positions.iter().enumerate() {
