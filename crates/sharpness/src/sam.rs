@@ -151,6 +151,26 @@ pub fn slerp(
     v0.combine(&c0, v1, &c1)
 }
 
+/// `v0 = d/d_scale` and `v1 = g/g_scale`, kept unnormalised.
+struct UnitPair<'a> {
+    d: &'a ParamVector,
+    d_scale: &'a Tensor<1>,
+    g: &'a ParamVector,
+    g_scale: &'a Tensor<1>,
+}
+
+impl UnitPair<'_> {
+    /// `scale·v(α) = (scale·c0/d_scale)·d + (scale·c1/g_scale)·g`.
+    fn slerp(&self, psi: &Tensor<1>, alpha: f64, scale: &Tensor<1>) -> ParamVector {
+        let (c0, c1) = slerp_coefficients(psi, alpha, scale);
+        self.d.combine(
+            &(c0 / self.d_scale.clone()),
+            self.g,
+            &(c1 / self.g_scale.clone()),
+        )
+    }
+}
+
 /// `ψ = arccos(clamp(<v0, v1>, −1, 1))`, a one-element tensor on the device.
 pub fn angle_between_unit(v0: &ParamVector, v1: &ParamVector) -> Tensor<1> {
     v0.dot(v1).clamp(-1.0, 1.0).acos()
@@ -286,21 +306,30 @@ impl<O: BaseOptimizer> SharpnessAware<O> {
             return (ascent.grads_k, stats);
         };
 
+        // v0 = d/(‖d‖ + ε) and v1 = g_k/(‖g_k‖ + ε) are never materialised: every use folds
+        // the normalisation into the interpolation coefficients, so XSAM costs three passes over
+        // the parameters on top of SAM (‖d‖, <d, g_k>, and the final combination).
         let eps = self.sam.epsilon;
-        let theta_0 = ParamVector::values_like(model, &ascent.g_k);
-        let theta_k = ParamVector::values_like(&ascent.perturbed, &ascent.g_k);
-        drop(ascent.perturbed);
-        let d = theta_k.sub(&theta_0);
-        let v0 = d.div(&d.norm().add_scalar(eps));
-        let v1 = ascent.g_k.div(&grad_norm.clone().add_scalar(eps));
-        let psi = angle_between_unit(&v0, &v1);
+        let d = ascent.displacement;
+        let d_scale = d.norm().add_scalar(eps);
+        let g_scale = grad_norm.clone().add_scalar(eps);
+        let g_k = ascent.g_k;
+        let unit = UnitPair {
+            d: &d,
+            d_scale: &d_scale,
+            g: &g_k,
+            g_scale: &g_scale,
+        };
+        let psi = (d.dot(&g_k) / (d_scale.clone() * g_scale.clone()))
+            .clamp(-1.0, 1.0)
+            .acos();
 
         let alpha = match xsam.fixed_alpha {
             Some(alpha) => alpha,
             None => match self.record.alpha {
                 Some(alpha) if step % xsam.alpha_period as u64 != 0 => alpha,
                 _ => {
-                    let (alpha, losses) = search_alpha(model, &xsam, &v0, &v1, &psi, &mut loss_fn);
+                    let (alpha, losses) = search_alpha(model, &xsam, &unit, &psi, &mut loss_fn);
                     stats.alpha_losses = Some(losses);
                     alpha
                 }
@@ -314,7 +343,7 @@ impl<O: BaseOptimizer> SharpnessAware<O> {
         if alpha == 1.0 {
             return (ascent.grads_k, stats);
         }
-        let applied = slerp(&v0, &v1, &psi, alpha, &grad_norm);
+        let applied = unit.slerp(&psi, alpha, &grad_norm);
         (applied.to_grads(model), stats)
     }
 
@@ -350,11 +379,11 @@ impl<O: BaseOptimizer> SharpnessAware<O> {
     }
 }
 
-struct Ascent<M> {
+struct Ascent {
     /// `L_B(θ0)`, detached.
     loss: Tensor<1>,
-    /// `ϑ_k`: a copy of the module at the perturbed weights.
-    perturbed: M,
+    /// `ϑ_k − θ0`, the sum of the `k` ascent steps.
+    displacement: ParamVector,
     /// `g_k` as Burn gradients (what SAM applies).
     grads_k: GradientsParams,
     /// `g_k` as a parameter vector.
@@ -362,7 +391,7 @@ struct Ascent<M> {
 }
 
 /// Steps 1-2: `k` normalised ascent steps of length `ρ/k`, then the gradient at `ϑ_k`.
-fn ascend<M, F>(model: &M, sam: &SamConfig, loss_fn: &mut F) -> Ascent<M>
+fn ascend<M, F>(model: &M, sam: &SamConfig, loss_fn: &mut F) -> Ascent
 where
     M: Module,
     F: FnMut(&M) -> Tensor<1>,
@@ -371,6 +400,7 @@ where
     let step_length = sam.rho / k as f64;
     let mut perturbed = model.clone();
     let mut first_loss = None;
+    let mut displacement: Option<ParamVector> = None;
     for _ in 0..k {
         let loss = loss_fn(&perturbed);
         let grads = GradientsParams::from_grads(loss.backward(), &perturbed);
@@ -382,14 +412,19 @@ where
             .add_scalar(sam.epsilon)
             .recip()
             .mul_scalar(step_length);
-        perturbed = shifted(perturbed, &g.mul(&step_size));
+        let delta = g.mul(&step_size);
+        perturbed = shifted(perturbed, &delta);
+        displacement = Some(match displacement {
+            None => delta,
+            Some(sum) => sum.add(&delta),
+        });
     }
     let loss_k = loss_fn(&perturbed);
     let grads_k = GradientsParams::from_grads(loss_k.backward(), &perturbed);
     let g_k = ParamVector::from_grads(&perturbed, &grads_k);
     Ascent {
         loss: first_loss.expect("at least one ascent step"),
-        perturbed,
+        displacement: displacement.expect("at least one ascent step"),
         grads_k,
         g_k,
     }
@@ -400,8 +435,7 @@ where
 fn search_alpha<M, F>(
     model: &M,
     xsam: &XsamConfig,
-    v0: &ParamVector,
-    v1: &ParamVector,
+    unit: &UnitPair<'_>,
     psi: &Tensor<1>,
     loss_fn: &mut F,
 ) -> (f64, Vec<f64>)
@@ -415,7 +449,7 @@ where
     let losses: Vec<Tensor<1>> = grid
         .iter()
         .map(|&alpha| {
-            let direction = slerp(v0, v1, psi, alpha, &rho_max);
+            let direction = unit.slerp(psi, alpha, &rho_max);
             let probe = shifted(valid.clone(), &direction);
             loss_fn(&probe).inner().reshape([1])
         })
