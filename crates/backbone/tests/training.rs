@@ -42,7 +42,7 @@ fn lora_steps_reduce_the_loss_on_wgpu() {
         println!("SKIPPED: set CONTINUAL_TEST_WGPU=1 (and a Vulkan driver) to run training steps on WGPU");
         return;
     }
-    let device = backbone::select_device(Some("vulkan")).unwrap().autodiff();
+    let device = backbone::select_device(Some(&std::env::var("CONTINUAL_TEST_WGPU_DEVICE").unwrap_or_else(|_| "wgpu".into()))).unwrap().autodiff();
     let losses = lora_losses(&device, 3);
     println!("WGPU LoRA losses: {losses:?}");
     let cpu = lora_losses(&Device::flex().autodiff(), 1);
