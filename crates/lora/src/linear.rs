@@ -1,7 +1,7 @@
 //! The adapted linear layer.
 
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// How a new adapter's `A` factor is initialised. `B` always starts at zero so that a fresh
@@ -32,7 +32,13 @@ pub struct LoraSettings {
 
 impl Default for LoraSettings {
     fn default() -> Self {
-        Self { rank: 8, alpha: 16.0, dropout: 0.0, use_rslora: false, init: AdapterInit::KaimingUniform }
+        Self {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            use_rslora: false,
+            init: AdapterInit::KaimingUniform,
+        }
     }
 }
 
@@ -63,6 +69,103 @@ pub struct LoraAdapter {
     pub settings: LoraSettings,
 }
 
+impl LoraAdapter {
+    /// An adapter from given factors `a: [in, r]` and `b: [r, out]`, trainable.
+    ///
+    /// `ids` fixes the parameter ids of `a` and `b`. Optimizer state is keyed by parameter id,
+    /// so ids derived from the layer path and adapter name (see [`adapter_param_ids`]) let a
+    /// saved optimizer state find its adapter again after the adapter is reloaded from disk.
+    pub fn new(
+        name: &str,
+        settings: LoraSettings,
+        a: Tensor<2>,
+        b: Tensor<2>,
+        ids: Option<(ParamId, ParamId)>,
+    ) -> Self {
+        let (ida, idb) = ids.unwrap_or_else(|| (ParamId::new(), ParamId::new()));
+        Self {
+            // `Param::set_require_grad` (not `Tensor::require_grad`): on a device without autodiff
+            // it records the setting instead of panicking, and `train()` applies it later.
+            a: Param::initialized(ida, a).set_require_grad(true),
+            b: Param::initialized(idb, b).set_require_grad(true),
+            name: name.to_string(),
+            settings,
+        }
+    }
+
+    /// A fresh adapter for a `[d_in, d_out]` weight: `A` drawn per [`AdapterInit`], `B = 0`.
+    ///
+    /// `B` starts at zero so that the adapted model equals the base model at step 0 (fine-tuning
+    /// starts exactly where the pre-trained model is, and the first gradient reaches `B` only).
+    pub fn init(
+        name: &str,
+        settings: &LoraSettings,
+        d_in: usize,
+        d_out: usize,
+        device: &Device,
+        ids: Option<(ParamId, ParamId)>,
+    ) -> Self {
+        let r = settings.rank;
+        let a = match settings.init {
+            // PEFT: kaiming_uniform_(a=sqrt(5)) on a [r, in] weight, i.e. bound = 1/sqrt(in).
+            AdapterInit::KaimingUniform => {
+                let bound = 1.0 / (d_in as f64).sqrt();
+                Tensor::<2>::random([d_in, r], Distribution::Uniform(-bound, bound), device)
+            }
+            AdapterInit::Gaussian => {
+                Tensor::<2>::random([d_in, r], Distribution::Normal(0.0, 1.0 / r as f64), device)
+            }
+        };
+        let b = Tensor::<2>::zeros([r, d_out], device);
+        Self::new(name, settings.clone(), a, b, ids)
+    }
+
+    /// Rank of the factors as stored (may differ from `settings.rank` after a PEFT `rank_pattern`).
+    pub fn rank(&self) -> usize {
+        self.a.shape().dims::<2>()[1]
+    }
+
+    /// `s·A·B`, `[in, out]`: the dense update (used only by merge/unmerge).
+    pub fn delta(&self) -> Tensor<2> {
+        self.a
+            .val()
+            .matmul(self.b.val())
+            .mul_scalar(self.settings.scale())
+    }
+
+    /// Number of trainable values (`r·(in + out)`).
+    pub fn num_params(&self) -> usize {
+        self.a.shape().num_elements() + self.b.shape().num_elements()
+    }
+
+    /// Sets whether `a` and `b` require gradients.
+    pub fn set_trainable(&mut self, trainable: bool) {
+        self.a = self.a.clone().set_require_grad(trainable);
+        self.b = self.b.clone().set_require_grad(trainable);
+    }
+}
+
+/// Parameter ids for adapter `name` on the layer at `path`: a hash of both, so the same adapter
+/// loaded twice (or in another process) gets the same ids.
+pub fn adapter_param_ids(path: &str, name: &str) -> (ParamId, ParamId) {
+    (
+        ParamId::from(fnv1a(&[path, name, "lora_A"])),
+        ParamId::from(fnv1a(&[path, name, "lora_B"])),
+    )
+}
+
+/// FNV-1a over the parts, with a separator byte between them.
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in part.as_bytes().iter().chain(std::iter::once(&0xffu8)) {
+            h ^= byte as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// A linear layer `y = x·W + b` whose weight is stored `[in, out]`, with optional LoRA adapters.
 ///
 /// Checkpoints store `W` as `[out, in]` (PyTorch's convention); loaders transpose once.
@@ -74,10 +177,12 @@ pub struct LoraLinear {
     pub bias: Option<Param<Tensor<1>>>,
     /// Adapters, in the order they were added.
     pub adapters: Vec<LoraAdapter>,
-    /// Index of the active adapter, if any.
+    /// Index of the active adapter, if any. Change it with [`set_active`](Self::set_active),
+    /// which keeps a merged weight consistent.
     #[module(skip)]
     pub active: Option<usize>,
-    /// Run-time switch: when false the layer computes the base model only.
+    /// Run-time switch: when false the layer computes the base model only. Change it with
+    /// [`set_adapters_enabled`](Self::set_adapters_enabled), which keeps a merged weight consistent.
     #[module(skip)]
     pub adapters_enabled: bool,
     /// Whether the active adapter is currently merged into `weight`.
@@ -103,7 +208,11 @@ impl LoraLinear {
         self.weight.shape().dims()
     }
 
-    /// Forward pass over the last dimension.
+    /// Forward pass over the last dimension: `x·W (+ b) + s·((dropout(x)·A)·B)`.
+    ///
+    /// The low-rank path is two thin products, `[.., in]·[in, r]` then `[.., r]·[r, out]`: it
+    /// costs `r·(in + out)` multiply-adds per token where the dense `W + s·A·B` would cost an
+    /// extra `in·r·out` per step plus an `[in, out]` temporary (and its gradient) per layer.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let mut y = x.clone().matmul(self.weight.val().unsqueeze());
         if let Some(bias) = &self.bias {
@@ -112,13 +221,17 @@ impl LoraLinear {
         match self.active_adapter() {
             Some(adapter) if !self.merged => {
                 let s = adapter.settings.scale();
-                let x = if adapter.settings.dropout > 0.0 && x.is_require_grad() {
-                    burn::tensor::activation::dropout(x, adapter.settings.dropout)
+                let a = adapter.a.val();
+                // Dropout only while this adapter is being trained (autodiff on, factors tracked).
+                let x = if adapter.settings.dropout > 0.0 && x.is_autodiff() && a.is_require_grad()
+                {
+                    let keep = 1.0 - adapter.settings.dropout;
+                    let m = x.random_like(Distribution::Bernoulli(keep));
+                    (x * m).div_scalar(keep)
                 } else {
                     x
                 };
-                // Two thin products: [.., in]·[in, r] then [.., r]·[r, out].
-                let low = x.matmul(adapter.a.val().unsqueeze()).matmul(adapter.b.val().unsqueeze());
+                let low = x.matmul(a.unsqueeze()).matmul(adapter.b.val().unsqueeze());
                 y + low.mul_scalar(s)
             }
             _ => y,
@@ -133,81 +246,114 @@ impl LoraLinear {
         self.active.and_then(|i| self.adapters.get(i))
     }
 
-    /// Adds a new adapter (trainable, `B = 0`) and makes it active.
+    /// The adapter with this name, if the layer has one.
+    pub fn adapter(&self, name: &str) -> Option<&LoraAdapter> {
+        self.adapters.iter().find(|a| a.name == name)
+    }
+
+    /// The adapter with this name, mutably.
+    pub fn adapter_mut(&mut self, name: &str) -> Option<&mut LoraAdapter> {
+        self.adapters.iter_mut().find(|a| a.name == name)
+    }
+
+    /// Adds a new adapter (trainable, `B = 0`) with random parameter ids and makes it active.
     pub fn add_adapter(&mut self, name: &str, settings: &LoraSettings, device: &Device) {
         let [d_in, d_out] = self.dims();
-        let r = settings.rank;
-        let a = match settings.init {
-            // kaiming_uniform_(a=sqrt(5)) on a [r, in] weight: bound = 1/sqrt(in).
-            AdapterInit::KaimingUniform => {
-                let bound = 1.0 / (d_in as f64).sqrt();
-                Tensor::<2>::random([d_in, r], Distribution::Uniform(-bound, bound), device)
-            }
-            AdapterInit::Gaussian => {
-                Tensor::<2>::random([d_in, r], Distribution::Normal(0.0, 1.0 / r as f64), device)
-            }
-        };
-        let b = Tensor::<2>::zeros([r, d_out], device);
-        self.push_adapter(name, settings.clone(), a, b);
+        self.insert_adapter(LoraAdapter::init(name, settings, d_in, d_out, device, None));
     }
 
     /// Adds an adapter from given factors `a: [in, r]`, `b: [r, out]` and makes it active.
     pub fn push_adapter(&mut self, name: &str, settings: LoraSettings, a: Tensor<2>, b: Tensor<2>) {
-        self.adapters.retain(|ad| ad.name != name);
-        self.adapters.push(LoraAdapter {
-            a: Param::initialized(ParamId::new(), a.require_grad()),
-            b: Param::initialized(ParamId::new(), b.require_grad()),
-            name: name.to_string(),
-            settings,
-        });
+        self.insert_adapter(LoraAdapter::new(name, settings, a, b, None));
+    }
+
+    /// Adds `adapter` (replacing one of the same name) and makes it active.
+    ///
+    /// # Panics
+    /// When the factors' shapes do not fit the layer.
+    pub fn insert_adapter(&mut self, adapter: LoraAdapter) {
+        let [d_in, d_out] = self.dims();
+        let [ai, ar] = adapter.a.shape().dims();
+        let [br, bo] = adapter.b.shape().dims();
+        assert!(
+            ai == d_in && bo == d_out && ar == br,
+            "adapter {:?}: A [{ai}, {ar}], B [{br}, {bo}] do not fit a [{d_in}, {d_out}] layer",
+            adapter.name
+        );
+        self.unmerge();
+        self.adapters.retain(|ad| ad.name != adapter.name);
+        self.adapters.push(adapter);
         self.active = Some(self.adapters.len() - 1);
     }
 
-    /// Makes the named adapter active; returns false when the layer has no such adapter.
-    pub fn set_active(&mut self, name: &str) -> bool {
-        match self.adapters.iter().position(|a| a.name == name) {
-            Some(i) => {
-                self.active = Some(i);
-                true
-            }
-            None => false,
-        }
+    /// Removes the named adapter; returns it when the layer had one.
+    pub fn remove_adapter(&mut self, name: &str) -> Option<LoraAdapter> {
+        let i = self.adapters.iter().position(|a| a.name == name)?;
+        self.unmerge();
+        let active_name = self
+            .active
+            .and_then(|j| self.adapters.get(j))
+            .map(|a| a.name.clone());
+        let removed = self.adapters.remove(i);
+        self.active = active_name.and_then(|n| self.adapters.iter().position(|a| a.name == n));
+        Some(removed)
     }
 
-    fn delta(&self) -> Option<Tensor<2>> {
-        let adapter = self.active.and_then(|i| self.adapters.get(i))?;
-        let s = adapter.settings.scale();
-        Some(adapter.a.val().matmul(adapter.b.val()).mul_scalar(s))
+    /// Makes the named adapter active; returns false when the layer has no such adapter (the
+    /// layer then has no active adapter).
+    pub fn set_active(&mut self, name: &str) -> bool {
+        let i = self.adapters.iter().position(|a| a.name == name);
+        if i != self.active {
+            self.unmerge();
+        }
+        self.active = i;
+        i.is_some()
+    }
+
+    /// Switches the adapters on or off without touching them. A merged layer is unmerged
+    /// first, so that "off" always means the base weight.
+    pub fn set_adapters_enabled(&mut self, enabled: bool) {
+        if !enabled {
+            self.unmerge();
+        }
+        self.adapters_enabled = enabled;
     }
 
     /// Folds the active adapter into the base weight (`W ← W + s·A·B`) for faster inference.
+    /// While merged, the adapter's factors take no part in the forward pass (so they get no
+    /// gradient): merge for inference, unmerge before training on.
     pub fn merge(&mut self) {
         if self.merged {
             return;
         }
-        if let Some(delta) = self.delta() {
+        if let Some(delta) = self.active_adapter().map(LoraAdapter::delta) {
             let w = self.weight.val().detach() + delta.detach();
-            self.weight = Param::initialized(self.weight.id, w);
+            self.weight = self.weight.clone().map(|_| w);
             self.merged = true;
         }
     }
 
-    /// Undoes [`merge`](Self::merge) (`W ← W - s·A·B`).
+    /// Undoes [`merge`](Self::merge) (`W ← W - s·A·B`), exact up to float rounding.
     pub fn unmerge(&mut self) {
         if !self.merged {
             return;
         }
-        if let Some(delta) = self.delta() {
+        if let Some(delta) = self
+            .active
+            .and_then(|i| self.adapters.get(i))
+            .map(LoraAdapter::delta)
+        {
             let w = self.weight.val().detach() - delta.detach();
-            self.weight = Param::initialized(self.weight.id, w);
+            self.weight = self.weight.clone().map(|_| w);
         }
         self.merged = false;
     }
 }
 
+#[cfg(test)]
 /// Builds a `[rows, cols]` tensor from row-major values.
 pub(crate) fn tensor_2d(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+    Tensor::from_data(burn::tensor::TensorData::new(values, [rows, cols]), device)
 }
 
 #[cfg(test)]
@@ -221,10 +367,15 @@ mod tests {
         let mut layer = LoraLinear::new(w, None);
         let x = tensor_2d(vec![1.0, -2.0, 0.5, 0.25, 3.0, -1.0], 2, 3, &device);
         let base = layer.forward(x.clone());
-        let settings = LoraSettings { rank: 2, alpha: 4.0, ..Default::default() };
+        let settings = LoraSettings {
+            rank: 2,
+            alpha: 4.0,
+            ..Default::default()
+        };
         layer.add_adapter("t1", &settings, &device);
         let fresh = layer.forward(x.clone());
-        base.to_data().assert_approx_eq::<f32>(&fresh.to_data(), Default::default());
+        base.to_data()
+            .assert_approx_eq::<f32>(&fresh.to_data(), Default::default());
 
         // Non-zero B: y = x·W + (alpha/r)·x·A·B, checked against the dense form by hand.
         let a = tensor_2d(vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], 3, 2, &device);
@@ -245,12 +396,21 @@ mod tests {
 
         // Switching adapters off gives the base model back; merge/unmerge are inverses.
         layer.adapters_enabled = false;
-        layer.forward(x.clone()).to_data().assert_approx_eq::<f32>(&base.to_data(), Default::default());
+        layer
+            .forward(x.clone())
+            .to_data()
+            .assert_approx_eq::<f32>(&base.to_data(), Default::default());
         layer.adapters_enabled = true;
         layer.merge();
-        layer.forward(x.clone()).to_data().assert_approx_eq::<f32>(&y.to_data(), Default::default());
+        layer
+            .forward(x.clone())
+            .to_data()
+            .assert_approx_eq::<f32>(&y.to_data(), Default::default());
         layer.unmerge();
         layer.adapters_enabled = false;
-        layer.forward(x).to_data().assert_approx_eq::<f32>(&base.to_data(), Default::default());
+        layer
+            .forward(x)
+            .to_data()
+            .assert_approx_eq::<f32>(&base.to_data(), Default::default());
     }
 }

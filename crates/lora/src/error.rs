@@ -1,0 +1,43 @@
+//! Errors of adapter files and adapter selection.
+
+use std::path::PathBuf;
+
+/// What can go wrong reading, writing or applying adapters.
+#[derive(Debug, thiserror::Error)]
+pub enum LoraError {
+    /// No layer has an adapter of this name.
+    #[error("no adapter named {0:?} in the model")]
+    NoSuchAdapter(String),
+    /// File-system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A malformed or unsupported adapter file.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl LoraError {
+    pub(crate) fn format(path: &std::path::Path, message: impl Into<String>) -> Self {
+        Self::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
