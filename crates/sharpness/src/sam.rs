@@ -327,7 +327,7 @@ impl<O: BaseOptimizer> SharpnessAware<O> {
         let alpha = match xsam.fixed_alpha {
             Some(alpha) => alpha,
             None => match self.record.alpha {
-                Some(alpha) if step % xsam.alpha_period as u64 != 0 => alpha,
+                Some(alpha) if !step.is_multiple_of(xsam.alpha_period as u64) => alpha,
                 _ => {
                     let (alpha, losses) = search_alpha(model, &xsam, &unit, &psi, &mut loss_fn);
                     stats.alpha_losses = Some(losses);
