@@ -1,6 +1,8 @@
 //! A few LoRA fine-tuning steps on the tiny Llama fixture: the loss falls on the CPU (Flex) and
 //! on WGPU. The WGPU run needs a Vulkan driver (Mesa's software one works) and is enabled with
 //! `CONTINUAL_TEST_WGPU=1`, which CI sets; the first step compiles shaders (minutes on lavapipe).
+//! `CONTINUAL_TEST_WGPU_DEVICE` picks `vulkan` (default: SPIR-V) or `wgpu` (WGSL; Mesa's lavapipe
+//! crashes compiling some of Burn's WGSL-derived pipelines).
 
 use std::path::Path;
 
@@ -42,11 +44,11 @@ fn lora_steps_reduce_the_loss_on_wgpu() {
         println!("SKIPPED: set CONTINUAL_TEST_WGPU=1 (and a Vulkan driver) to run training steps on WGPU");
         return;
     }
-    let device = backbone::select_device(Some(&std::env::var("CONTINUAL_TEST_WGPU_DEVICE").unwrap_or_else(|_| "wgpu".into()))).unwrap().autodiff();
-    let losses = lora_losses(&device, 3);
+    let device = backbone::select_device(Some(&std::env::var("CONTINUAL_TEST_WGPU_DEVICE").unwrap_or_else(|_| "vulkan".into()))).unwrap().autodiff();
+    let losses = lora_losses(&device, 2);
     println!("WGPU LoRA losses: {losses:?}");
     let cpu = lora_losses(&Device::flex().autodiff(), 1);
     assert!((losses[0] - cpu[0]).abs() < 1e-3, "first loss on WGPU {} vs CPU {}", losses[0], cpu[0]);
     assert!(losses.iter().all(|l| l.is_finite()));
-    assert!(losses[2] < losses[0], "loss did not fall on WGPU: {losses:?}");
+    assert!(losses[1] < losses[0], "loss did not fall on WGPU: {losses:?}");
 }
