@@ -20,6 +20,10 @@ pub struct ModelSel {
     /// Device: cpu, wgpu, vulkan or cuda (default: $BURN_DEVICE, else cpu).
     #[arg(long)]
     pub device: Option<String>,
+    /// PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors`)
+    /// applied on top of the model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
 }
 
 impl ModelSel {
@@ -30,7 +34,12 @@ impl ModelSel {
         if !path.exists() {
             anyhow::bail!("{}: no model here (run `cargo xtask model fetch` for the default one)", path.display());
         }
-        Ok(LoadedModel::load(&path, &device)?)
+        let mut lm = LoadedModel::load(&path, &device)?;
+        if let Some(dir) = &self.adapter {
+            lora::load_peft(&mut lm.model, dir, "adapter", &device)
+                .with_context(|| format!("--adapter {}", dir.display()))?;
+        }
+        Ok(lm)
     }
 }
 
