@@ -96,9 +96,9 @@ impl GgmlType {
         match self {
             Self::F32 => Some(n * 4),
             Self::F16 | Self::Bf16 => Some(n * 2),
-            Self::Q8_0 if n % 32 == 0 => Some(n / 32 * 34),
-            Self::Q4_0 if n % 32 == 0 => Some(n / 32 * 18),
-            Self::Q4_1 if n % 32 == 0 => Some(n / 32 * 20),
+            Self::Q8_0 if n.is_multiple_of(32) => Some(n / 32 * 34),
+            Self::Q4_0 if n.is_multiple_of(32) => Some(n / 32 * 18),
+            Self::Q4_1 if n.is_multiple_of(32) => Some(n / 32 * 20),
             _ => None,
         }
     }

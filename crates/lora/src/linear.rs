@@ -389,7 +389,7 @@ mod tests {
             0.2 * 1.0 + 0.6 * -2.0 + 1.0 * 0.5,
             0.3 * 1.0 + 0.7 * -2.0 + 1.1 * 0.5,
         ];
-        let got: Vec<f32> = y.to_data().to_vec().unwrap();
+        let got: Vec<f32> = y.clone().try_into_vec_as::<f32>().unwrap();
         for (g, e) in got[..4].iter().zip(expected0) {
             assert!((g - e as f32).abs() < 1e-5, "{g} vs {e}");
         }

@@ -270,13 +270,8 @@ pub fn load_peft<M: LoraTargets>(
         SafeTensors::deserialize(&bytes).map_err(|e| LoraError::format(&path, e.to_string()))?;
 
     // layer path → (A [r, in], B [out, r]) as host data.
-    let mut found: BTreeMap<
-        String,
-        (
-            Option<(Vec<f32>, Vec<usize>)>,
-            Option<(Vec<f32>, Vec<usize>)>,
-        ),
-    > = BTreeMap::new();
+    type HostFactor = (Vec<f32>, Vec<usize>);
+    let mut found: BTreeMap<String, (Option<HostFactor>, Option<HostFactor>)> = BTreeMap::new();
     for key in st.names() {
         let Some(rest) = key.strip_prefix(PREFIX) else {
             return Err(LoraError::format(
