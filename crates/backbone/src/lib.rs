@@ -17,6 +17,7 @@ pub mod generate;
 pub mod gguf;
 pub mod load;
 pub mod model;
+pub mod random;
 pub mod rope;
 pub mod score;
 pub mod tokenizer;

@@ -137,6 +137,10 @@ pub struct SuiteSpec {
     /// Maximum tokens of prompt plus answer for this suite's formatter
     /// ([`crate::FormatConfig::max_len`]). Absent: the caller's default.
     pub max_len: Option<usize>,
+    /// Training settings for this suite (steps, batch size, learning rate, ...), read by the
+    /// continual engine (`continual::TrainSettings`); this crate only carries them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<toml::Table>,
     /// Where the spec was read from (for error messages).
     #[serde(skip)]
     pub path: PathBuf,

@@ -1,5 +1,254 @@
-//! The continual fine-tuning engine: a model trained on a stream of tasks, evaluated on every
-//! task after every stage, with the accuracy matrix and the forgetting metrics derived from it.
+//! The continual fine-tuning engine: trains a backbone through a suite's task sequence with a
+//! method (replay strategy, optimizer, loss terms), evaluates every task after every stage,
+//! and writes the accuracy matrix, the forgetting metrics, a per-step log and checkpoints.
+//!
+//! - [`engine::run`] runs (or resumes) one method × suite × seed; `cargo xtask suite` drives
+//!   it over methods and seeds.
+//! - [`method::MethodConfig`] is an `experiments/methods/*.toml` file; the suite's
+//!   `[training]` table gives the [`method::TrainSettings`].
+//! - [`Plugin`]: hooks named as continual-learning researchers know them
+//!   (`before_training_exp`, `before_backward`, `after_update`, `after_training_exp`,
+//!   `before_eval`, `after_eval`), for logging, progress and custom measurements.
+//! - [`metrics`]: AA, BWT, forgetting, FWT, ANS, ↓F, with each formula in its doc comment.
+//! - Result files: `docs/results-format.md`; checkpoints: [`checkpoint`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use continual::engine::{ModelSource, RunConfig};
+//! use std::path::Path;
+//! let spec = bench_tasks::SuiteSpec::from_path(Path::new("experiments/suites/smoke.toml"))?;
+//! let suite = spec.load(Path::new("."), None)?;
+//! let method = continual::MethodConfig::from_path(Path::new("experiments/methods/mssr.toml"))?;
+//! let settings = method.train_settings(spec.training.as_ref(), &spec.path)?;
+//! let cfg = RunConfig {
+//!     suite_spec: spec, suite, method, settings, seed: 0, model: ModelSource::TinyRandom,
+//!     device_name: "cpu".into(), device: burn::tensor::Device::flex(),
+//!     out_dir: "results/smoke/mssr/0".into(), index_path: None, resume: false,
+//!     provenance: serde_json::json!({}), corpus: vec![],
+//! };
+//! let mut progress = continual::Progress::default();
+//! let out = continual::engine::run(&cfg, &mut [&mut progress])?;
+//! println!("AA = {}", out.metrics["aa"]);
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
+pub mod checkpoint;
+pub mod engine;
+pub mod lm;
+pub mod method;
 pub mod metrics;
+pub mod params;
+pub mod results;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use engine::{ModelSource, RunConfig, RunOutcome, run};
+pub use method::{MethodConfig, TrainSettings};
+pub use metrics::{AccuracyMatrix, Metrics, general_forgetting};
+
+/// Errors of a run: each names the file, key, task or step it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A configuration file is malformed or has unknown keys or out-of-range values.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the key's path.
+        message: String,
+    },
+    /// File-system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] backbone::LoadError),
+    /// The training setup failed.
+    #[error(transparent)]
+    Finetune(#[from] finetune::FinetuneError),
+    /// Checkpoint write or read failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The accuracy matrix is malformed.
+    #[error("metrics: {0}")]
+    Metrics(String),
+    /// A loss or gradient became NaN or infinite.
+    #[error("training diverged on task {task:?} at step {step}: the {term} is {value}")]
+    Diverged {
+        /// The task being trained.
+        task: String,
+        /// Global step.
+        step: u64,
+        /// Which loss term (`sft`, `kl`, `ntp`, `total`) or `gradient norm`.
+        term: String,
+        /// Its value.
+        value: f64,
+    },
+    /// Another process holds the run directory.
+    #[error("{dir} is in use by process {pid} (run.lock); wait for it or stop it")]
+    Locked {
+        /// The run directory.
+        dir: PathBuf,
+        /// The owner.
+        pid: u32,
+    },
+    /// The run directory already holds a run.
+    #[error("{0} already holds a run: pass --resume to continue it, or remove the directory")]
+    Exists(PathBuf),
+}
+
+impl EngineError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
+    pub(crate) fn config(path: &Path, message: String) -> Self {
+        Self::Config { path: path.to_path_buf(), message }
+    }
+}
+
+/// Where the run is, as hooks see it.
+#[derive(Debug, Clone, Copy)]
+pub struct HookContext<'a> {
+    /// Index of the task being trained (or just trained).
+    pub task: usize,
+    /// Its name.
+    pub task_name: &'a str,
+    /// Tasks in the suite.
+    pub num_tasks: usize,
+    /// Global optimizer step.
+    pub step: u64,
+    /// Steps of this task taken.
+    pub step_in_task: usize,
+    /// Steps this task takes (0 where not meaningful).
+    pub steps_in_task: usize,
+}
+
+/// What one training step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// Task index.
+    pub task: usize,
+    /// Global step.
+    pub step: u64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Total loss.
+    pub loss: f64,
+    /// SFT term.
+    pub sft: f64,
+    /// KL term.
+    pub kl: Option<f64>,
+    /// Next-token term.
+    pub ntp: Option<f64>,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Samples replayed in this update.
+    pub replayed: usize,
+    /// Real tokens in the batch.
+    pub tokens: u64,
+}
+
+/// Hooks around the engine's fixed loop, named as in Avalanche. All default to no-ops.
+pub trait Plugin {
+    /// Training on a task is about to start.
+    fn before_training_exp(&mut self, _ctx: &HookContext<'_>) {}
+    /// The step's batch (task + replay samples) is ready; the loss and update come next.
+    fn before_backward(&mut self, _ctx: &HookContext<'_>, _batch: &finetune::SftBatch) {}
+    /// An optimizer step was taken.
+    fn after_update(&mut self, _ctx: &HookContext<'_>, _step: &StepRecord) {}
+    /// Training on a task has ended (after the strategy's end-of-task passes and WiSE-FT).
+    fn after_training_exp(&mut self, _ctx: &HookContext<'_>) {}
+    /// The evaluation after stage `stage` (0 = before training) starts.
+    fn before_eval(&mut self, _ctx: &HookContext<'_>, _stage: usize) {}
+    /// `done` of `total` tasks and probes of the current evaluation are scored.
+    fn eval_progress(&mut self, _done: usize, _total: usize) {}
+    /// The evaluation after stage `stage` is done: row `stage` of the matrix and the probes.
+    fn after_eval(&mut self, _ctx: &HookContext<'_>, _stage: usize, _scores: &[f64], _probes: &[f64]) {}
+}
+
+/// A progress line on stderr: stage, step, loss and ETA for the stage; evaluation progress.
+/// Redrawn in place on a terminal, printed every 10% otherwise.
+#[derive(Debug)]
+pub struct Progress {
+    stage_start: Instant,
+    tty: bool,
+    last_decile: usize,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self { stage_start: Instant::now(), tty: std::io::stderr().is_terminal(), last_decile: usize::MAX }
+    }
+}
+
+impl Progress {
+    fn line(&mut self, text: &str, fraction: f64) {
+        let decile = (fraction * 10.0) as usize;
+        if self.tty {
+            eprint!("\r\x1b[2K{text}");
+            let _ = std::io::stderr().flush();
+        } else if decile != self.last_decile {
+            eprintln!("{text}");
+        }
+        self.last_decile = decile;
+    }
+}
+
+fn bar(fraction: f64) -> String {
+    let n = (fraction.clamp(0.0, 1.0) * 20.0).round() as usize;
+    format!("[{}{}]", "#".repeat(n), ".".repeat(20 - n))
+}
+
+fn eta(start: Instant, fraction: f64) -> String {
+    if fraction <= 0.0 {
+        return "--:--".into();
+    }
+    let left = start.elapsed().as_secs_f64() * (1.0 - fraction) / fraction;
+    format!("{:02}:{:02}", (left / 60.0) as u64, (left % 60.0) as u64)
+}
+
+impl Plugin for Progress {
+    fn before_training_exp(&mut self, _ctx: &HookContext<'_>) {
+        self.stage_start = Instant::now();
+        self.last_decile = usize::MAX;
+    }
+    fn after_update(&mut self, ctx: &HookContext<'_>, step: &StepRecord) {
+        let f = ctx.step_in_task as f64 / ctx.steps_in_task.max(1) as f64;
+        let text = format!(
+            "task {}/{} {:<14} {} step {}/{} loss {:.3} ETA {}",
+            ctx.task + 1,
+            ctx.num_tasks,
+            ctx.task_name,
+            bar(f),
+            ctx.step_in_task,
+            ctx.steps_in_task,
+            step.loss,
+            eta(self.stage_start, f)
+        );
+        self.line(&text, f);
+    }
+    fn before_eval(&mut self, _ctx: &HookContext<'_>, _stage: usize) {
+        self.stage_start = Instant::now();
+        self.last_decile = usize::MAX;
+    }
+    fn eval_progress(&mut self, done: usize, total: usize) {
+        let f = done as f64 / total.max(1) as f64;
+        let text = format!("evaluating {} {done}/{total} ETA {}", bar(f), eta(self.stage_start, f));
+        self.line(&text, f);
+    }
+    fn after_eval(&mut self, _ctx: &HookContext<'_>, stage: usize, scores: &[f64], _probes: &[f64]) {
+        if self.tty {
+            eprintln!();
+        }
+        let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+        tracing::info!("stage {stage}: mean score {mean:.3} {:?}", scores.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,822 @@
+//! The continual engine: one run of one method through one suite with one seed.
+//!
+//! ```text
+//! evaluate every task and probe (row 0)
+//! for each task k:                                   before_training_exp
+//!     for each step:  task batch + replay batches → loss → update     before_backward, after_update
+//!                     replay feedback, buffer offer, log, checkpoint every N steps
+//!     strategy's end-of-task passes, WiSE-FT                          after_training_exp
+//!     evaluate every task and probe (row k + 1)                       before_eval, after_eval
+//!     checkpoint (task boundary)
+//! metrics, result files, index row
+//! ```
+//!
+//! Everything a resume needs is in the checkpoint (trainable weights, optimizer moments,
+//! buffer, scheduler with its RNG, SAM record, counters, matrix rows, log length); batches are
+//! a pure function of (seed, task, step), so a resumed run repeats the interrupted one exactly.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use backbone::CausalLm;
+use bench_tasks::format::{FormatConfig, Formatter};
+use bench_tasks::{Encoded, Record, Suite, SuiteSpec, Task};
+use burn::module::Module;
+use burn::tensor::Device;
+use finetune::{LossParts, Reference, SftBatch, TrainMode, Trainer};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use replay_buffer::schedulers::AnyScheduler;
+use replay_buffer::{
+    CapacityPolicy, ExtraPasses, HookPoint, Replay, ReplayDecision, ReplayReason, SampleRef, SchedulerConfig, Signals, SlotLoss,
+    TaskScore,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sharpness::{SharpnessAware, SharpnessAwareRecord};
+
+use crate::lm::{LmTaskModel, TextCodec, sft_batch};
+use crate::method::{MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
+use crate::metrics::{AccuracyMatrix, general_forgetting};
+use crate::params::TrainableSnapshot;
+use crate::results::{JsonlLog, RunLock, append_index, write_json};
+use crate::{EngineError, Plugin, StepRecord};
+
+/// Where the backbone comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// The smoke suite's 2-layer byte-level Llama with random weights (seeded by the run).
+    TinyRandom,
+    /// A Hugging Face directory or a `.gguf` file.
+    Path {
+        /// The directory or file.
+        path: PathBuf,
+    },
+}
+
+/// Everything one run needs.
+pub struct RunConfig {
+    /// The suite file as parsed (recorded in `run.json`).
+    pub suite_spec: SuiteSpec,
+    /// The suite's tasks and probes with their records.
+    pub suite: Suite,
+    /// The method.
+    pub method: MethodConfig,
+    /// Training settings resolved from the suite and the method.
+    pub settings: TrainSettings,
+    /// The run's seed (model init, LoRA init, batch order, replay RNGs).
+    pub seed: u64,
+    /// The backbone.
+    pub model: ModelSource,
+    /// Device name as given (`cpu`, `wgpu`, ...), for the record.
+    pub device_name: String,
+    /// The Burn device (autodiff is switched on by the engine).
+    pub device: Device,
+    /// `results/<suite>/<method>/<seed>`.
+    pub out_dir: PathBuf,
+    /// The suite's `index.jsonl`.
+    pub index_path: Option<PathBuf>,
+    /// Continue from the last checkpoint in `out_dir`.
+    pub resume: bool,
+    /// Git revision, versions, machine: recorded in `run.json`.
+    pub provenance: Value,
+    /// Corpus passages for next-token replay (empty: none).
+    pub corpus: Vec<String>,
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The accuracy matrix (`T + 1` rows).
+    pub rows: Vec<Vec<f64>>,
+    /// Probe scores per stage.
+    pub probe_rows: Vec<Vec<f64>>,
+    /// `metrics.json`.
+    pub metrics: Value,
+}
+
+/// What the run spent (METHODS.md section 1, "Cost"), kept across resumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostCounters {
+    /// Optimizer steps.
+    pub optimizer_steps: u64,
+    /// Forward passes of training (with references, corpus, SAM ascents and probes).
+    pub forward_passes: u64,
+    /// Backward passes.
+    pub backward_passes: u64,
+    /// Tokens through the training forward passes.
+    pub tokens: u64,
+    /// Samples replayed from the buffer.
+    pub replayed_samples: u64,
+    /// Probe forwards asked for by the strategy (one per sample).
+    pub probe_forwards: u64,
+    /// Validation examples the strategy asked to evaluate.
+    pub strategy_eval_examples: u64,
+    /// The protocol's own evaluation examples (not charged to the method).
+    pub eval_examples: u64,
+    /// Seconds spent training (including the strategy's passes).
+    pub train_seconds: f64,
+    /// Seconds spent in the protocol's evaluations.
+    pub eval_seconds: f64,
+}
+
+/// The resumable state of a run (`state.json` in a checkpoint).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EngineState {
+    /// Task being trained (== T when done).
+    task: usize,
+    /// Steps of `task` already taken.
+    step_in_task: usize,
+    /// Optimizer steps over the run.
+    global_step: u64,
+    rows: Vec<Vec<f64>>,
+    probe_rows: Vec<Vec<f64>>,
+    cost: CostCounters,
+    replay: Replay<AnyScheduler>,
+    sam: Option<SharpnessAwareRecord>,
+    log_len: u64,
+}
+
+const ADAPTER: &str = "cl";
+
+/// The run in progress.
+struct Run<'a> {
+    cfg: &'a RunConfig,
+    model: Option<CausalLm>,
+    /// Full fine-tuning with KL: the frozen initial model.
+    reference: Option<CausalLm>,
+    /// WiSE-FT: the trainable weights after the previous stage.
+    wise_prev: Option<TrainableSnapshot>,
+    trainer: Trainer,
+    sam: Option<SharpnessAware<burn::optim::ModuleOptimizer>>,
+    formatter: Formatter<TextCodec>,
+    /// Per task: encoded training records (`None`: does not fit the context).
+    train: Vec<Vec<Option<Encoded>>>,
+    corpus: Vec<Vec<u32>>,
+    stop_ids: Vec<u32>,
+    state: EngineState,
+    log: JsonlLog,
+    started: Instant,
+}
+
+/// Runs (or resumes) one method on one suite with one seed and writes its result files.
+pub fn run(cfg: &RunConfig, plugins: &mut [&mut dyn Plugin]) -> Result<RunOutcome, EngineError> {
+    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| EngineError::io(&cfg.out_dir, e))?;
+    let _lock = RunLock::acquire(&cfg.out_dir)?;
+    let ckpt = crate::checkpoint::latest(&cfg.out_dir.join("ckpt"))?;
+    if !cfg.resume && (ckpt.is_some() || cfg.out_dir.join("run.json").exists()) {
+        return Err(EngineError::Exists(cfg.out_dir.clone()));
+    }
+    let mut run = Run::start(cfg, ckpt.as_deref())?;
+    run.write_run_json("running")?;
+    run.main_loop(plugins)?;
+    run.finish()
+}
+
+impl<'a> Run<'a> {
+    fn start(cfg: &'a RunConfig, ckpt: Option<&Path>) -> Result<Self, EngineError> {
+        let s = &cfg.settings;
+        let device = cfg.device.clone().autodiff();
+        device.seed(cfg.seed);
+        // The backbone, its tokenizer and chat template.
+        let (model, codec, chat) = match &cfg.model {
+            ModelSource::TinyRandom => {
+                let m = backbone::random::random_model(&backbone::random::tiny_byte_llama_config(), cfg.seed, 0.02, &device);
+                (m, TextCodec::Bytes, chat_template::ChatConfig::new(chat_template::ChatTemplate::Plain))
+            }
+            ModelSource::Path { path } => {
+                let lm = backbone::LoadedModel::load(path, &device)?;
+                let tok = lm.tokenizer.ok_or_else(|| EngineError::config(path, "the model ships no tokenizer".into()))?;
+                let chat = chat_for(&lm.model, &tok);
+                (lm.model, TextCodec::Hf(Box::new(tok)), chat)
+            }
+        };
+        let max_len = cfg.suite.max_len.unwrap_or(512).min(model.config.max_position_embeddings);
+        let formatter = Formatter::new(FormatConfig { chat: chat.clone(), max_len }, codec);
+        let stop_ids = formatter.tokenizer().stop_ids(&chat, &model.config.eos_token_ids);
+
+        // Trainable parameters: a LoRA adapter on the frozen backbone, or everything.
+        let mut model = model;
+        let mode = match s.mode {
+            TrainModeName::Lora => {
+                lora::add_adapter(&mut model, ADAPTER, &s.lora, &device);
+                TrainMode::Lora { adapter: ADAPTER.into() }
+            }
+            TrainModeName::Full => TrainMode::Full,
+        };
+        let reference = (s.mode == TrainModeName::Full && cfg.method.objective.kl_weight > 0.0).then(|| model.valid());
+        let model = finetune::prepare_model(model, &mode)?;
+        let wise_prev = cfg.method.wise_ft.map(|_| TrainableSnapshot::of(&model));
+
+        let sam = match &cfg.method.optimizer {
+            OptimizerConfig::Adamw => None,
+            OptimizerConfig::Sam(x) => Some(x.config().init(adamw(&s.optim))),
+            OptimizerConfig::Xsam(x) => Some(x.config().init(adamw(&s.optim))),
+        };
+        let train = cfg
+            .suite
+            .tasks
+            .iter()
+            .map(|t| t.train.iter().map(|r| formatter.encode(t.system.as_deref(), r).ok()).collect())
+            .collect();
+        let corpus = corpus_ids(&cfg.corpus, formatter.tokenizer(), s.corpus_max_tokens);
+        let replay = Replay::new(buffer_config(cfg).init(), scheduler_config(cfg).init());
+        let mut run = Run {
+            cfg,
+            model: Some(model),
+            reference,
+            wise_prev,
+            trainer: Trainer::new(s.optim.clone()),
+            sam,
+            formatter,
+            train,
+            corpus,
+            stop_ids,
+            state: EngineState {
+                task: 0,
+                step_in_task: 0,
+                global_step: 0,
+                rows: vec![],
+                probe_rows: vec![],
+                cost: CostCounters::default(),
+                replay,
+                sam: None,
+                log_len: 0,
+            },
+            // Fresh runs start an empty log; a resume cuts it back in `restore`.
+            log: JsonlLog::open(&cfg.out_dir.join("log.jsonl"), if ckpt.is_some() { u64::MAX } else { 0 })?,
+            started: Instant::now(),
+        };
+        if let Some(dir) = ckpt {
+            run.restore(dir)?;
+            tracing::info!("resumed from {} (task {}, step {})", dir.display(), run.state.task, run.state.global_step);
+        }
+        Ok(run)
+    }
+
+    fn num_tasks(&self) -> usize {
+        self.cfg.suite.tasks.len()
+    }
+
+    fn main_loop(&mut self, plugins: &mut [&mut dyn Plugin]) -> Result<(), EngineError> {
+        if self.state.rows.is_empty() {
+            self.evaluate(0, plugins)?;
+        }
+        while self.state.task < self.num_tasks() {
+            let k = self.state.task;
+            let steps = self.steps_in_task(k);
+            if self.state.step_in_task == 0 {
+                self.state.replay.before_training_exp(k as u32);
+                for p in plugins.iter_mut() {
+                    p.before_training_exp(&self.ctx(k, steps));
+                }
+            }
+            while self.state.step_in_task < steps {
+                let t_step = Instant::now();
+                let record = self.train_step(k, plugins)?;
+                self.state.cost.train_seconds += t_step.elapsed().as_secs_f64();
+                self.state.step_in_task += 1;
+                self.state.global_step += 1;
+                for p in plugins.iter_mut() {
+                    p.after_update(&self.ctx(k, steps), &record);
+                }
+                if let Some(every) = self.cfg.settings.checkpoint_every
+                    && self.state.global_step.is_multiple_of(every)
+                    && self.state.step_in_task < steps
+                {
+                    self.checkpoint()?;
+                }
+            }
+            let t_end = Instant::now();
+            self.end_of_task(k, plugins)?;
+            self.state.cost.train_seconds += t_end.elapsed().as_secs_f64();
+            self.log.write(&json!({"type": "stage", "stage": k + 1, "task": k, "step": self.state.global_step, "train_seconds": self.state.cost.train_seconds}))?;
+            self.evaluate(k + 1, plugins)?;
+            self.state.task += 1;
+            self.state.step_in_task = 0;
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn ctx(&self, task: usize, steps: usize) -> crate::HookContext<'_> {
+        crate::HookContext {
+            task,
+            task_name: self.cfg.suite.tasks.get(task).map_or("", |t| t.name.as_str()),
+            num_tasks: self.num_tasks(),
+            step: self.state.global_step,
+            step_in_task: self.state.step_in_task,
+            steps_in_task: steps,
+        }
+    }
+
+    /// Optimizer steps of task `k`: `steps_per_task`, or `epochs · ⌈n / |B|⌉`.
+    fn steps_in_task(&self, k: usize) -> usize {
+        let s = &self.cfg.settings;
+        s.steps_per_task.unwrap_or_else(|| {
+            let n = self.train[k].iter().flatten().count();
+            s.epochs * n.div_ceil(s.batch_size)
+        })
+    }
+
+    /// The task samples of step `s` of task `k`: consecutive slices of per-epoch shuffles,
+    /// each shuffle seeded by (seed, task, epoch). Joint training draws from tasks `0..=k`.
+    fn task_samples(&self, k: usize, s: usize) -> Vec<SampleRef> {
+        let tasks: Vec<usize> = match self.cfg.method.protocol {
+            Protocol::Sequential => vec![k],
+            Protocol::Joint => (0..=k).collect(),
+        };
+        let pool: Vec<SampleRef> = tasks
+            .iter()
+            .flat_map(|&t| self.train[t].iter().enumerate().filter(|(_, e)| e.is_some()).map(move |(i, _)| SampleRef::new(t as u32, i as u32)))
+            .collect();
+        if pool.is_empty() {
+            return vec![];
+        }
+        let b = self.cfg.settings.batch_size;
+        (s * b..(s + 1) * b)
+            .map(|pos| {
+                let (epoch, i) = (pos / pool.len(), pos % pool.len());
+                let mut order: Vec<usize> = (0..pool.len()).collect();
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[self.cfg.seed, k as u64, epoch as u64]));
+                order.shuffle(&mut rng);
+                pool[order[i]]
+            })
+            .collect()
+    }
+
+    /// One training step. The whole method is here: the strategy's passes and decision, one
+    /// batch of task and replay samples, the objective and the (SAM/XSAM) update, feedback.
+    fn train_step(&mut self, k: usize, plugins: &mut [&mut dyn Plugin]) -> Result<StepRecord, EngineError> {
+        let step = self.state.global_step;
+        let task_samples = self.task_samples(k, self.state.step_in_task);
+        // 1. What to replay: the scheduler's extra passes, then its decision (within budget).
+        let passes = self.state.replay.wants(HookPoint::BeforeUpdate { step });
+        let (probe, scores) = self.extra_passes(&passes)?;
+        let signals = Signals { step, probe_losses: &probe, scores: &scores, ..Default::default() };
+        let mut decision = self.state.replay.before_update(&signals);
+        self.clip_to_budget(&mut decision);
+        let replay_slots: Vec<u32> = decision.batches.iter().flat_map(|b| b.slots.iter().copied()).collect();
+        let replayed: Vec<SampleRef> = decision.batches.iter().flat_map(|b| b.samples.iter().copied()).collect();
+        // 2. One batch [|B| + R, S]: the task's samples, then the replayed ones.
+        let samples: Vec<SampleRef> = task_samples.iter().chain(&replayed).copied().collect();
+        let batch = self.sft_batch(&samples);
+        let corpus = self.corpus_batch(step);
+        for p in plugins.iter_mut() {
+            p.before_backward(&self.ctx(k, 0), &batch);
+        }
+        // 3. Loss and update.
+        let (losses, grad_norm, lr) = self.update(&batch, corpus.as_ref())?;
+        self.guard(k, step, &losses, grad_norm)?;
+        // 4. Feedback: replayed samples' losses to the memory, the task's samples to the buffer.
+        let n_task = task_samples.len();
+        let replay_losses: Vec<SlotLoss> =
+            replay_slots.iter().zip(&losses.per_sample[n_task..]).map(|(&slot, &loss)| SlotLoss { slot, loss }).collect();
+        let train_loss = mean(&losses.per_sample[..n_task]);
+        self.state.replay.after_update(&Signals { step, replay_losses: &replay_losses, train_loss, ..Default::default() });
+        for (&r, &l) in task_samples.iter().zip(&losses.per_sample) {
+            self.state.replay.offer(r, l, step, None);
+        }
+        // 5. Accounting and the log.
+        let tokens = (batch.tokens.mask.iter().filter(|&&m| m).count()) as u64;
+        let c = &mut self.state.cost;
+        c.optimizer_steps += 1;
+        c.replayed_samples += replayed.len() as u64;
+        c.tokens += tokens * losses.forwards_per_batch;
+        c.forward_passes += losses.forwards;
+        c.backward_passes += losses.backwards;
+        let record = StepRecord {
+            task: k,
+            step,
+            lr,
+            loss: losses.total,
+            sft: losses.sft,
+            kl: losses.kl,
+            ntp: losses.ntp,
+            grad_norm,
+            replayed: replayed.len(),
+            tokens,
+        };
+        self.log.write(&json!({"type": "step", "task": k, "step": step, "lr": lr, "loss": losses.total, "sft": losses.sft,
+            "kl": losses.kl, "ntp": losses.ntp, "grad_norm": grad_norm, "replayed": replayed.len(), "tokens": tokens}))?;
+        for b in &decision.batches {
+            self.log.write(&json!({"type": "replay", "step": step, "task": b.task, "n": b.slots.len(), "reason": b.reason}))?;
+            if let (ReplayReason::Due { task, .. }, AnyScheduler::Mssr(m)) = (&b.reason, &self.state.replay.scheduler)
+                && let Some(c) = m.clocks().iter().find(|c| c.task == *task)
+            {
+                self.log.write(&json!({"type": "interval", "step": step, "task": task, "interval": c.interval, "mean_strength": c.mean_strength}))?;
+            }
+        }
+        if let Some(sh) = &losses.sharpness {
+            self.log.write(&json!({"type": "sharpness", "step": step, "loss": sh.loss, "grad_norm": sh.grad_norm, "psi": sh.psi, "alpha": sh.alpha}))?;
+        }
+        Ok(record)
+    }
+
+    /// Runs the objective and takes the optimizer step (AdamW, or SAM/XSAM around it).
+    fn update(&mut self, batch: &SftBatch, corpus: Option<&backbone::TokenBatch>) -> Result<(StepLosses, f64, f64), EngineError> {
+        let objective = &self.cfg.method.objective;
+        let reference = match &self.reference {
+            Some(r) => Reference::Model(r),
+            None => Reference::AdaptersOff,
+        };
+        let per_batch = 1 + u64::from(objective.kl_weight > 0.0) + u64::from(corpus.is_some() && objective.ntp_weight > 0.0);
+        let mut model = self.model.take().expect("model present between steps");
+        let (model, info, losses) = match self.sam.as_mut() {
+            None => {
+                let parts = finetune::objective(&mut model, reference, batch, corpus, objective);
+                let losses = StepLosses::read(&parts, per_batch, 1);
+                let (model, info) = self.trainer.backward_step(model, parts.total);
+                (model, info, losses)
+            }
+            Some(sam) => {
+                let mut first: Option<StepLosses> = None;
+                let mut calls = 0u64;
+                let (grads, stats) = sam.grads(&model, |m: &CausalLm| {
+                    calls += 1;
+                    let mut m = m.clone();
+                    let parts = finetune::objective(&mut m, reference, batch, corpus, objective);
+                    if first.is_none() {
+                        first = Some(StepLosses::read(&parts, per_batch, 1));
+                    }
+                    parts.total
+                });
+                let mut losses = first.expect("SAM evaluates the loss at least once");
+                let log = stats.read();
+                let grid = log.alpha_losses.as_ref().map_or(0, Vec::len) as u64;
+                losses.forwards = per_batch * (calls + grid);
+                losses.forwards_per_batch = calls + grid;
+                losses.backwards = calls;
+                losses.sharpness = Some(log);
+                let (model, info) = self.trainer.grads_step(model, grads);
+                (model, info, losses)
+            }
+        };
+        self.model = Some(model);
+        let info = info.expect("one micro-batch per step");
+        Ok((losses, info.grad_norm, info.lr))
+    }
+
+    /// Divergence guard: a non-finite loss term or gradient stops the run, naming the place.
+    fn guard(&self, k: usize, step: u64, l: &StepLosses, grad_norm: f64) -> Result<(), EngineError> {
+        let bad = [("sft", Some(l.sft)), ("kl", l.kl), ("ntp", l.ntp), ("total", Some(l.total))]
+            .into_iter()
+            .find(|(_, v)| v.is_some_and(|v| !v.is_finite()))
+            .map(|(n, v)| (n, v.unwrap_or(f64::NAN)))
+            .or((!grad_norm.is_finite()).then_some(("gradient norm", grad_norm)));
+        match bad {
+            Some((term, value)) => Err(EngineError::Diverged {
+                task: self.cfg.suite.tasks[k].name.clone(),
+                step,
+                term: term.to_string(),
+                value,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn clip_to_budget(&self, decision: &mut ReplayDecision) {
+        let Some(budget) = self.cfg.settings.replay_budget else { return };
+        let mut left = budget.saturating_sub(self.state.cost.replayed_samples) as usize;
+        decision.batches.retain_mut(|b| {
+            b.slots.truncate(left);
+            b.samples.truncate(left);
+            left -= b.slots.len();
+            !b.slots.is_empty()
+        });
+    }
+
+    fn sft_batch(&self, samples: &[SampleRef]) -> SftBatch {
+        let encoded: Vec<&Encoded> =
+            samples.iter().map(|r| self.train[r.task as usize][r.index as usize].as_ref().expect("only encodable records are drawn")).collect();
+        sft_batch(&encoded)
+    }
+
+    fn corpus_batch(&self, step: u64) -> Option<backbone::TokenBatch> {
+        let n = self.cfg.settings.corpus_batch_size;
+        if self.cfg.method.objective.ntp_weight <= 0.0 || self.corpus.is_empty() || n == 0 {
+            return None;
+        }
+        let seqs: Vec<Vec<u32>> = (0..n).map(|i| self.corpus[(step as usize * n + i) % self.corpus.len()].clone()).collect();
+        Some(backbone::TokenBatch::padded(&seqs, 0, false))
+    }
+
+    /// Probe forwards and validation evaluations a scheduler asked for.
+    fn extra_passes(&mut self, passes: &ExtraPasses) -> Result<(Vec<SlotLoss>, Vec<TaskScore>), EngineError> {
+        let mut probe = Vec::new();
+        let mut scores = Vec::new();
+        if let Some(slots) = &passes.probe
+            && !slots.is_empty()
+        {
+            let refs: Vec<SampleRef> = slots.iter().map(|&s| self.state.replay.buffer.sample(s)).collect();
+            let batch = self.sft_batch(&refs);
+            let model = self.model.as_ref().expect("model").valid();
+            let per: Vec<f32> = finetune::sft_loss(&model, &batch).per_sample.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
+            probe = slots.iter().zip(per).map(|(&slot, loss)| SlotLoss { slot, loss }).collect();
+            self.state.cost.probe_forwards += slots.len() as u64;
+            self.state.cost.forward_passes += 1;
+        }
+        if let Some(req) = &passes.evaluate {
+            let n = self.cfg.settings.validation_records.min(req.examples_per_task.max(1));
+            for &t in &req.tasks {
+                let task = &self.cfg.suite.tasks[t as usize];
+                let records = validation_slice(task, n);
+                let score = self.score_task(task, &records)?;
+                self.state.cost.strategy_eval_examples += records.len() as u64;
+                scores.push(TaskScore { task: t, score: score as f32 });
+            }
+        }
+        Ok((probe, scores))
+    }
+
+    fn score_task(&self, task: &Task, records: &[Record]) -> Result<f64, EngineError> {
+        let model = self.model.as_ref().expect("model").valid();
+        let s = &self.cfg.settings;
+        let mut lm = LmTaskModel {
+            model: &model,
+            formatter: &self.formatter,
+            max_new_tokens: s.max_new_tokens,
+            stop_ids: self.stop_ids.clone(),
+            batch_size: s.eval_batch_size,
+            forwards: 0,
+            tokens: 0,
+        };
+        Ok(bench_tasks::evaluate(task, records, &mut lm, s.eval_batch_size).score)
+    }
+
+    /// The strategy's end-of-task passes, the memory-strength snapshot and WiSE-FT.
+    fn end_of_task(&mut self, k: usize, plugins: &mut [&mut dyn Plugin]) -> Result<(), EngineError> {
+        let step = self.state.global_step;
+        let passes = self.state.replay.wants(HookPoint::AfterTrainingExp { task: k as u32, step });
+        let (probe, scores) = self.extra_passes(&passes)?;
+        self.state.replay.after_training_exp(k as u32, &Signals { step, probe_losses: &probe, scores: &scores, ..Default::default() });
+        let mut strengths = Vec::new();
+        self.state.replay.buffer.memory().strengths_into(None, step, &mut strengths);
+        if !strengths.is_empty() {
+            self.log.write(&json!({"type": "strengths", "step": step, "stage": k + 1, "values": strengths}))?;
+        }
+        if let (Some(w), Some(prev)) = (self.cfg.method.wise_ft, &self.wise_prev) {
+            let model = self.model.take().expect("model");
+            let model = prev.interpolate(model, w.alpha)?;
+            self.wise_prev = Some(TrainableSnapshot::of(&model));
+            self.model = Some(model);
+        }
+        let steps = self.steps_in_task(k);
+        for p in plugins.iter_mut() {
+            p.after_training_exp(&self.ctx(k, steps));
+        }
+        Ok(())
+    }
+
+    /// Evaluates every task and probe: row `stage` of the matrix.
+    fn evaluate(&mut self, stage: usize, plugins: &mut [&mut dyn Plugin]) -> Result<(), EngineError> {
+        let t0 = Instant::now();
+        let task = stage.saturating_sub(1);
+        for p in plugins.iter_mut() {
+            p.before_eval(&self.ctx(task, 0), stage);
+        }
+        let limit = self.cfg.settings.eval_limit.unwrap_or(usize::MAX);
+        let mut row = Vec::new();
+        let mut probes = Vec::new();
+        for (i, t) in self.cfg.suite.tasks.iter().chain(&self.cfg.suite.probes).enumerate() {
+            let records: Vec<Record> = t.test.iter().take(limit).cloned().collect();
+            let score = self.score_task(t, &records)?;
+            self.state.cost.eval_examples += records.len() as u64;
+            if i < self.num_tasks() { row.push(score) } else { probes.push(score) }
+            for p in plugins.iter_mut() {
+                p.eval_progress(i + 1, self.num_tasks() + self.cfg.suite.probes.len());
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        self.state.cost.eval_seconds += secs;
+        self.log.write(&json!({"type": "eval", "stage": stage, "step": self.state.global_step, "scores": row, "probe_scores": probes, "seconds": secs}))?;
+        for p in plugins.iter_mut() {
+            p.after_eval(&self.ctx(task, 0), stage, &row, &probes);
+        }
+        self.state.rows.push(row);
+        self.state.probe_rows.push(probes);
+        self.write_matrix()
+    }
+
+    fn write_matrix(&self) -> Result<(), EngineError> {
+        write_json(
+            &self.cfg.out_dir.join("matrix.json"),
+            &json!({
+                "tasks": self.cfg.suite.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                "probes": self.cfg.suite.probes.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                "rows": self.state.rows,
+                "probe_rows": self.state.probe_rows,
+            }),
+        )
+    }
+
+    fn write_run_json(&self, status: &str) -> Result<(), EngineError> {
+        let c = self.cfg;
+        write_json(
+            &c.out_dir.join("run.json"),
+            &json!({
+                "suite": c.suite.name, "method": c.method.name, "seed": c.seed, "status": status,
+                "method_config": c.method, "training": c.settings, "suite_spec": c.suite_spec,
+                "model": c.model, "device": c.device_name, "replay_budget": c.settings.replay_budget,
+                "provenance": c.provenance,
+                "tasks": c.suite.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                "probes": c.suite.probes.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                "train_records_used": self.train.iter().map(|t| t.iter().flatten().count()).collect::<Vec<_>>(),
+            }),
+        )
+    }
+
+    fn checkpoint(&mut self) -> Result<(), EngineError> {
+        self.log.sync()?;
+        self.state.log_len = self.log.len();
+        self.state.sam = self.sam.as_ref().map(|s| s.to_record());
+        let model = self.model.as_ref().expect("model");
+        crate::checkpoint::save(
+            &self.cfg.out_dir.join("ckpt"),
+            self.state.global_step,
+            self.state.task,
+            &crate::checkpoint::Contents {
+                trainable: &TrainableSnapshot::of(model),
+                wise_prev: self.wise_prev.as_ref(),
+                trainer: &self.trainer,
+                state: &serde_json::to_value(&self.state).expect("state serialises"),
+            },
+        )
+    }
+
+    fn restore(&mut self, dir: &Path) -> Result<(), EngineError> {
+        let loaded = crate::checkpoint::load(dir)?;
+        self.state = serde_json::from_value(loaded.state).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        let model = self.model.take().expect("model");
+        self.model = Some(loaded.trainable.restore(model)?);
+        if loaded.wise_prev.is_some() {
+            self.wise_prev = loaded.wise_prev;
+        }
+        let trainer = std::mem::replace(&mut self.trainer, Trainer::new(self.cfg.settings.optim.clone()));
+        self.trainer = trainer.load(&dir.join("trainer")).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        if let (Some(sam), Some(rec)) = (self.sam.take(), self.state.sam.clone()) {
+            self.sam = Some(sam.load_record(rec));
+        }
+        self.log = JsonlLog::open(&self.cfg.out_dir.join("log.jsonl"), self.state.log_len)?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<RunOutcome, EngineError> {
+        let matrix = AccuracyMatrix::new(self.state.rows.clone()).map_err(EngineError::Metrics)?;
+        let m = matrix.metrics();
+        let c = &self.state.cost;
+        let wall = c.train_seconds + c.eval_seconds;
+        let metrics = json!({
+            "aa": m.aa, "bwt": m.bwt, "forgetting": m.forgetting, "fwt": m.fwt, "ans": m.ans,
+            "general_forgetting": general_forgetting(&self.state.probe_rows),
+            "cost": {
+                "optimizer_steps": c.optimizer_steps, "forward_passes": c.forward_passes, "backward_passes": c.backward_passes,
+                "tokens": c.tokens, "replayed_samples": c.replayed_samples, "probe_forwards": c.probe_forwards,
+                "strategy_eval_examples": c.strategy_eval_examples, "eval_examples": c.eval_examples,
+                "wall_seconds": wall, "train_seconds": c.train_seconds, "eval_seconds": c.eval_seconds,
+                "this_process_seconds": self.started.elapsed().as_secs_f64(),
+            },
+            "replay_budget": self.cfg.settings.replay_budget,
+        });
+        write_json(&self.cfg.out_dir.join("metrics.json"), &metrics)?;
+        if self.cfg.settings.mode == TrainModeName::Lora {
+            let model = self.model.as_ref().expect("model");
+            lora::save_peft(model, ADAPTER, &self.cfg.out_dir.join("adapter"), None)
+                .map_err(|e| EngineError::Checkpoint(format!("saving the final adapter: {e}")))?;
+        }
+        self.log.sync()?;
+        self.write_run_json("complete")?;
+        if let Some(index) = &self.cfg.index_path {
+            let p = &self.cfg.provenance;
+            append_index(
+                index,
+                &json!({"suite": self.cfg.suite.name, "method": self.cfg.method.name, "seed": self.cfg.seed,
+                    "dir": self.cfg.out_dir, "aa": m.aa, "bwt": m.bwt, "forgetting": m.forgetting, "fwt": m.fwt, "ans": m.ans,
+                    "general_forgetting": metrics["general_forgetting"], "replayed_samples": c.replayed_samples,
+                    "wall_seconds": wall, "git_rev": p.get("git_revision")}),
+            )?;
+        }
+        Ok(RunOutcome { rows: self.state.rows, probe_rows: self.state.probe_rows, metrics })
+    }
+}
+
+/// Loss values of one step, read back to the host.
+struct StepLosses {
+    total: f64,
+    sft: f64,
+    kl: Option<f64>,
+    ntp: Option<f64>,
+    per_sample: Vec<f32>,
+    forwards: u64,
+    forwards_per_batch: u64,
+    backwards: u64,
+    sharpness: Option<sharpness::StepLog>,
+}
+
+impl StepLosses {
+    fn read(parts: &LossParts, per_batch: u64, passes: u64) -> Self {
+        let scalar = |t: &burn::tensor::Tensor<1>| f64::from(t.clone().into_scalar::<f32>());
+        Self {
+            total: scalar(&parts.total),
+            sft: scalar(&parts.sft.mean),
+            kl: parts.kl.as_ref().map(scalar),
+            ntp: parts.ntp.as_ref().map(scalar),
+            per_sample: parts.sft.per_sample.clone().into_data().convert::<f32>().try_to_vec::<f32>().expect("f32"),
+            forwards: per_batch * passes,
+            forwards_per_batch: passes,
+            backwards: passes,
+            sharpness: None,
+        }
+    }
+}
+
+fn adamw(c: &finetune::TrainConfig) -> burn::optim::ModuleOptimizer {
+    burn::optim::AdamWConfig::new().with_beta_1(c.beta_1).with_beta_2(c.beta_2).with_epsilon(c.epsilon).with_weight_decay(c.weight_decay).init()
+}
+
+/// The buffer: `buffer_per_task` entries per task unless the method sets a capacity, seeded
+/// by the run.
+fn buffer_config(cfg: &RunConfig) -> replay_buffer::ReplayBufferConfig {
+    let mut b = cfg.method.replay.buffer.clone();
+    if b.capacity == CapacityPolicy::default() {
+        b.capacity = CapacityPolicy::PerTask { quota: cfg.settings.buffer_per_task };
+    }
+    b.seed = mix(&[cfg.seed, 1]);
+    b
+}
+
+/// The scheduler with the run's batch size, replay ratio and seed.
+fn scheduler_config(cfg: &RunConfig) -> SchedulerConfig {
+    let size = replay_buffer::ReplaySize { batch_size: cfg.settings.batch_size, ratio: cfg.settings.replay_ratio };
+    let seed = mix(&[cfg.seed, 2]);
+    let mut s = cfg.method.replay.scheduler;
+    match &mut s {
+        SchedulerConfig::None => {}
+        SchedulerConfig::FixedInterval(c) => {
+            c.size = size;
+            c.seed = seed;
+        }
+        SchedulerConfig::LossDriven(c) => {
+            c.size = size;
+            c.seed = seed;
+        }
+        SchedulerConfig::AccuracySupervised(c) => {
+            c.size = size;
+            c.seed = seed;
+        }
+        SchedulerConfig::Mssr(c) => {
+            c.size = size;
+            c.seed = seed;
+        }
+    }
+    s
+}
+
+/// Validation records of a task: the last `n` of its training records (the test records stay
+/// untouched by the strategy; our choice, METHODS.md leaves the split to the engine).
+fn validation_slice(task: &Task, n: usize) -> Vec<Record> {
+    let start = task.train.len().saturating_sub(n);
+    task.train[start..].to_vec()
+}
+
+fn corpus_ids(corpus: &[String], codec: &TextCodec, max_tokens: usize) -> Vec<Vec<u32>> {
+    use bench_tasks::format::TokenCounter;
+    corpus
+        .iter()
+        .map(|p| {
+            let mut ids = codec.encode(p);
+            ids.truncate(max_tokens.max(2));
+            ids
+        })
+        .filter(|ids| ids.len() >= 2)
+        .collect()
+}
+
+fn chat_for(model: &CausalLm, tok: &backbone::TextTokenizer) -> chat_template::ChatConfig {
+    use chat_template::{ChatConfig, ChatTemplate};
+    match model.config.family {
+        backbone::config::Family::Gemma2 => ChatConfig::new(ChatTemplate::Gemma),
+        backbone::config::Family::Qwen2 => ChatConfig::new(ChatTemplate::ChatMl),
+        backbone::config::Family::Llama if tok.token_id("<|im_start|>").is_some() => ChatConfig::new(ChatTemplate::ChatMl),
+        backbone::config::Family::Llama => ChatConfig::new(ChatTemplate::Llama3),
+    }
+}
+
+fn mean(xs: &[f32]) -> Option<f32> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f32>() / xs.len() as f32)
+}
+
+/// A seed from several numbers (SplitMix64 over them), so streams of different purposes and
+/// tasks never coincide.
+pub fn mix(parts: &[u64]) -> u64 {
+    let mut h = 0x9E37_79B9_7F4A_7C15u64;
+    for &p in parts {
+        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    h
+}

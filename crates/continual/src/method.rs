@@ -1,0 +1,433 @@
+//! Methods and training settings: what `experiments/methods/<name>.toml` and a suite's
+//! `[training]` table hold.
+//!
+//! A method file says what is special about a method (replay strategy, optimizer, extra loss
+//! terms, bounds); the suite's `[training]` table says how much to train (steps, batch size,
+//! learning rate, LoRA rank), so every method of a suite trains with the same budget. A method
+//! may still override training settings in its own `[train]` table.
+//!
+//! Unknown keys anywhere (also inside the nested replay, LoRA and objective tables) are an
+//! error naming the key's path: a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use finetune::ObjectiveConfig;
+use replay_buffer::{ReplayBufferConfig, SchedulerConfig};
+use serde::{Deserialize, Serialize};
+use sharpness::{SamConfig, XsamConfig};
+
+use crate::EngineError;
+
+/// What a run does between tasks: the continual protocol of the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Train on the tasks one after another (every replay method, SAM, KL, ...).
+    #[default]
+    Sequential,
+    /// Multi-task upper bound: stage `k` trains, for the same number of steps as task `k`
+    /// alone, on batches drawn uniformly from the union of tasks `0..=k` (our choice: equal
+    /// compute per stage, so the matrix has every row).
+    Joint,
+}
+
+/// The optimizer around the training step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OptimizerConfig {
+    /// AdamW (settings from `[train]`).
+    #[default]
+    Adamw,
+    /// SAM / k-step SAM around AdamW.
+    Sam(SamSettings),
+    /// XSAM around AdamW.
+    Xsam(XsamSettings),
+}
+
+/// SAM settings (`sharpness::SamConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamSettings {
+    /// `ρ` (0.05).
+    pub rho: f64,
+    /// `k` ascent steps (1).
+    pub ascent_steps: usize,
+}
+
+impl Default for SamSettings {
+    fn default() -> Self {
+        Self { rho: 0.05, ascent_steps: 1 }
+    }
+}
+
+impl SamSettings {
+    /// The sharpness crate's config.
+    pub fn config(&self) -> SamConfig {
+        SamConfig::new().with_rho(self.rho).with_ascent_steps(self.ascent_steps)
+    }
+}
+
+/// XSAM settings (`sharpness::XsamConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XsamSettings {
+    /// `ρ` (0.05).
+    pub rho: f64,
+    /// `k` ascent steps (1).
+    pub ascent_steps: usize,
+    /// Re-estimate `α*` every this many steps (100, METHODS.md §4).
+    pub alpha_period: usize,
+    /// `Δα` (0.1).
+    pub alpha_step: f64,
+    /// `α_max` (2.0).
+    pub alpha_max: f64,
+    /// A fixed `α` instead of the search.
+    pub fixed_alpha: Option<f64>,
+}
+
+impl Default for XsamSettings {
+    fn default() -> Self {
+        Self { rho: 0.05, ascent_steps: 1, alpha_period: 100, alpha_step: 0.1, alpha_max: 2.0, fixed_alpha: None }
+    }
+}
+
+impl XsamSettings {
+    /// The sharpness crate's config.
+    pub fn config(&self) -> XsamConfig {
+        XsamConfig::new(SamConfig::new().with_rho(self.rho).with_ascent_steps(self.ascent_steps))
+            .with_alpha_period(self.alpha_period)
+            .with_alpha_step(self.alpha_step)
+            .with_alpha_max(self.alpha_max)
+            .with_fixed_alpha(self.fixed_alpha)
+    }
+}
+
+/// Replay: the buffer and the scheduler (`replay-buffer`), and the replay budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplaySettings {
+    /// When and what to replay (`kind = "none" | "fixed_interval" | "loss_driven" |
+    /// "accuracy_supervised" | "mssr"`, with that scheduler's settings).
+    pub scheduler: SchedulerConfig,
+    /// The buffer (capacity, insertion, memory model).
+    pub buffer: ReplayBufferConfig,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        Self { scheduler: SchedulerConfig::None, buffer: ReplayBufferConfig::default() }
+    }
+}
+
+/// WiSE-FT: after each stage, `θ_k ← (1 − α)·θ_{k−1} + α·θ_k` over the trained parameters.
+/// With LoRA the adapter factors are interpolated (exact for full fine-tuning; for LoRA an
+/// approximation of interpolating `ΔW`, our choice).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WiseFt {
+    /// `α`, the weight of the newly fine-tuned parameters (0.5).
+    pub alpha: f64,
+}
+
+impl Default for WiseFt {
+    fn default() -> Self {
+        Self { alpha: 0.5 }
+    }
+}
+
+/// How many steps to train and with what: the suite's `[training]` table, overridden by the
+/// method's `[train]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSettings {
+    /// `lora` (the `lora` table applies) or `full`.
+    pub mode: TrainModeName,
+    /// Passes over each task's training records (1).
+    pub epochs: usize,
+    /// If set, exactly this many optimizer steps per task instead of `epochs`.
+    pub steps_per_task: Option<usize>,
+    /// Task samples per optimizer step, `|B|` (8). Replay batches come on top.
+    pub batch_size: usize,
+    /// Optimizer settings (AdamW, schedule, clipping, accumulation).
+    pub optim: finetune::TrainConfig,
+    /// LoRA rank/alpha/targets when `mode = "lora"`.
+    pub lora: lora::LoraConfig,
+    /// Records per evaluation batch (16).
+    pub eval_batch_size: usize,
+    /// Greedy generation length for generative metrics (32 tokens).
+    pub max_new_tokens: usize,
+    /// Corpus passages per step for the next-token term (2; used when `ntp_weight > 0`).
+    pub corpus_batch_size: usize,
+    /// Longest corpus passage in tokens (128).
+    pub corpus_max_tokens: usize,
+    /// Replayed-sample budget of the whole run (`None`: unlimited). Replay methods are
+    /// compared at equal budgets: set it in the suite's `[training]` table.
+    pub replay_budget: Option<u64>,
+    /// Replay batch size relative to `batch_size` (`r`, 1.0); sets the schedulers' `size`.
+    pub replay_ratio: f32,
+    /// Buffer entries kept per task (64).
+    pub buffer_per_task: usize,
+    /// Checkpoint every this many optimizer steps, besides task boundaries (`None`: only at
+    /// boundaries).
+    pub checkpoint_every: Option<u64>,
+    /// Evaluate on at most this many test records per task (`None`: all).
+    pub eval_limit: Option<usize>,
+    /// Validation records per task for strategy-requested evaluations, taken from the end
+    /// of the task's training records (16).
+    pub validation_records: usize,
+}
+
+/// `mode` of [`TrainSettings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainModeName {
+    /// LoRA adapters on the frozen backbone.
+    #[default]
+    Lora,
+    /// Every parameter.
+    Full,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            mode: TrainModeName::Lora,
+            epochs: 1,
+            steps_per_task: None,
+            batch_size: 8,
+            optim: finetune::TrainConfig::default(),
+            lora: lora::LoraConfig::default(),
+            eval_batch_size: 16,
+            max_new_tokens: 32,
+            corpus_batch_size: 2,
+            corpus_max_tokens: 128,
+            replay_budget: None,
+            replay_ratio: 1.0,
+            buffer_per_task: 64,
+            checkpoint_every: None,
+            eval_limit: None,
+            validation_records: 16,
+        }
+    }
+}
+
+/// One method: `experiments/methods/<name>.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodConfig {
+    /// Name (default: the file stem).
+    #[serde(default)]
+    pub name: String,
+    /// One line for the report.
+    #[serde(default)]
+    pub description: String,
+    /// Sequential or joint training.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Overrides of the suite's `[training]` table (merged key by key).
+    #[serde(default)]
+    pub train: toml::Table,
+    /// The loss terms: `kl_weight` (β), `ntp_weight` (λ), directions.
+    #[serde(default)]
+    pub objective: ObjectiveConfig,
+    /// AdamW, SAM or XSAM.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Replay strategy and buffer.
+    #[serde(default)]
+    pub replay: ReplaySettings,
+    /// WiSE-FT interpolation between stages.
+    #[serde(default)]
+    pub wise_ft: Option<WiseFt>,
+}
+
+impl MethodConfig {
+    /// Reads a method file; unknown keys and bad values are errors naming the file and key.
+    pub fn from_path(path: &Path) -> Result<Self, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+        let mut m = Self::from_toml_str(&text, path)?;
+        if m.name.is_empty() {
+            m.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        }
+        Ok(m)
+    }
+
+    /// Parses a method from TOML text (`origin` names it in errors).
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, EngineError> {
+        let raw: toml::Table = toml::from_str(text).map_err(|e| EngineError::config(origin, e.to_string()))?;
+        let m: MethodConfig = raw.clone().try_into().map_err(|e: toml::de::Error| EngineError::config(origin, e.to_string()))?;
+        reject_unknown(&toml::Value::Table(raw), &m, origin, &["train"])?;
+        m.validate(origin)?;
+        Ok(m)
+    }
+
+    fn validate(&self, origin: &Path) -> Result<(), EngineError> {
+        let bad = |field: &str, why: &str| Err(EngineError::config(origin, format!("{field}: {why}")));
+        let o = &self.objective;
+        for (name, w) in [("objective.sft_weight", o.sft_weight), ("objective.kl_weight", o.kl_weight), ("objective.ntp_weight", o.ntp_weight)] {
+            if !(w.is_finite() && w >= 0.0) {
+                return bad(name, &format!("{w} must be a finite number >= 0"));
+            }
+        }
+        match &self.optimizer {
+            OptimizerConfig::Sam(s) if !(s.rho >= 0.0 && s.ascent_steps >= 1) => {
+                return bad("optimizer", "SAM needs rho >= 0 and ascent_steps >= 1");
+            }
+            OptimizerConfig::Xsam(x) if !(x.rho >= 0.0 && x.ascent_steps >= 1 && x.alpha_period >= 1 && x.alpha_step > 0.0 && x.alpha_max >= 0.0) => {
+                return bad("optimizer", "XSAM needs rho >= 0, ascent_steps >= 1, alpha_period >= 1, alpha_step > 0, alpha_max >= 0");
+            }
+            _ => {}
+        }
+        if let Some(w) = self.wise_ft
+            && !(0.0..=1.0).contains(&w.alpha)
+        {
+            return bad("wise_ft.alpha", &format!("{} is outside [0, 1]", w.alpha));
+        }
+        Ok(())
+    }
+
+    /// The training settings: the suite's `[training]` table with this method's `[train]`
+    /// keys laid over it (tables merge recursively).
+    pub fn train_settings(&self, suite_training: Option<&toml::Table>, origin: &Path) -> Result<TrainSettings, EngineError> {
+        let mut merged = suite_training.cloned().unwrap_or_default();
+        merge(&mut merged, &self.train);
+        let s: TrainSettings = merged.clone().try_into().map_err(|e: toml::de::Error| EngineError::config(origin, format!("training settings: {e}")))?;
+        reject_unknown(&toml::Value::Table(merged), &s, origin, &[])?;
+        let bad = |field: &str, why: String| Err(EngineError::config(origin, format!("training.{field}: {why}")));
+        if s.batch_size == 0 {
+            return bad("batch_size", "must be at least 1".into());
+        }
+        if s.epochs == 0 && s.steps_per_task.is_none() {
+            return bad("epochs", "must be at least 1".into());
+        }
+        if !(s.optim.lr.is_finite() && s.optim.lr > 0.0) {
+            return bad("optim.lr", format!("{} must be a finite number > 0", s.optim.lr));
+        }
+        if s.lora.settings.rank == 0 {
+            return bad("lora.settings.rank", "must be at least 1".into());
+        }
+        if !(s.replay_ratio > 0.0) {
+            return bad("replay_ratio", format!("{} must be > 0", s.replay_ratio));
+        }
+        Ok(s)
+    }
+}
+
+/// Lays `over` onto `base`, recursing into tables.
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Errors on keys of `input` that the parsed value does not have when written back: the
+/// fields of nested configs that accept unknown keys silently. `opaque` top-level keys are
+/// free-form tables checked elsewhere.
+fn reject_unknown<T: Serialize>(input: &toml::Value, parsed: &T, origin: &Path, opaque: &[&str]) -> Result<(), EngineError> {
+    let back = toml::Value::try_from(parsed).map_err(|e| EngineError::config(origin, e.to_string()))?;
+    let mut unknown = Vec::new();
+    fn walk(input: &toml::Value, back: &toml::Value, path: &str, opaque: &[&str], out: &mut Vec<String>) {
+        let (toml::Value::Table(i), toml::Value::Table(b)) = (input, back) else { return };
+        for (k, v) in i {
+            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            if path.is_empty() && opaque.contains(&k.as_str()) {
+                continue;
+            }
+            match b.get(k) {
+                None => out.push(p),
+                Some(bv) => walk(v, bv, &p, opaque, out),
+            }
+        }
+    }
+    walk(input, &back, "", opaque, &mut unknown);
+    // Optional fields that are absent serialise as nothing; a key present in the input but set
+    // to its absent value cannot occur in TOML (no null), so every miss is a real unknown key.
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::config(origin, format!("unknown key(s) {}", unknown.join(", "))))
+    }
+}
+
+/// The method files of a directory, by name.
+pub fn method_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, EngineError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))? {
+        let p = e.map_err(|e| EngineError::io(dir, e))?.path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            out.push((p.file_stem().unwrap().to_string_lossy().into_owned(), p));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MethodConfig, EngineError> {
+        MethodConfig::from_toml_str(text, Path::new("m.toml"))
+    }
+
+    #[test]
+    fn a_full_mssr_xsam_method_parses_with_nested_settings() {
+        let m = parse(
+            r#"
+            description = "MSSR + XSAM"
+            [optimizer]
+            kind = "xsam"
+            rho = 0.1
+            [replay.scheduler]
+            kind = "mssr"
+            initial_interval = 8.0
+            [replay.buffer.capacity]
+            kind = "per_task"
+            quota = 32
+            "#,
+        )
+        .unwrap();
+        assert!(matches!(m.optimizer, OptimizerConfig::Xsam(ref x) if x.rho == 0.1 && x.alpha_period == 100));
+        match m.replay.scheduler {
+            SchedulerConfig::Mssr(c) => assert_eq!(c.initial_interval, 8.0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path_even_inside_foreign_configs() {
+        let e = parse("[objective]\nkl_wieght = 0.1\n").unwrap_err().to_string();
+        assert!(e.contains("m.toml") && e.contains("objective.kl_wieght"), "{e}");
+        let e = parse("[replay.scheduler]\nkind = \"mssr\"\ninitial_intervall = 3.0\n").unwrap_err().to_string();
+        assert!(e.contains("replay.scheduler.initial_intervall"), "{e}");
+        let e = parse("colour = 1\n").unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(parse("[objective]\nkl_weight = -1.0\n").unwrap_err().to_string().contains("objective.kl_weight"));
+        assert!(parse("[wise_ft]\nalpha = 1.5\n").unwrap_err().to_string().contains("wise_ft.alpha"));
+        let m = parse("").unwrap();
+        let suite: toml::Table = toml::from_str("batch_size = 0").unwrap();
+        let e = m.train_settings(Some(&suite), Path::new("s.toml")).unwrap_err().to_string();
+        assert!(e.contains("s.toml") && e.contains("batch_size"), "{e}");
+    }
+
+    #[test]
+    fn method_train_keys_override_the_suites_and_tables_merge() {
+        let m = parse("[train]\nepochs = 3\n[train.optim]\nlr = 0.01\n").unwrap();
+        let suite: toml::Table = toml::from_str("epochs = 2\nbatch_size = 4\n[optim]\nlr = 0.001\nmax_grad_norm = 0.5\n").unwrap();
+        let s = m.train_settings(Some(&suite), Path::new("s.toml")).unwrap();
+        assert_eq!((s.epochs, s.batch_size), (3, 4));
+        assert_eq!(s.optim.lr, 0.01);
+        assert_eq!(s.optim.max_grad_norm, Some(0.5));
+        let e = m.train_settings(Some(&toml::from_str("[optim]\nlrr = 1.0\n").unwrap()), Path::new("s.toml")).unwrap_err();
+        assert!(e.to_string().contains("optim.lrr"), "{e}");
+    }
+}
