@@ -1,0 +1,355 @@
+//! Grouping runs by suite and method, and the per-method numbers both renderers show.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::load::{COST_FIELDS, Run};
+use crate::stats::{Stat, mean_std};
+
+/// The complete runs of one suite, by method.
+pub(crate) struct SuiteGroup<'a> {
+    pub name: &'a str,
+    pub methods: Vec<MethodGroup<'a>>,
+}
+
+/// The complete runs of one method in one suite, sorted by seed.
+pub(crate) struct MethodGroup<'a> {
+    pub name: &'a str,
+    pub runs: Vec<&'a Run>,
+}
+
+impl<'a> SuiteGroup<'a> {
+    /// All runs of the suite.
+    pub fn runs(&self) -> impl Iterator<Item = &'a Run> + '_ {
+        self.methods.iter().flat_map(|m| m.runs.iter().copied())
+    }
+
+    /// Task names of the suite (those of its first run).
+    pub fn tasks(&self) -> &'a [String] {
+        self.methods
+            .first()
+            .and_then(|m| m.runs.first())
+            .map_or(&[], |r| r.tasks.as_slice())
+    }
+}
+
+impl<'a> MethodGroup<'a> {
+    /// The run with the smallest seed.
+    pub fn first(&self) -> &'a Run {
+        self.runs[0]
+    }
+}
+
+/// Groups the complete runs by suite, then method (both sorted by name); returns the runs that
+/// are not complete separately.
+pub(crate) fn group(runs: &[Run]) -> (Vec<SuiteGroup<'_>>, Vec<&Run>) {
+    let mut map: BTreeMap<&str, BTreeMap<&str, Vec<&Run>>> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for r in runs {
+        if r.is_complete() && !r.rows.is_empty() {
+            map.entry(&r.suite).or_default().entry(&r.method).or_default().push(r);
+        } else {
+            skipped.push(r);
+        }
+    }
+    let suites = map
+        .into_iter()
+        .map(|(name, methods)| SuiteGroup {
+            name,
+            methods: methods
+                .into_iter()
+                .map(|(name, mut runs)| {
+                    runs.sort_by_key(|r| r.seed);
+                    MethodGroup { name, runs }
+                })
+                .collect(),
+        })
+        .collect();
+    (suites, skipped)
+}
+
+/// A column of the summary tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Column {
+    Aa,
+    Bwt,
+    Forgetting,
+    Fwt,
+    GeneralForgetting,
+    Replayed,
+    Steps,
+    Wall,
+}
+
+impl Column {
+    pub const ALL: [Column; 8] = [
+        Column::Aa,
+        Column::Bwt,
+        Column::Forgetting,
+        Column::Fwt,
+        Column::GeneralForgetting,
+        Column::Replayed,
+        Column::Steps,
+        Column::Wall,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Column::Aa => "AA",
+            Column::Bwt => "BWT",
+            Column::Forgetting => "F",
+            Column::Fwt => "FWT",
+            Column::GeneralForgetting => "↓F",
+            Column::Replayed => "replayed",
+            Column::Steps => "steps",
+            Column::Wall => "wall s",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Column::Aa => "average accuracy after the last stage (higher is better)",
+            Column::Bwt => "backward transfer (higher is better; negative = forgetting)",
+            Column::Forgetting => "average max-based forgetting (lower is better)",
+            Column::Fwt => "forward transfer (higher is better)",
+            Column::GeneralForgetting => "general-ability forgetting over the probes (lower is better)",
+            Column::Replayed => "replayed samples (lower is cheaper)",
+            Column::Steps => "optimizer steps (lower is cheaper)",
+            Column::Wall => "wall-clock seconds (lower is cheaper)",
+        }
+    }
+
+    /// Whether a larger value is better.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Column::Aa | Column::Bwt | Column::Fwt)
+    }
+
+    /// Digits after the decimal point in the Markdown table.
+    pub fn md_decimals(self) -> usize {
+        if self == Column::Wall { 1 } else { 3 }
+    }
+
+    /// Digits after the decimal point in the HTML table.
+    pub fn html_decimals(self) -> usize {
+        match self {
+            Column::Replayed | Column::Steps | Column::Wall => 1,
+            _ => 3,
+        }
+    }
+
+    pub fn value(self, r: &Run) -> Option<f64> {
+        let m = &r.metrics;
+        match self {
+            Column::Aa => m.aa,
+            Column::Bwt => m.bwt,
+            Column::Forgetting => m.forgetting,
+            Column::Fwt => m.fwt,
+            Column::GeneralForgetting => m.general_forgetting,
+            Column::Replayed => m.cost("replayed_samples"),
+            Column::Steps => m.cost("optimizer_steps"),
+            Column::Wall => m.cost("wall_seconds"),
+        }
+        .filter(|v| v.is_finite())
+    }
+
+    /// Mean and std over the method's seeds (runs without the value left out).
+    pub fn stat(self, m: &MethodGroup<'_>) -> Option<Stat> {
+        let values: Vec<f64> = m.runs.iter().filter_map(|r| self.value(r)).collect();
+        mean_std(&values)
+    }
+}
+
+/// For each column, the per-method stats and which methods hold the best mean (ties all win;
+/// nothing is marked with fewer than two methods having a value, or when all are equal).
+pub(crate) fn summary(suite: &SuiteGroup<'_>) -> Vec<(Column, Vec<Option<Stat>>, Vec<bool>)> {
+    Column::ALL
+        .iter()
+        .map(|&c| {
+            let stats: Vec<Option<Stat>> = suite.methods.iter().map(|m| c.stat(m)).collect();
+            let means: Vec<f64> = stats.iter().flatten().map(|s| s.mean).collect();
+            let all_equal = means
+                .windows(2)
+                .all(|w| (w[0] - w[1]).abs() <= 1e-12 * w[0].abs().max(1.0));
+            let best = if means.len() < 2 || all_equal {
+                None
+            } else if c.higher_is_better() {
+                means.iter().copied().reduce(f64::max)
+            } else {
+                means.iter().copied().reduce(f64::min)
+            };
+            let is_best = stats
+                .iter()
+                .map(|s| match (s, best) {
+                    (Some(s), Some(b)) => (s.mean - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    _ => false,
+                })
+                .collect();
+            (c, stats, is_best)
+        })
+        .collect()
+}
+
+/// The mean accuracy matrix of a method over its seeds: `T + 1` rows of `T` cells, `None` where no
+/// seed has a value. Runs whose task list differs from the first run's are left out.
+pub(crate) fn mean_matrix(m: &MethodGroup<'_>) -> Vec<Vec<Option<f64>>> {
+    let first = m.first();
+    let t = first.tasks.len().max(first.rows.first().map_or(0, Vec::len));
+    (0..=t)
+        .map(|j| {
+            (0..t)
+                .map(|i| {
+                    let vals: Vec<f64> = m
+                        .runs
+                        .iter()
+                        .filter(|r| r.tasks == first.tasks)
+                        .filter_map(|r| r.rows.get(j).and_then(|row| row.get(i)).copied())
+                        .collect();
+                    mean_std(&vals).map(|s| s.mean)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every cost field any run of the suite recorded: documented fields in their order, then others.
+pub(crate) fn cost_fields(suite: &SuiteGroup<'_>) -> Vec<String> {
+    let seen: BTreeSet<&str> = suite
+        .runs()
+        .flat_map(|r| r.metrics.cost.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    let mut out: Vec<String> = COST_FIELDS
+        .iter()
+        .filter(|f| seen.contains(*f))
+        .map(|f| f.to_string())
+        .collect();
+    out.extend(seen.iter().filter(|f| !COST_FIELDS.contains(f)).map(|f| f.to_string()));
+    out
+}
+
+/// `256 (er, mssr); unlimited (seq)` — the replay budgets of a suite's runs and who used them.
+pub(crate) fn budget_line(suite: &SuiteGroup<'_>) -> String {
+    // Keyed so that finite budgets come first (ascending), unlimited last.
+    let mut by_budget: BTreeMap<(bool, Option<u64>), BTreeSet<&str>> = BTreeMap::new();
+    for r in suite.runs() {
+        by_budget
+            .entry((r.replay_budget.is_none(), r.replay_budget))
+            .or_default()
+            .insert(&r.method);
+    }
+    let all_methods = suite.methods.len();
+    by_budget
+        .iter()
+        .map(|((_, b), methods)| {
+            let b = b.map_or_else(|| "unlimited".to_string(), |b| format!("{b} samples"));
+            if by_budget.len() == 1 && methods.len() == all_methods {
+                b
+            } else {
+                format!("{b} ({})", methods.iter().copied().collect::<Vec<_>>().join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Provenance facts over a set of runs.
+pub(crate) struct ProvenanceSummary {
+    /// `rev` (with `+dirty` when any run had a dirty tree) and how many runs used it.
+    pub revs: Vec<(String, usize)>,
+    /// Earliest and latest recorded date.
+    pub dates: Option<(String, String)>,
+    pub crate_versions: Vec<String>,
+    pub burn: Vec<String>,
+    pub rustc: Vec<String>,
+    pub models: Vec<String>,
+    pub devices: Vec<String>,
+}
+
+pub(crate) fn provenance<'a>(runs: impl Iterator<Item = &'a Run>) -> ProvenanceSummary {
+    let mut revs: BTreeMap<String, usize> = BTreeMap::new();
+    let mut dates = BTreeSet::new();
+    let (mut crates, mut burn, mut rustc, mut models, mut devices) = (
+        BTreeSet::new(),
+        BTreeSet::new(),
+        BTreeSet::new(),
+        BTreeSet::new(),
+        BTreeSet::new(),
+    );
+    for r in runs {
+        let p = &r.provenance;
+        let mut rev = p.git_rev.as_deref().map_or("unknown".to_string(), short_rev);
+        if p.git_dirty == Some(true) {
+            rev.push_str("+dirty");
+        }
+        *revs.entry(rev).or_default() += 1;
+        dates.extend(p.date.clone());
+        crates.extend(p.crate_version.clone());
+        burn.extend(p.burn.clone());
+        rustc.extend(p.rustc.clone());
+        models.extend(r.model.clone());
+        devices.extend(r.device.clone());
+    }
+    let dates = match (dates.first(), dates.last()) {
+        (Some(a), Some(b)) => Some((a.clone(), b.clone())),
+        _ => None,
+    };
+    let v = |s: BTreeSet<String>| s.into_iter().collect();
+    ProvenanceSummary {
+        revs: revs.into_iter().collect(),
+        dates,
+        crate_versions: v(crates),
+        burn: v(burn),
+        rustc: v(rustc),
+        models: v(models),
+        devices: v(devices),
+    }
+}
+
+fn short_rev(rev: &str) -> String {
+    rev.chars().take(10).collect()
+}
+
+impl ProvenanceSummary {
+    /// One line of plain text (not escaped).
+    pub fn line(&self) -> String {
+        let revs = self
+            .revs
+            .iter()
+            .map(|(r, n)| format!("{r} ({n} run{})", if *n == 1 { "" } else { "s" }))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut parts = vec![format!("git {revs}")];
+        parts.push(match &self.dates {
+            Some((a, b)) if a == b => format!("date {a}"),
+            Some((a, b)) => format!("dates {a} … {b}"),
+            None => "date not recorded".into(),
+        });
+        for (label, vals) in [
+            ("crate", &self.crate_versions),
+            ("burn", &self.burn),
+            ("rustc", &self.rustc),
+            ("model", &self.models),
+            ("device", &self.devices),
+        ] {
+            if !vals.is_empty() {
+                parts.push(format!("{label} {}", vals.join(", ")));
+            }
+        }
+        parts.join("; ")
+    }
+}
+
+/// `2 runs skipped (not complete): smoke/mssr/2 (running), …`, or `None`.
+pub(crate) fn skipped_note(skipped: &[&Run]) -> Option<String> {
+    if skipped.is_empty() {
+        return None;
+    }
+    let list = skipped
+        .iter()
+        .map(|r| format!("{}/{}/{} ({})", r.suite, r.method, r.seed, r.status))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n = skipped.len();
+    Some(format!(
+        "{n} run{} skipped (not complete): {list}",
+        if n == 1 { "" } else { "s" }
+    ))
+}

@@ -1,0 +1,391 @@
+//! Reports of continual-learning runs: one self-contained HTML file with inline SVG plots, and a
+//! Markdown summary.
+//!
+//! The input is a results tree as written by `cargo xtask suite` and specified in
+//! `docs/results-format.md`: `results/<suite>/<method>/<seed>/{run.json, matrix.json,
+//! metrics.json, log.jsonl}`. [`load_runs`] reads it (naming the file, and the line of a
+//! `log.jsonl`, of anything malformed), [`render_html`] and [`render_markdown`] turn runs into
+//! documents, and [`write_report`] does all three and writes both files atomically.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! let cfg = report::ReportConfig { title: "Smoke suite".into() };
+//! let summary = report::write_report(
+//!     Path::new("results"),
+//!     Path::new("results/report.html"),
+//!     Path::new("results/report.md"),
+//!     &cfg,
+//! )?;
+//! println!("{} runs of {} methods ({} skipped)", summary.runs, summary.methods, summary.skipped);
+//! # Ok::<(), report::ReportError>(())
+//! ```
+//!
+//! Everything is drawn by hand: no plotting crate, no JavaScript, no external resource. Numbers
+//! over seeds are `mean ± sample std` (`n − 1` denominator; `–` for a single seed).
+#![warn(missing_docs)]
+
+mod aggregate;
+mod error;
+mod html;
+mod load;
+mod markdown;
+mod stats;
+mod svg;
+#[cfg(test)]
+mod testdata;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+pub use error::ReportError;
+pub use html::render_html;
+pub use load::{
+    IntervalEvent, Metrics, Provenance, ReplayEvent, Run, RunLog, SharpnessEvent, StageEvent, StrengthsEvent, load_runs,
+};
+pub use markdown::render_markdown;
+pub use stats::{Stat, mean_std};
+pub use svg::{escape, viridis};
+
+/// Options of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportConfig {
+    /// Title of both documents.
+    pub title: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            title: "Continual fine-tuning results".into(),
+        }
+    }
+}
+
+/// What [`write_report`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportSummary {
+    /// Complete runs in the report.
+    pub runs: usize,
+    /// Distinct method names among them.
+    pub methods: usize,
+    /// Runs left out because their status is not `"complete"`.
+    pub skipped: usize,
+}
+
+/// Reads `results_dir` (see [`load_runs`]), renders both documents and writes them to `html_out`
+/// and `md_out`, each atomically (a temporary file in the same directory, then a rename), creating
+/// missing parent directories.
+pub fn write_report(
+    results_dir: &Path,
+    html_out: &Path,
+    md_out: &Path,
+    cfg: &ReportConfig,
+) -> Result<ReportSummary, ReportError> {
+    let runs = load_runs(results_dir)?;
+    let html = render_html(&runs, cfg);
+    let md = render_markdown(&runs, cfg);
+    write_atomic(html_out, html.as_bytes())?;
+    write_atomic(md_out, md.as_bytes())?;
+    let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();
+    let methods: BTreeSet<&str> = complete.iter().map(|r| r.method.as_str()).collect();
+    Ok(ReportSummary {
+        runs: complete.len(),
+        methods: methods.len(),
+        skipped: runs.len() - complete.len(),
+    })
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(|e| ReportError::io(&dir, e))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        ReportError::io(path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata::{write_json, write_tree};
+
+    #[test]
+    fn synthetic_tree_parses_into_sorted_runs_with_all_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let runs = load_runs(dir.path()).unwrap();
+        let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();
+        assert_eq!(complete.len(), 4);
+        let keys: Vec<(&str, u64)> = complete.iter().map(|r| (r.method.as_str(), r.seed)).collect();
+        assert_eq!(keys, [("mssr", 0), ("mssr", 1), ("seq", 0), ("seq", 1)]);
+        let r = complete[0];
+        assert_eq!(r.suite, "smoke");
+        assert_eq!(r.tasks, ["map-a", "add-a", "rev-a"]);
+        assert_eq!(r.probes, ["probe-x"]);
+        assert_eq!(r.replay_budget, Some(128));
+        assert_eq!(r.provenance.git_rev.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(r.rows.len(), 4);
+        assert_eq!(r.rows[1], [0.8, 0.2, 0.3]);
+        assert_eq!(r.probe_rows.len(), 4);
+        assert_eq!(r.metrics.aa, Some(0.5));
+        assert_eq!(r.metrics.cost("replayed_samples"), Some(100.0));
+        assert_eq!(r.metrics.cost[0].0, "optimizer_steps");
+        assert!(!r.metrics_from_matrix);
+        assert_eq!(r.log.replays.len(), 3);
+        assert_eq!(r.log.replays[0].reason, "due");
+        assert_eq!(r.log.replays[2].task, None);
+        assert_eq!(r.log.intervals.len(), 3);
+        assert_eq!(r.log.strengths.len(), 2);
+        assert_eq!(r.log.stages.len(), 3);
+        assert_eq!(r.log.max_step, 30);
+        // The running run is returned, with only its run.json fields.
+        let running: Vec<&Run> = runs.iter().filter(|r| !r.is_complete()).collect();
+        assert_eq!(running.len(), 1);
+        assert_eq!(
+            (running[0].method.as_str(), running[0].seed, running[0].status.as_str()),
+            ("seq", 2, "running")
+        );
+        assert!(running[0].rows.is_empty());
+    }
+
+    #[test]
+    fn malformed_matrix_json_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let bad = dir.path().join("smoke/seq/1/matrix.json");
+        fs::write(
+            &bad,
+            "{\"tasks\": [\"map-a\", \"add-a\", \"rev-a\"], \"rows\": [[0.1, 0.2,",
+        )
+        .unwrap();
+        let err = load_runs(dir.path()).unwrap_err();
+        assert!(matches!(err, ReportError::Json { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&bad.display().to_string()), "{msg}");
+
+        // A matrix that parses but has the wrong shape names the file too.
+        write_json(
+            &bad,
+            &serde_json::json!({"tasks": ["map-a", "add-a", "rev-a"], "rows": [[0.1, 0.2, 0.3]]}),
+        );
+        let msg = load_runs(dir.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains(&bad.display().to_string()) && msg.contains("1 rows for 3 tasks"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_log_line_is_an_error_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let log = dir.path().join("smoke/mssr/1/log.jsonl");
+        let mut text = fs::read_to_string(&log).unwrap();
+        text.push_str("{\"type\": \"replay\", \"step\": 31, \"n\": \"four\"}\n");
+        let bad_line = text.lines().count();
+        fs::write(&log, &text).unwrap();
+        let err = load_runs(dir.path()).unwrap_err();
+        match &err {
+            ReportError::LogLine { path, line, .. } => {
+                assert_eq!(path, &log);
+                assert_eq!(*line, bad_line);
+            }
+            other => panic!("wrong error {other:?}"),
+        }
+        assert!(
+            err.to_string().starts_with(&format!("{}:{bad_line}: ", log.display())),
+            "{err}"
+        );
+
+        // Not JSON at all, on line 2.
+        fs::write(
+            &log,
+            "{\"type\": \"stage\", \"stage\": 1, \"task\": 0, \"step\": 5}\nnot json\n",
+        )
+        .unwrap();
+        let msg = load_runs(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains(&format!("{}:2: malformed JSON", log.display())), "{msg}");
+    }
+
+    #[test]
+    fn markdown_table_has_the_hand_computed_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let runs = load_runs(dir.path()).unwrap();
+        let md = render_markdown(
+            &runs,
+            &ReportConfig {
+                title: "Synthetic".into(),
+            },
+        );
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines[0], "# Synthetic");
+        assert!(lines.contains(&"## smoke"));
+        assert!(lines.contains(&"| method | AA | BWT | F | FWT | ↓F | replayed | steps | wall s | seeds |"));
+        // mssr: AA [0.5, 0.7], BWT [-0.1, -0.3], F [0.2, 0.1], FWT [0.01, 0.03], ↓F [0.02, 0.04],
+        // replayed [100, 120], steps [60, 60], wall [10, 12].
+        assert!(
+            lines.contains(
+                &"| mssr | 0.600 ± 0.141 | -0.200 ± 0.141 | 0.150 ± 0.071 | 0.020 ± 0.014 | 0.030 ± 0.014 \
+                  | 110.000 ± 14.142 | 60.000 ± 0.000 | 11.0 ± 1.4 | 2 |"
+            ),
+            "{md}"
+        );
+        // seq: AA [0.4, 0.2], BWT [-0.4, -0.5], F [0.4, 0.5], FWT [0.0, 0.02], ↓F null,
+        // replayed [0, 0], steps [60, 60], wall [8, 9].
+        assert!(
+            lines.contains(
+                &"| seq | 0.300 ± 0.141 | -0.450 ± 0.071 | 0.450 ± 0.071 | 0.010 ± 0.014 | – \
+                  | 0.000 ± 0.000 | 60.000 ± 0.000 | 8.5 ± 0.7 | 2 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            lines.contains(&"Replay budget: 128 samples (mssr); unlimited (seq)."),
+            "{md}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("Provenance: git 0123456789 (4 runs); dates 2025-05-01 … 2025-05-02")),
+            "{md}"
+        );
+        assert!(
+            lines.contains(&"_1 run skipped (not complete): smoke/seq/2 (running)._"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn one_seed_shows_a_dash_for_the_std() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        fs::remove_dir_all(dir.path().join("smoke/seq/1")).unwrap();
+        let runs = load_runs(dir.path()).unwrap();
+        let md = render_markdown(&runs, &ReportConfig::default());
+        assert!(md.contains("| seq | 0.400 ± – | -0.400 ± – |"), "{md}");
+        let html = render_html(&runs, &ReportConfig::default());
+        assert!(html.contains("0.400 <span class=\"sd\">± –</span>"));
+    }
+
+    #[test]
+    fn html_escapes_names_and_title() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let mut runs = load_runs(dir.path()).unwrap();
+        for r in runs.iter_mut().filter(|r| r.method == "seq") {
+            r.method = "<script>alert('x')</script>".into();
+            r.tasks[0] = "a&b".into();
+        }
+        let html = render_html(
+            &runs,
+            &ReportConfig {
+                title: "R&D <results>".into(),
+            },
+        );
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(html.contains("<title>R&amp;D &lt;results&gt;</title>"));
+        assert!(html.contains("a&amp;b"));
+        assert!(!html.contains("a&b"));
+    }
+
+    #[test]
+    fn html_has_every_section_and_no_external_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let runs = load_runs(dir.path()).unwrap();
+        let html = render_html(&runs, &ReportConfig::default());
+        for needle in [
+            "<h3>Summary",
+            "<h3>Accuracy matrix",
+            "<h3>Score per task",
+            "<h3>Forgetting F",
+            "<h3>Replay",
+            "<h3>Memory strength",
+            "<h3>XSAM α*",
+            "<h3>Cost",
+            "<footer>",
+            "no replay",
+            "1 run skipped",
+            "128 samples (mssr); unlimited (seq)",
+        ] {
+            assert!(html.contains(needle), "missing {needle}");
+        }
+        assert!(!html.contains("<script"));
+        // The only URL is the SVG namespace: no link, image, font or stylesheet is fetched.
+        assert!(!html.replace("http://www.w3.org/2000/svg", "").contains("://"));
+        // Best AA (mssr, 0.600) in bold; heatmap cells coloured from the viridis scale.
+        assert!(html.contains("<td class=\"best\">0.600 <span class=\"sd\">± 0.141</span></td>"));
+        // The "before" cell of task 1 is 0.1 in every run.
+        assert!(html.contains(&format!("fill=\"{}\"", svg::hex(viridis(0.1)))));
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    }
+
+    #[test]
+    fn write_report_writes_both_files_and_counts_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let out = tempfile::tempdir().unwrap();
+        let (html, md) = (out.path().join("sub/report.html"), out.path().join("report.md"));
+        let s = write_report(dir.path(), &html, &md, &ReportConfig::default()).unwrap();
+        assert_eq!(
+            s,
+            ReportSummary {
+                runs: 4,
+                methods: 2,
+                skipped: 1
+            }
+        );
+        assert!(fs::read_to_string(&html).unwrap().starts_with("<!DOCTYPE html>"));
+        assert!(fs::read_to_string(&md).unwrap().starts_with("# Continual"));
+        // No temporary file is left beside the outputs.
+        let names: Vec<String> = fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    }
+
+    #[test]
+    fn missing_metrics_json_derives_metrics_from_the_matrix() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        fs::remove_file(dir.path().join("smoke/seq/0/metrics.json")).unwrap();
+        let runs = load_runs(dir.path()).unwrap();
+        let r = runs.iter().find(|r| r.method == "seq" && r.seed == 0).unwrap();
+        assert!(r.metrics_from_matrix);
+        // Rows of seq/0 (see testdata): final row [0.3, 0.3, 0.6] → AA 0.4.
+        assert!((r.metrics.aa.unwrap() - 0.4).abs() < 1e-12);
+        // BWT: (0.3 - 0.7) + (0.3 - 0.7) over 2 = -0.4.
+        assert!((r.metrics.bwt.unwrap() + 0.4).abs() < 1e-12);
+        assert!(r.metrics.cost.is_empty());
+    }
+
+    #[test]
+    fn missing_results_dir_is_an_io_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = load_runs(&missing).unwrap_err();
+        assert!(matches!(err, ReportError::Io { .. }));
+        assert!(err.to_string().contains(&missing.display().to_string()));
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}

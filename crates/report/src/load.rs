@@ -1,0 +1,614 @@
+//! Reading a results tree (`docs/results-format.md`) into [`Run`]s.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::ReportError;
+
+/// Where a run's numbers came from: the `provenance` object of `run.json`.
+///
+/// Both the documented key names and the ones `cargo xtask` writes are accepted
+/// (`git_rev`/`git_revision`, `crate_version`/`workspace_version`); every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Provenance {
+    /// Git revision of the workspace that produced the run.
+    #[serde(default, alias = "git_revision")]
+    pub git_rev: Option<String>,
+    /// Whether the work tree had uncommitted changes.
+    #[serde(default)]
+    pub git_dirty: Option<bool>,
+    /// Version of the workspace crates.
+    #[serde(default, alias = "workspace_version")]
+    pub crate_version: Option<String>,
+    /// Rust compiler version.
+    #[serde(default)]
+    pub rustc: Option<String>,
+    /// Burn version.
+    #[serde(default)]
+    pub burn: Option<String>,
+    /// When the run was made (free-form, usually RFC 3339).
+    #[serde(default)]
+    pub date: Option<String>,
+}
+
+/// The metrics of one run (`metrics.json`), every one optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Average accuracy after the last stage.
+    pub aa: Option<f64>,
+    /// Backward transfer (null for a one-task suite).
+    pub bwt: Option<f64>,
+    /// Average (max-based) forgetting F (null for a one-task suite).
+    pub forgetting: Option<f64>,
+    /// Forward transfer (null for a one-task suite).
+    pub fwt: Option<f64>,
+    /// Average normalised score.
+    pub ans: Option<f64>,
+    /// General-ability forgetting ↓F over the probes (null without probes).
+    pub general_forgetting: Option<f64>,
+    /// Every numeric field of `cost`, documented fields first in the documented order, then any
+    /// others alphabetically.
+    pub cost: Vec<(String, f64)>,
+}
+
+impl Metrics {
+    /// The value of cost field `name`, if the run recorded it.
+    pub fn cost(&self, name: &str) -> Option<f64> {
+        self.cost.iter().find(|(k, _)| k == name).map(|&(_, v)| v)
+    }
+}
+
+/// A `replay` event of `log.jsonl`: replayed samples mixed into one update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayEvent {
+    /// Global step.
+    pub step: u64,
+    /// Source task index, `None` when the batch mixed tasks.
+    pub task: Option<usize>,
+    /// Samples replayed.
+    pub n: u64,
+    /// `reason.kind` (`interval`, `loss_trigger`, `accuracy_drop`, `due`, `custom`, …).
+    pub reason: String,
+}
+
+/// An `interval` event: MSSR's current replay interval for one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalEvent {
+    /// Global step.
+    pub step: u64,
+    /// Task index.
+    pub task: usize,
+    /// The interval `I_d` in steps.
+    pub interval: f64,
+    /// Mean memory strength of the task's buffered samples.
+    pub mean_strength: Option<f64>,
+}
+
+/// A `strengths` event: the memory strength of every buffered sample at the end of a stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrengthsEvent {
+    /// Global step.
+    pub step: u64,
+    /// Stage (1-based: stage `k` trains task `k - 1`).
+    pub stage: usize,
+    /// The strengths (null entries dropped).
+    pub values: Vec<f64>,
+}
+
+/// A `sharpness` event (SAM/XSAM).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharpnessEvent {
+    /// Global step.
+    pub step: u64,
+    /// Sharpness measure ψ, if computed.
+    pub psi: Option<f64>,
+    /// XSAM's α*, if computed.
+    pub alpha: Option<f64>,
+}
+
+/// A `stage` event: the end of one training stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageEvent {
+    /// Stage (1-based).
+    pub stage: usize,
+    /// Task index trained in the stage.
+    pub task: usize,
+    /// Global step at the end of the stage.
+    pub step: u64,
+    /// Training time of the stage in seconds.
+    pub seconds: Option<f64>,
+}
+
+/// The parts of `log.jsonl` the report draws. `step` and `eval` lines are checked but not kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunLog {
+    /// Whether the run had a `log.jsonl` at all.
+    pub present: bool,
+    /// Number of non-empty lines.
+    pub lines: usize,
+    /// Largest `step` seen on any line.
+    pub max_step: u64,
+    /// `replay` events in file order.
+    pub replays: Vec<ReplayEvent>,
+    /// `interval` events in file order.
+    pub intervals: Vec<IntervalEvent>,
+    /// `strengths` events in file order.
+    pub strengths: Vec<StrengthsEvent>,
+    /// `sharpness` events in file order.
+    pub sharpness: Vec<SharpnessEvent>,
+    /// `stage` events in file order.
+    pub stages: Vec<StageEvent>,
+}
+
+/// One run: `results/<suite>/<method>/<seed>/`.
+///
+/// Runs whose `run.json` status is not `"complete"` are returned too (so that a report can say
+/// how many were skipped) but only `run.json` is read for them: their matrix, metrics and log are
+/// empty. [`Run::is_complete`] tells them apart; the renderers skip them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// The run's directory.
+    pub dir: PathBuf,
+    /// Suite name.
+    pub suite: String,
+    /// Method name.
+    pub method: String,
+    /// Seed.
+    pub seed: u64,
+    /// `run.json` status (`"complete"` or `"running"`).
+    pub status: String,
+    /// Task names in training order.
+    pub tasks: Vec<String>,
+    /// Probe names.
+    pub probes: Vec<String>,
+    /// Replayed-sample budget (`None` = unlimited).
+    pub replay_budget: Option<u64>,
+    /// Where the run came from.
+    pub provenance: Provenance,
+    /// Model path or name.
+    pub model: Option<String>,
+    /// Device name.
+    pub device: Option<String>,
+    /// Accuracy matrix: `rows[j][i]` = score on task `i` after stage `j` (row 0 = before training).
+    pub rows: Vec<Vec<f64>>,
+    /// Probe scores after each stage.
+    pub probe_rows: Vec<Vec<f64>>,
+    /// The run's metrics.
+    pub metrics: Metrics,
+    /// `true` when `metrics.json` was absent and the metrics were derived from the matrix (with
+    /// the formulas of `crates/continual/src/metrics.rs`; no cost then).
+    pub metrics_from_matrix: bool,
+    /// The parsed log.
+    pub log: RunLog,
+}
+
+impl Run {
+    /// Whether `run.json` says `"status": "complete"`.
+    pub fn is_complete(&self) -> bool {
+        self.status == "complete"
+    }
+}
+
+#[derive(Deserialize)]
+struct RunJson {
+    suite: String,
+    method: String,
+    seed: u64,
+    status: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    replay_budget: Option<u64>,
+    #[serde(default)]
+    provenance: Option<Provenance>,
+    #[serde(default)]
+    tasks: Vec<String>,
+    #[serde(default)]
+    probes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct MatrixJson {
+    tasks: Vec<String>,
+    #[serde(default)]
+    probes: Vec<String>,
+    rows: Vec<Vec<f64>>,
+    #[serde(default)]
+    probe_rows: Vec<Vec<f64>>,
+}
+
+#[derive(Deserialize)]
+struct MetricsJson {
+    #[serde(default)]
+    aa: Option<f64>,
+    #[serde(default)]
+    bwt: Option<f64>,
+    #[serde(default)]
+    forgetting: Option<f64>,
+    #[serde(default)]
+    fwt: Option<f64>,
+    #[serde(default)]
+    ans: Option<f64>,
+    #[serde(default)]
+    general_forgetting: Option<f64>,
+    #[serde(default)]
+    cost: Option<serde_json::Map<String, Value>>,
+}
+
+/// The documented cost fields, in the documented order.
+pub(crate) const COST_FIELDS: [&str; 11] = [
+    "optimizer_steps",
+    "forward_passes",
+    "backward_passes",
+    "tokens",
+    "replayed_samples",
+    "probe_forwards",
+    "strategy_eval_examples",
+    "eval_examples",
+    "wall_seconds",
+    "train_seconds",
+    "eval_seconds",
+];
+
+/// Reads every run under `results_dir/<suite>/<method>/<seed>/` (a directory counts as a run when
+/// it holds a `run.json`).
+///
+/// Complete runs need a `matrix.json`; `metrics.json` and `log.jsonl` are optional. Runs that
+/// are not complete are returned with only their `run.json` fields (see [`Run`]). The result is
+/// sorted by suite, method and seed. Any malformed file is an error naming it.
+pub fn load_runs(results_dir: &Path) -> Result<Vec<Run>, ReportError> {
+    let mut runs = Vec::new();
+    for suite_dir in subdirs(results_dir)? {
+        for method_dir in subdirs(&suite_dir)? {
+            for seed_dir in subdirs(&method_dir)? {
+                if seed_dir.join("run.json").is_file() {
+                    runs.push(load_run(&seed_dir)?);
+                }
+            }
+        }
+    }
+    runs.sort_by(|a, b| (&a.suite, &a.method, a.seed, &a.dir).cmp(&(&b.suite, &b.method, b.seed, &b.dir)));
+    Ok(runs)
+}
+
+/// Subdirectories of `dir` (hidden ones left out), sorted by name.
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let entries = fs::read_dir(dir).map_err(|e| ReportError::io(dir, e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| ReportError::io(dir, e))?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && path.is_dir() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let text = fs::read_to_string(path).map_err(|e| ReportError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|source| ReportError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads one run directory.
+pub(crate) fn load_run(dir: &Path) -> Result<Run, ReportError> {
+    let run_path = dir.join("run.json");
+    let rj: RunJson = read_json(&run_path)?;
+    let mut run = Run {
+        dir: dir.to_path_buf(),
+        suite: rj.suite,
+        method: rj.method,
+        seed: rj.seed,
+        status: rj.status,
+        tasks: rj.tasks,
+        probes: rj.probes,
+        replay_budget: rj.replay_budget,
+        provenance: rj.provenance.unwrap_or_default(),
+        model: rj.model,
+        device: rj.device,
+        rows: Vec::new(),
+        probe_rows: Vec::new(),
+        metrics: Metrics::default(),
+        metrics_from_matrix: false,
+        log: RunLog::default(),
+    };
+    if !run.is_complete() {
+        return Ok(run);
+    }
+
+    let matrix_path = dir.join("matrix.json");
+    if !matrix_path.is_file() {
+        return Err(ReportError::invalid(
+            &matrix_path,
+            "missing (run.json says the run is complete)",
+        ));
+    }
+    let m: MatrixJson = read_json(&matrix_path)?;
+    check_matrix(&matrix_path, &m, &run)?;
+    if run.tasks.is_empty() {
+        run.tasks = m.tasks;
+    }
+    if run.probes.is_empty() {
+        run.probes = m.probes;
+    }
+    run.rows = m.rows;
+    run.probe_rows = m.probe_rows;
+
+    let metrics_path = dir.join("metrics.json");
+    if metrics_path.is_file() {
+        run.metrics = parse_metrics(&metrics_path)?;
+    } else {
+        run.metrics = derive_metrics(&run.rows, &run.probe_rows);
+        run.metrics_from_matrix = true;
+    }
+
+    let log_path = dir.join("log.jsonl");
+    if log_path.is_file() {
+        let text = fs::read_to_string(&log_path).map_err(|e| ReportError::io(&log_path, e))?;
+        run.log = parse_log(&log_path, &text)?;
+    }
+    Ok(run)
+}
+
+fn check_matrix(path: &Path, m: &MatrixJson, run: &Run) -> Result<(), ReportError> {
+    let t = m.tasks.len();
+    let p = m.probes.len();
+    if t == 0 {
+        return Err(ReportError::invalid(path, "no tasks"));
+    }
+    if !run.tasks.is_empty() && run.tasks != m.tasks {
+        return Err(ReportError::invalid(
+            path,
+            format!("tasks {:?} differ from run.json's {:?}", m.tasks, run.tasks),
+        ));
+    }
+    if m.rows.len() != t + 1 {
+        return Err(ReportError::invalid(
+            path,
+            format!(
+                "{} rows for {t} tasks in a complete run (needs {})",
+                m.rows.len(),
+                t + 1
+            ),
+        ));
+    }
+    if let Some((j, row)) = m.rows.iter().enumerate().find(|(_, r)| r.len() != t) {
+        return Err(ReportError::invalid(
+            path,
+            format!("row {j} has {} scores, not {t}", row.len()),
+        ));
+    }
+    if m.probe_rows.len() > t + 1 {
+        return Err(ReportError::invalid(
+            path,
+            format!("{} probe rows for {t} tasks", m.probe_rows.len()),
+        ));
+    }
+    if let Some((j, row)) = m.probe_rows.iter().enumerate().find(|(_, r)| r.len() != p) {
+        return Err(ReportError::invalid(
+            path,
+            format!("probe row {j} has {} scores, not {p}", row.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_metrics(path: &Path) -> Result<Metrics, ReportError> {
+    let mj: MetricsJson = read_json(path)?;
+    let mut cost = Vec::new();
+    if let Some(map) = mj.cost {
+        for (k, v) in &map {
+            match v {
+                Value::Null => {}
+                Value::Number(n) => cost.push((k.clone(), n.as_f64().unwrap_or(f64::NAN))),
+                other => {
+                    return Err(ReportError::invalid(
+                        path,
+                        format!("cost field `{k}` is not a number: {other}"),
+                    ));
+                }
+            }
+        }
+    }
+    cost.sort_by_key(|(k, _)| (COST_FIELDS.iter().position(|f| f == k).unwrap_or(usize::MAX), k.clone()));
+    Ok(Metrics {
+        aa: mj.aa,
+        bwt: mj.bwt,
+        forgetting: mj.forgetting,
+        fwt: mj.fwt,
+        ans: mj.ans,
+        general_forgetting: mj.general_forgetting,
+        cost,
+    })
+}
+
+/// The metrics of `crates/continual/src/metrics.rs`, for a run without `metrics.json`. `rows`
+/// has been checked: `T + 1` rows of `T >= 1` scores.
+pub(crate) fn derive_metrics(rows: &[Vec<f64>], probe_rows: &[Vec<f64>]) -> Metrics {
+    let t = rows[0].len();
+    let a = |j: usize, i: usize| rows[j][i];
+    let per = |f: &dyn Fn(usize) -> f64, range: std::ops::Range<usize>| {
+        (t > 1).then(|| range.map(f).sum::<f64>() / (t - 1) as f64)
+    };
+    let aa = rows[t].iter().sum::<f64>() / t as f64;
+    let bwt = per(&|i| a(t, i) - a(i + 1, i), 0..t - 1);
+    let forgetting = per(
+        &|i| (i + 1..t).map(|l| a(l, i)).fold(f64::NEG_INFINITY, f64::max) - a(t, i),
+        0..t - 1,
+    );
+    let fwt = per(&|i| a(i, i) - a(0, i), 1..t);
+    let ans = (0..t)
+        .map(|i| {
+            let (own, last) = (a(i + 1, i), a(t, i));
+            if own.abs() < 1e-12 {
+                if last.abs() < 1e-12 { 1.0 } else { last }
+            } else {
+                last / own
+            }
+        })
+        .sum::<f64>()
+        / t as f64;
+    let general_forgetting = match (probe_rows.first(), probe_rows.last()) {
+        (Some(first), Some(last)) if !first.is_empty() && first.len() == last.len() => {
+            Some(first.iter().zip(last).map(|(x, y)| x - y).sum::<f64>() / first.len() as f64)
+        }
+        _ => None,
+    };
+    Metrics {
+        aa: Some(aa),
+        bwt,
+        forgetting,
+        fwt,
+        ans: Some(ans),
+        general_forgetting,
+        cost: Vec::new(),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReplayLine {
+    step: u64,
+    #[serde(default)]
+    task: Option<usize>,
+    n: u64,
+    #[serde(default)]
+    reason: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct IntervalLine {
+    step: u64,
+    task: usize,
+    interval: f64,
+    #[serde(default)]
+    mean_strength: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct StrengthsLine {
+    step: u64,
+    stage: usize,
+    values: Vec<Option<f64>>,
+}
+
+#[derive(Deserialize)]
+struct SharpnessLine {
+    step: u64,
+    #[serde(default)]
+    psi: Option<f64>,
+    #[serde(default)]
+    alpha: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct StageLine {
+    stage: usize,
+    task: usize,
+    step: u64,
+    #[serde(default)]
+    seconds: Option<f64>,
+}
+
+/// Parses the text of a `log.jsonl`; `path` is only used in errors. Lines of unknown type are
+/// ignored (the format may grow); `step` and `eval` lines only contribute their step.
+pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> {
+    let mut log = RunLog {
+        present: true,
+        ..RunLog::default()
+    };
+    for (k, line) in text.lines().enumerate() {
+        let line_no = k + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |message: String| ReportError::LogLine {
+            path: path.to_path_buf(),
+            line: line_no,
+            message,
+        };
+        let value: Value = serde_json::from_str(line).map_err(|e| err(format!("malformed JSON: {e}")))?;
+        let Some(obj) = value.as_object() else {
+            return Err(err("not a JSON object".into()));
+        };
+        let Some(kind) = obj.get("type").and_then(Value::as_str) else {
+            return Err(err("no string field `type`".into()));
+        };
+        match obj.get("step") {
+            None | Some(Value::Null) => {}
+            Some(v) => match v.as_u64() {
+                Some(s) => log.max_step = log.max_step.max(s),
+                None => return Err(err(format!("`step` is not a non-negative integer: {v}"))),
+            },
+        }
+        fn typed<T: DeserializeOwned>(v: &Value, kind: &str) -> Result<T, String> {
+            T::deserialize(v).map_err(|e| format!("bad `{kind}` event: {e}"))
+        }
+        match kind {
+            "replay" => {
+                let r: ReplayLine = typed(&value, kind).map_err(err)?;
+                let reason = r
+                    .reason
+                    .as_ref()
+                    .and_then(|v| v.get("kind"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_string();
+                log.replays.push(ReplayEvent {
+                    step: r.step,
+                    task: r.task,
+                    n: r.n,
+                    reason,
+                });
+            }
+            "interval" => {
+                let r: IntervalLine = typed(&value, kind).map_err(err)?;
+                log.intervals.push(IntervalEvent {
+                    step: r.step,
+                    task: r.task,
+                    interval: r.interval,
+                    mean_strength: r.mean_strength,
+                });
+            }
+            "strengths" => {
+                let r: StrengthsLine = typed(&value, kind).map_err(err)?;
+                let values = r.values.into_iter().flatten().collect();
+                log.strengths.push(StrengthsEvent {
+                    step: r.step,
+                    stage: r.stage,
+                    values,
+                });
+            }
+            "sharpness" => {
+                let r: SharpnessLine = typed(&value, kind).map_err(err)?;
+                log.sharpness.push(SharpnessEvent {
+                    step: r.step,
+                    psi: r.psi,
+                    alpha: r.alpha,
+                });
+            }
+            "stage" => {
+                let r: StageLine = typed(&value, kind).map_err(err)?;
+                log.stages.push(StageEvent {
+                    stage: r.stage,
+                    task: r.task,
+                    step: r.step,
+                    seconds: r.seconds,
+                });
+            }
+            _ => {}
+        }
+        log.lines += 1;
+    }
+    Ok(log)
+}

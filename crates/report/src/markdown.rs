@@ -1,0 +1,65 @@
+//! The Markdown summary.
+
+use std::fmt::Write;
+
+use crate::ReportConfig;
+use crate::aggregate::{self, Column};
+use crate::load::Run;
+use crate::stats::fmt_stat;
+
+/// Escapes text for a Markdown table cell or line.
+fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '|' | '\\' | '*' | '_' | '`' | '<' | '>' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Renders the Markdown summary: per suite, a table with one row per method and the columns
+/// AA, BWT, F, FWT, ↓F, replayed, steps, wall s (`mean ± std` over seeds, 3 decimals, wall
+/// seconds 1), seeds; then the replay-budget and provenance lines. Runs that are not complete
+/// are left out and counted in a "skipped" line.
+pub fn render_markdown(runs: &[Run], cfg: &ReportConfig) -> String {
+    let (suites, skipped) = aggregate::group(runs);
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", md(&cfg.title));
+    if suites.is_empty() {
+        out.push_str("No complete runs.\n\n");
+    }
+    for suite in &suites {
+        let tasks = suite.tasks().iter().map(|t| md(t)).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(out, "## {}\n", md(suite.name));
+        let _ = writeln!(out, "Tasks: {tasks}.\n");
+        out.push_str("| method |");
+        for c in Column::ALL {
+            let _ = write!(out, " {} |", c.label());
+        }
+        out.push_str(" seeds |\n|---|");
+        for _ in Column::ALL {
+            out.push_str("---:|");
+        }
+        out.push_str("---:|\n");
+        let table = aggregate::summary(suite);
+        for (k, m) in suite.methods.iter().enumerate() {
+            let _ = write!(out, "| {} |", md(m.name));
+            for (c, stats, _) in &table {
+                let _ = write!(out, " {} |", fmt_stat(stats[k], c.md_decimals()));
+            }
+            let _ = writeln!(out, " {} |", m.runs.len());
+        }
+        let _ = writeln!(out, "\nReplay budget: {}.\n", md(&aggregate::budget_line(suite)));
+        let _ = writeln!(
+            out,
+            "Provenance: {}.\n",
+            md(&aggregate::provenance(suite.runs()).line())
+        );
+    }
+    if let Some(note) = aggregate::skipped_note(&skipped) {
+        let _ = writeln!(out, "_{}._", md(&note));
+    }
+    out
+}
