@@ -7,6 +7,8 @@
 //! cargo xtask generate --model PATH --prompt "..."
 //! cargo xtask data fetch --to DIR               # public task data from the Hugging Face Hub
 //! cargo xtask bench                             # throughput against PyTorch+PEFT
+//! cargo xtask suite --suite quick --methods all --seeds 3   # the continual experiments
+//! cargo xtask report                            # results/report.html + results/summary.md
 //! ```
 //! Each subcommand lives in its own module; `main` only dispatches.
 
@@ -15,7 +17,9 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod data;
 mod model;
+mod report;
 mod score;
+mod suite;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Continual fine-tuning workspace tools")]
@@ -36,6 +40,10 @@ enum Command {
     Generate(score::GenerateArgs),
     /// Throughput of forward passes and LoRA steps, beside PyTorch+PEFT.
     Bench(bench::BenchArgs),
+    /// Run methods × seeds of a suite through the continual engine.
+    Suite(suite::SuiteArgs),
+    /// HTML + Markdown report of the results.
+    Report(report::ReportArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +54,8 @@ fn main() -> anyhow::Result<()> {
         Command::Score(args) => score::score(args),
         Command::Generate(args) => score::generate(args),
         Command::Bench(args) => bench::run(args),
+        Command::Suite(args) => suite::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 
@@ -67,6 +77,10 @@ pub fn provenance() -> serde_json::Value {
         "git_dirty": dirty,
         "workspace_version": env!("CARGO_PKG_VERSION"),
         "burn": "0.22.1",
+        "date": std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        "rustc": std::process::Command::new("rustc").arg("--version").output().ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),

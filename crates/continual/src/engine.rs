@@ -618,7 +618,8 @@ impl<'a> Run<'a> {
             &json!({
                 "suite": c.suite.name, "method": c.method.name, "seed": c.seed, "status": status,
                 "method_config": c.method, "training": c.settings, "suite_spec": c.suite_spec,
-                "model": c.model, "device": c.device_name, "replay_budget": c.settings.replay_budget,
+                "model": match &c.model { ModelSource::TinyRandom => "tiny-random".to_string(), ModelSource::Path { path } => path.display().to_string() },
+                "device": c.device_name, "replay_budget": c.settings.replay_budget,
                 "provenance": c.provenance,
                 "tasks": c.suite.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
                 "probes": c.suite.probes.iter().map(|t| &t.name).collect::<Vec<_>>(),

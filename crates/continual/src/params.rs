@@ -75,7 +75,7 @@ impl TrainableSnapshot {
                     let device = cur.device();
                     let saved = Tensor::<1>::from_data(TensorData::new(host.data.clone(), [host.data.len()]), &device);
                     let n = host.data.len();
-                    (self.f)(cur.reshape([n]), saved).reshape(dims).require_grad()
+                    (self.f)(cur.reshape([n]).detach(), saved).detach().reshape(dims).require_grad()
                 })
             }
         }

@@ -1,0 +1,28 @@
+//! `cargo xtask report`: one HTML file with inline SVG plots and a Markdown summary of every
+//! finished run under the results root.
+
+use std::path::PathBuf;
+
+/// Arguments of `cargo xtask report`.
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Results root (as written by `cargo xtask suite`).
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// HTML output (default: <results>/report.html).
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Markdown output (default: <results>/summary.md).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+/// Runs `cargo xtask report`.
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let html = args.html.unwrap_or_else(|| args.results.join("report.html"));
+    let md = args.markdown.unwrap_or_else(|| args.results.join("summary.md"));
+    let cfg = report::ReportConfig { title: "Continual fine-tuning results".into(), ..Default::default() };
+    let s = report::write_report(&args.results, &html, &md, &cfg)?;
+    eprintln!("{} runs of {} methods ({} unfinished skipped) -> {} and {}", s.runs, s.methods, s.skipped, html.display(), md.display());
+    Ok(())
+}
