@@ -29,7 +29,7 @@ use burn::tensor::Device;
 
 pub use config::{Family, ModelConfig};
 pub use error::LoadError;
-pub use generate::{GenerateConfig, generate};
+pub use generate::{GenerateConfig, continuation_logprobs, generate, generate_greedy_batch};
 pub use model::{CausalLm, KvCache, TokenBatch};
 pub use tokenizer::TextTokenizer;
 

@@ -185,6 +185,19 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A cache of `n` rows, each a copy of row 0 of this one: a prompt encoded once and then
+    /// continued `n` different ways (scoring the options of a multiple-choice question).
+    pub fn repeat_rows(&self, n: usize) -> Self {
+        Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.as_ref().map(|(k, v)| (k.clone().narrow(0, 0, 1).repeat_dim(0, n), v.clone().narrow(0, 0, 1).repeat_dim(0, n))))
+                .collect(),
+            key_mask: vec![self.key_mask.first().cloned().unwrap_or_default(); n],
+        }
+    }
 }
 
 impl Attention {
@@ -357,7 +370,21 @@ impl CausalLm {
     pub fn logits_from_hidden(&self, h: Tensor<3>) -> Tensor<3> {
         let logits = match &self.lm_head {
             Some(head) => head.forward(h),
-            None => h.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze()),
+            None => {
+                let [b, s, d] = h.dims();
+                let embed = self.model.embed_tokens.weight.val(); // [V, H]
+                if b * s < d {
+                    // Few rows (decoding, scoring a few positions): `E · hᵀ` reads the embedding
+                    // in its stored layout and copies only the V·B·S logits; `h · Eᵀ` would
+                    // first copy the whole transposed embedding (V·H floats, 113 MB for
+                    // SmolLM2) on every call.
+                    let v = embed.dims()[0];
+                    let ht = h.reshape([b * s, d]).transpose(); // [H, B·S]
+                    embed.matmul(ht).transpose().reshape([b, s, v]) // [V, B·S] → [B, S, V]
+                } else {
+                    h.matmul(embed.transpose().unsqueeze())
+                }
+            }
         };
         match self.config.final_logit_softcapping {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),

@@ -538,7 +538,6 @@ impl<'a> Run<'a> {
             formatter: &self.formatter,
             max_new_tokens: s.max_new_tokens,
             stop_ids: self.stop_ids.clone(),
-            batch_size: s.eval_batch_size,
             forwards: 0,
             tokens: 0,
         };
@@ -579,9 +578,12 @@ impl<'a> Run<'a> {
         let limit = self.cfg.settings.eval_limit.unwrap_or(usize::MAX);
         let mut row = Vec::new();
         let mut probes = Vec::new();
+        let mut task_seconds = Vec::new();
         for (i, t) in self.cfg.suite.tasks.iter().chain(&self.cfg.suite.probes).enumerate() {
             let records: Vec<Record> = t.test.iter().take(limit).cloned().collect();
+            let t_task = Instant::now();
             let score = self.score_task(t, &records)?;
+            task_seconds.push(t_task.elapsed().as_secs_f64());
             self.state.cost.eval_examples += records.len() as u64;
             if i < self.num_tasks() { row.push(score) } else { probes.push(score) }
             for p in plugins.iter_mut() {
@@ -590,7 +592,7 @@ impl<'a> Run<'a> {
         }
         let secs = t0.elapsed().as_secs_f64();
         self.state.cost.eval_seconds += secs;
-        self.log.write(&json!({"type": "eval", "stage": stage, "step": self.state.global_step, "scores": row, "probe_scores": probes, "seconds": secs}))?;
+        self.log.write(&json!({"type": "eval", "stage": stage, "step": self.state.global_step, "scores": row, "probe_scores": probes, "seconds": secs, "task_seconds": task_seconds}))?;
         for p in plugins.iter_mut() {
             p.after_eval(&self.ctx(task, 0), stage, &row, &probes);
         }

@@ -3,6 +3,7 @@
 //! log-likelihoods in batches, greedy generation with stop tokens) for a [`CausalLm`].
 
 use backbone::{CausalLm, GenerateConfig, TextTokenizer, TokenBatch};
+use bench_tasks::Encoded;
 use bench_tasks::format::{ByteTokenizer, Formatter, TokenCounter};
 use bench_tasks::{OptionScore, Record, Task, TaskModel};
 
@@ -60,8 +61,6 @@ pub struct LmTaskModel<'a> {
     pub max_new_tokens: usize,
     /// Generation stops after any of these.
     pub stop_ids: Vec<u32>,
-    /// Sequences per forward pass when scoring options.
-    pub batch_size: usize,
     /// Sequences and tokens run so far (for the cost accounting).
     pub forwards: u64,
     /// Tokens through the model so far.
@@ -70,50 +69,68 @@ pub struct LmTaskModel<'a> {
 
 impl TaskModel for LmTaskModel<'_> {
     fn generate(&mut self, task: &Task, batch: &[&Record]) -> Vec<String> {
+        // The records' prompts decode together (left-padded, one KV cache); a record whose
+        // prompt cannot fit gets an empty answer, scored as a miss.
+        let prompts: Vec<Option<Vec<u32>>> =
+            batch.iter().map(|r| self.formatter.encode_prompt(task.system.as_deref(), r, self.max_new_tokens).ok()).collect();
+        let fitting: Vec<Vec<u32>> = prompts.iter().flatten().cloned().collect();
+        let cfg = GenerateConfig { max_new_tokens: self.max_new_tokens, stop_ids: self.stop_ids.clone(), ..Default::default() };
+        let generated = backbone::generate_greedy_batch(self.model, &fitting, &cfg);
+        let steps = generated.iter().map(Vec::len).max().unwrap_or(0);
+        let mut generated = generated.into_iter();
+        self.forwards += steps as u64;
+        self.tokens += fitting.iter().map(|p| p.len() as u64).sum::<u64>() + (steps * fitting.len()) as u64;
         let chat = &self.formatter.config().chat;
-        batch
+        prompts
             .iter()
-            .map(|r| {
-                let Ok(prompt) = self.formatter.encode_prompt(task.system.as_deref(), r, self.max_new_tokens) else {
-                    return String::new(); // cannot fit: scored as a miss
-                };
-                let cfg = GenerateConfig { max_new_tokens: self.max_new_tokens, stop_ids: self.stop_ids.clone(), ..Default::default() };
-                let new = backbone::generate(self.model, &prompt, &cfg);
-                self.forwards += new.len() as u64;
-                self.tokens += (prompt.len() + new.len()) as u64;
-                let text = self.formatter.tokenizer().decode(&new);
-                chat.template.cut_at_stop(&text).to_string()
+            .map(|p| match p {
+                Some(_) => {
+                    let new = generated.next().unwrap_or_default();
+                    chat.template.cut_at_stop(&self.formatter.tokenizer().decode(&new)).to_string()
+                }
+                None => String::new(),
             })
             .collect()
     }
 
     fn score_options(&mut self, task: &Task, batch: &[(&Record, &[String])]) -> Vec<Vec<OptionScore>> {
-        // Every (record, option) pair becomes one teacher-forced sequence; the answer tokens'
-        // log-probs are summed. Sequences run `batch_size` at a time, right-padded.
-        let mut seqs: Vec<(usize, Vec<u32>, usize)> = Vec::new(); // (record, ids, prompt_len)
-        let mut out: Vec<Vec<OptionScore>> = batch.iter().map(|(_, o)| vec![OptionScore { logprob: f64::NEG_INFINITY, n_tokens: 0 }; o.len()]).collect();
-        let mut slots = Vec::new(); // (record, option)
-        for (ri, (r, options)) in batch.iter().enumerate() {
-            for (oi, o) in options.iter().enumerate() {
-                if let Ok(e) = self.formatter.encode_target(task.system.as_deref(), r, o) {
-                    seqs.push((ri, e.input_ids, e.prompt_len));
-                    slots.push((ri, oi));
+        // Per record: the prompt is encoded once and every option continues it (one batch of
+        // continuations over a shared KV cache). When truncation makes the options' prompts
+        // differ (a long option cuts more of the prompt), each option is scored on its own.
+        batch
+            .iter()
+            .map(|(r, options)| {
+                let encoded: Vec<Option<Encoded>> =
+                    options.iter().map(|o| self.formatter.encode_target(task.system.as_deref(), r, o).ok()).collect();
+                let prompt = encoded.iter().flatten().next().map(|e| e.prompt_ids().to_vec());
+                let shared = prompt.as_ref().is_some_and(|p| encoded.iter().flatten().all(|e| e.prompt_ids() == p.as_slice()));
+                let miss = OptionScore { logprob: f64::NEG_INFINITY, n_tokens: 0 };
+                if shared {
+                    let prompt = prompt.expect("checked");
+                    let conts: Vec<Vec<u32>> = encoded.iter().map(|e| e.as_ref().map_or(vec![], |e| e.answer_ids().to_vec())).collect();
+                    self.forwards += 2;
+                    self.tokens += (prompt.len() + conts.iter().map(Vec::len).sum::<usize>()) as u64;
+                    backbone::continuation_logprobs(self.model, &prompt, &conts)
+                        .into_iter()
+                        .zip(&encoded)
+                        .map(|((lp, n), e)| if e.is_some() { OptionScore { logprob: lp, n_tokens: n } } else { miss })
+                        .collect()
+                } else {
+                    encoded
+                        .iter()
+                        .map(|e| match e {
+                            Some(e) => {
+                                self.forwards += 1;
+                                self.tokens += e.input_ids.len() as u64;
+                                let (lp, n) = backbone::continuation_logprobs(self.model, e.prompt_ids(), &[e.answer_ids().to_vec()])[0];
+                                OptionScore { logprob: lp, n_tokens: n }
+                            }
+                            None => miss,
+                        })
+                        .collect()
                 }
-            }
-        }
-        for (chunk, slot_chunk) in seqs.chunks(self.batch_size.max(1)).zip(slots.chunks(self.batch_size.max(1))) {
-            let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, s, _)| s.clone()).collect();
-            let tokens = TokenBatch::padded(&ids, 0, false);
-            self.forwards += 1;
-            self.tokens += ids.iter().map(Vec::len).sum::<usize>() as u64;
-            let lps = backbone::score::token_logprobs(self.model, &tokens);
-            for ((_, s, prompt_len), (&(ri, oi), lp)) in chunk.iter().zip(slot_chunk.iter().zip(&lps)) {
-                // lp[t - 1] is log p(s[t] | s[<t]); the answer is s[prompt_len..].
-                let answer: Vec<f32> = (*prompt_len..s.len()).filter_map(|t| lp[t - 1]).collect();
-                out[ri][oi] = OptionScore { logprob: answer.iter().map(|&x| x as f64).sum(), n_tokens: answer.len() };
-            }
-        }
-        out
+            })
+            .collect()
     }
 }
 
