@@ -431,3 +431,25 @@ mod tests {
         assert!(e.to_string().contains("optim.lrr"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// Every method file under `experiments/methods/` parses, and with the shipped suites'
+    /// `[training]` tables gives valid training settings.
+    #[test]
+    fn every_shipped_method_file_parses_with_every_suite() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let methods = method_files(&root.join("experiments/methods")).unwrap();
+        assert!(methods.len() >= 15, "{} method files", methods.len());
+        for suite in ["smoke", "quick"] {
+            let spec = bench_tasks::SuiteSpec::from_path(&root.join(format!("experiments/suites/{suite}.toml"))).unwrap();
+            for (name, path) in &methods {
+                let m = MethodConfig::from_path(path).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(&m.name, name);
+                m.train_settings(spec.training.as_ref(), &spec.path).unwrap_or_else(|e| panic!("{name} on {suite}: {e}"));
+            }
+        }
+    }
+}

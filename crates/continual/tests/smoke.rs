@@ -99,3 +99,15 @@ fn a_crashed_run_resumes_to_the_same_matrix_bit_for_bit() {
     };
     assert_eq!(log("whole"), log("crashed"), "the log holds every step exactly once");
 }
+
+#[test]
+fn a_diverging_run_stops_with_an_error_naming_task_step_and_term() {
+    let dir = tempfile::tempdir().unwrap();
+    // A learning rate of 1e20 without clipping blows the weights up within a few steps.
+    let mut cfg = config("sequential", &dir.path().join("nan"), "epochs = 1\n");
+    cfg.settings.optim.lr = 1e20;
+    cfg.settings.optim.max_grad_norm = None;
+    let err = continual::run(&cfg, &mut []).unwrap_err().to_string();
+    assert!(err.contains("training diverged on task \"map-a\" at step"), "{err}");
+    assert!(err.contains("NaN") || err.contains("inf"), "{err}");
+}
