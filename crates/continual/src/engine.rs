@@ -37,7 +37,7 @@ use sharpness::{SharpnessAware, SharpnessAwareRecord};
 
 use crate::lm::{LmTaskModel, TextCodec, sft_batch};
 use crate::method::{MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
-use crate::metrics::{AccuracyMatrix, general_forgetting};
+use crate::metrics::{AccuracyMatrix, Cost, general_forgetting};
 use crate::params::TrainableSnapshot;
 use crate::results::{JsonlLog, RunLock, append_index, write_json};
 use crate::{EngineError, Plugin, StepRecord};
@@ -96,31 +96,6 @@ pub struct RunOutcome {
     pub metrics: Value,
 }
 
-/// What the run spent (METHODS.md section 1, "Cost"), kept across resumes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CostCounters {
-    /// Optimizer steps.
-    pub optimizer_steps: u64,
-    /// Forward passes of training (with references, corpus, SAM ascents and probes).
-    pub forward_passes: u64,
-    /// Backward passes.
-    pub backward_passes: u64,
-    /// Tokens through the training forward passes.
-    pub tokens: u64,
-    /// Samples replayed from the buffer.
-    pub replayed_samples: u64,
-    /// Probe forwards asked for by the strategy (one per sample).
-    pub probe_forwards: u64,
-    /// Validation examples the strategy asked to evaluate.
-    pub strategy_eval_examples: u64,
-    /// The protocol's own evaluation examples (not charged to the method).
-    pub eval_examples: u64,
-    /// Seconds spent training (including the strategy's passes).
-    pub train_seconds: f64,
-    /// Seconds spent in the protocol's evaluations.
-    pub eval_seconds: f64,
-}
-
 /// The resumable state of a run (`state.json` in a checkpoint).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct EngineState {
@@ -132,7 +107,7 @@ struct EngineState {
     global_step: u64,
     rows: Vec<Vec<f64>>,
     probe_rows: Vec<Vec<f64>>,
-    cost: CostCounters,
+    cost: Cost,
     replay: Replay<AnyScheduler>,
     sam: Option<SharpnessAwareRecord>,
     log_len: u64,
@@ -239,7 +214,7 @@ impl<'a> Run<'a> {
                 global_step: 0,
                 rows: vec![],
                 probe_rows: vec![],
-                cost: CostCounters::default(),
+                cost: Cost::default(),
                 replay,
                 sam: None,
                 log_len: 0,

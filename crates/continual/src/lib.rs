@@ -47,7 +47,7 @@ use std::time::Instant;
 
 pub use engine::{ModelSource, RunConfig, RunOutcome, run};
 pub use method::{MethodConfig, TrainSettings};
-pub use metrics::{AccuracyMatrix, Metrics, general_forgetting};
+pub use metrics::{AccuracyMatrix, Cost, Metrics, general_forgetting};
 
 /// Errors of a run: each names the file, key, task or step it is about.
 #[derive(Debug, thiserror::Error)]

@@ -306,7 +306,7 @@ impl MethodConfig {
         if s.lora.settings.rank == 0 {
             return bad("lora.settings.rank", "must be at least 1".into());
         }
-        if !(s.replay_ratio > 0.0) {
+        if s.replay_ratio.is_nan() || s.replay_ratio <= 0.0 {
             return bad("replay_ratio", format!("{} must be > 0", s.replay_ratio));
         }
         Ok(s)

@@ -139,23 +139,33 @@ pub fn general_forgetting(probe_rows: &[Vec<f64>]) -> Option<f64> {
     Some(first.iter().zip(last).map(|(a, b)| a - b).sum::<f64>() / first.len() as f64)
 }
 
-/// What a run spent.
+/// What a run spent (METHODS.md section 1, "Cost"), kept across resumes. The protocol's own
+/// evaluations after every stage are counted apart (`eval_examples`, `eval_seconds`): every
+/// method pays them equally. What a strategy asks for itself (probe forwards, validation
+/// evaluations) is charged to it. Wall time = `train_seconds + eval_seconds`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
     /// Optimizer steps.
     pub optimizer_steps: u64,
-    /// Forward passes (training, replay, probes, references; not the protocol's evaluations).
+    /// Forward passes of training (with KL references, corpus batches, SAM ascents, XSAM's α
+    /// grid and the strategy's probes).
     pub forward_passes: u64,
     /// Backward passes.
     pub backward_passes: u64,
-    /// Tokens through forward passes.
+    /// Tokens through the training forward passes.
     pub tokens: u64,
     /// Samples replayed from the buffer.
     pub replayed_samples: u64,
-    /// Evaluation passes the strategy itself asked for (accuracy-supervised replay pays here).
-    pub strategy_eval_passes: u64,
-    /// Wall time in seconds.
-    pub wall_seconds: f64,
+    /// Probe forwards asked for by the strategy (one per sample).
+    pub probe_forwards: u64,
+    /// Validation examples the strategy asked to evaluate.
+    pub strategy_eval_examples: u64,
+    /// The protocol's own evaluation examples (not charged to the method).
+    pub eval_examples: u64,
+    /// Seconds spent training (including the strategy's passes).
+    pub train_seconds: f64,
+    /// Seconds spent in the protocol's evaluations.
+    pub eval_seconds: f64,
 }
 
 #[cfg(test)]
