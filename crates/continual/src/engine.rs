@@ -451,9 +451,22 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Drops what exceeds the replay budget. With `replay_pacing = "even"` the budget is also
+    /// spread over the run: by global step `t` at most `budget · (t − t₁) / (T − t₁)` samples,
+    /// `t₁` being the end of the first task (the first step replay is possible) and `T` the
+    /// run's last step, so a strategy cannot spend it all early and train the last tasks
+    /// without replay.
     fn clip_to_budget(&self, decision: &mut ReplayDecision) {
         let Some(budget) = self.cfg.settings.replay_budget else { return };
-        let mut left = budget.saturating_sub(self.state.cost.replayed_samples) as usize;
+        let mut allowed = budget;
+        if self.cfg.settings.replay_pacing == crate::method::ReplayPacing::Even {
+            let t1 = self.steps_in_task(0) as f64;
+            let total: f64 = (0..self.num_tasks()).map(|k| self.steps_in_task(k) as f64).sum();
+            let t = self.state.global_step as f64 + 1.0;
+            let share = ((t - t1) / (total - t1).max(1.0)).clamp(0.0, 1.0);
+            allowed = (budget as f64 * share).floor() as u64;
+        }
+        let mut left = allowed.saturating_sub(self.state.cost.replayed_samples) as usize;
         decision.batches.retain_mut(|b| {
             b.slots.truncate(left);
             b.samples.truncate(left);

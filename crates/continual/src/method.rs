@@ -163,6 +163,10 @@ pub struct TrainSettings {
     /// Replayed-sample budget of the whole run (`None`: unlimited). Replay methods are
     /// compared at equal budgets: set it in the suite's `[training]` table.
     pub replay_budget: Option<u64>,
+    /// How the budget may be spent: `none` (first come, first served) or `even` (at most the
+    /// elapsed share of the run's post-first-task steps; our choice for comparing schedulers
+    /// that replay at different rates).
+    pub replay_pacing: ReplayPacing,
     /// Replay batch size relative to `batch_size` (`r`, 1.0); sets the schedulers' `size`.
     pub replay_ratio: f32,
     /// Buffer entries kept per task (64).
@@ -175,6 +179,17 @@ pub struct TrainSettings {
     /// Validation records per task for strategy-requested evaluations, taken from the end
     /// of the task's training records (16).
     pub validation_records: usize,
+}
+
+/// `replay_pacing` of [`TrainSettings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayPacing {
+    /// The budget is spent as the strategy asks until it is gone.
+    #[default]
+    None,
+    /// At most the elapsed share of the budget (see the engine's `clip_to_budget`).
+    Even,
 }
 
 /// `mode` of [`TrainSettings`].
@@ -202,6 +217,7 @@ impl Default for TrainSettings {
             corpus_batch_size: 2,
             corpus_max_tokens: 128,
             replay_budget: None,
+            replay_pacing: ReplayPacing::None,
             replay_ratio: 1.0,
             buffer_per_task: 64,
             checkpoint_every: None,
