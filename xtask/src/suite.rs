@@ -70,7 +70,7 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let mut training = spec.training.take().unwrap_or_default();
     for kv in &args.set {
         let table: toml::Table = toml::from_str(kv).with_context(|| format!("--set {kv:?}: expected KEY=VALUE in TOML syntax"))?;
-        merge(&mut training, table);
+        continual::method::merge(&mut training, &table);
     }
     spec.training = Some(training);
     let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref()).unwrap_or_else(|_| PathBuf::from("."));
@@ -163,16 +163,5 @@ fn resolve(name: &str, dir: &str) -> PathBuf {
         p
     } else {
         Path::new(dir).join(format!("{name}.toml"))
-    }
-}
-
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
     }
 }

@@ -90,8 +90,9 @@ impl RandomSource {
     }
 }
 
-/// FNV-1a: a stable per-key stream (std's hasher is not stable across releases).
-fn fnv1a(s: &str) -> u64 {
+/// FNV-1a hash of a string: stable across Rust releases (std's hasher is not), for seeds and
+/// ids derived from names.
+pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 

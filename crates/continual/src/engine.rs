@@ -740,27 +740,8 @@ fn buffer_config(cfg: &RunConfig) -> replay_buffer::ReplayBufferConfig {
 /// The scheduler with the run's batch size, replay ratio and seed.
 fn scheduler_config(cfg: &RunConfig) -> SchedulerConfig {
     let size = replay_buffer::ReplaySize { batch_size: cfg.settings.batch_size, ratio: cfg.settings.replay_ratio };
-    let seed = mix(&[cfg.seed, 2]);
     let mut s = cfg.method.replay.scheduler;
-    match &mut s {
-        SchedulerConfig::None => {}
-        SchedulerConfig::FixedInterval(c) => {
-            c.size = size;
-            c.seed = seed;
-        }
-        SchedulerConfig::LossDriven(c) => {
-            c.size = size;
-            c.seed = seed;
-        }
-        SchedulerConfig::AccuracySupervised(c) => {
-            c.size = size;
-            c.seed = seed;
-        }
-        SchedulerConfig::Mssr(c) => {
-            c.size = size;
-            c.seed = seed;
-        }
-    }
+    s.set_size_and_seed(size, mix(&[cfg.seed, 2]));
     s
 }
 

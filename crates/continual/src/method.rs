@@ -329,8 +329,9 @@ impl MethodConfig {
     }
 }
 
-/// Lays `over` onto `base`, recursing into tables.
-fn merge(base: &mut toml::Table, over: &toml::Table) {
+/// Lays `over` onto `base`, recursing into tables (how `[train]` and `--set` override a
+/// suite's `[training]`).
+pub fn merge(base: &mut toml::Table, over: &toml::Table) {
     for (k, v) in over {
         match (base.get_mut(k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),

@@ -157,20 +157,12 @@ pub fn stable_param_ids<M: Module>(model: M) -> M {
             }
             let path = self.0.join(".");
             let (_, value, mapper) = param.consume();
-            Param::from_mapped_value(ParamId::from(fnv1a(&path)), value, mapper)
+            Param::from_mapped_value(ParamId::from(backbone::random::fnv1a(&path)), value, mapper)
         }
     }
     model.map(&mut Ids(Vec::new()))
 }
 
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in s.as_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
 
 /// What one optimizer step did.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -16,7 +16,7 @@ pub use none::NoReplay;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
-use crate::scheduler::{ExtraPasses, HookPoint, ReplayDecision, Scheduler, Signals};
+use crate::scheduler::{ExtraPasses, HookPoint, ReplayDecision, ReplaySize, Scheduler, Signals};
 
 /// Which built-in scheduler to run, with its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,20 @@ impl Default for SchedulerConfig {
 }
 
 impl SchedulerConfig {
+    /// Sets the replay batch size and the RNG seed of whichever scheduler this is (an engine
+    /// sizes replay batches from its own batch size and seeds every run).
+    pub fn set_size_and_seed(&mut self, size: ReplaySize, seed: u64) {
+        let (s, r) = match self {
+            Self::None => return,
+            Self::FixedInterval(c) => (&mut c.size, &mut c.seed),
+            Self::LossDriven(c) => (&mut c.size, &mut c.seed),
+            Self::AccuracySupervised(c) => (&mut c.size, &mut c.seed),
+            Self::Mssr(c) => (&mut c.size, &mut c.seed),
+        };
+        *s = size;
+        *r = seed;
+    }
+
     /// The scheduler.
     pub fn init(&self) -> AnyScheduler {
         match self {
