@@ -4,6 +4,7 @@
 //! ```text
 //! cargo xtask bench                       # SmolLM2-135M, batch 8 x 256, rank 8, 3 timed steps
 //! cargo xtask bench --steps 1 --no-torch  # quicker, Rust only
+//! cargo xtask bench --eval --batch 8 --seq 128 --steps 1   # evaluation examples/s
 //! ```
 //! Results go to stdout and `results/bench/bench-<unix time>.json` (config, git revision, versions).
 
@@ -41,6 +42,10 @@ pub struct BenchArgs {
     /// Skip the PyTorch+PEFT reference.
     #[arg(long)]
     no_torch: bool,
+    /// Benchmark evaluation instead: multiple-choice scoring and greedy generation,
+    /// examples/s of the engine's batched paths against one sequence at a time.
+    #[arg(long)]
+    eval: bool,
 }
 
 fn peak_rss_mib() -> f64 {
@@ -62,10 +67,71 @@ fn timed(warmup: usize, steps: usize, mut f: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64() / steps as f64
 }
 
+/// Evaluation throughput: `args.batch` multiple-choice records (a `args.seq`-token prompt, 4
+/// options of 3 tokens) scored by the shared-prompt path vs every option as its own sequence,
+/// and `args.batch` prompts decoded greedily for 16 tokens together vs one by one.
+fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+    let lm = LoadedModel::load(path, device).with_context(|| format!("loading {}", path.display()))?;
+    let model = &lm.model;
+    let vocab = model.config.vocab_size as u32;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..vocab)).collect() };
+    let records: Vec<(Vec<u32>, Vec<Vec<u32>>)> = (0..args.batch).map(|_| (ids(args.seq), (0..4).map(|_| ids(3)).collect())).collect();
+    let shared_s = timed(1, args.steps, || {
+        for (prompt, options) in &records {
+            let _ = backbone::continuation_logprobs(model, prompt, options);
+        }
+    });
+    let naive_s = timed(1, args.steps, || {
+        for (prompt, options) in &records {
+            for o in options {
+                let full: Vec<u32> = prompt.iter().chain(o).copied().collect();
+                let _ = backbone::score::token_logprobs(model, &TokenBatch::single(&full));
+            }
+        }
+    });
+    let prompts: Vec<Vec<u32>> = records.iter().map(|(p, _)| p.clone()).collect();
+    // No stop ids: every prompt decodes the full 16 tokens in both paths.
+    let cfg = backbone::GenerateConfig { max_new_tokens: 16, ..Default::default() };
+    let batched_s = timed(1, args.steps, || {
+        let _ = backbone::generate_greedy_batch(model, &prompts, &cfg);
+    });
+    let single_s = timed(1, args.steps, || {
+        for p in &prompts {
+            let _ = backbone::generate(model, p, &cfg);
+        }
+    });
+    let n = args.batch as f64;
+    Ok(serde_json::json!({
+        "mc_examples_per_s_shared_prompt": n / shared_s, "mc_examples_per_s_one_sequence_per_option": n / naive_s,
+        "gen16_examples_per_s_batched": n / batched_s, "gen16_examples_per_s_one_by_one": n / single_s,
+    }))
+}
+
 /// Runs `cargo xtask bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let path = args.sel.model.clone().unwrap_or_else(crate::model::default_model_path);
     let device = backbone::select_device(args.sel.device.as_deref()).map_err(anyhow::Error::msg)?;
+    if args.eval {
+        let r = eval_bench(&args, &path, &device)?;
+        println!("model {} | {} records, {}-token prompts | evaluation examples/s", path.display(), args.batch, args.seq);
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!("multiple choice (4 options): shared prompt {:.2}, one sequence per option {:.2}, ratio {:.2}",
+            f("mc_examples_per_s_shared_prompt"), f("mc_examples_per_s_one_sequence_per_option"),
+            f("mc_examples_per_s_shared_prompt") / f("mc_examples_per_s_one_sequence_per_option"));
+        println!("greedy generation (16 tokens): batched {:.2}, one by one {:.2}, ratio {:.2}",
+            f("gen16_examples_per_s_batched"), f("gen16_examples_per_s_one_by_one"),
+            f("gen16_examples_per_s_batched") / f("gen16_examples_per_s_one_by_one"));
+        let record = serde_json::json!({"command": std::env::args().collect::<Vec<_>>(), "provenance": crate::provenance(),
+            "config": {"model": path.display().to_string(), "records": args.batch, "prompt_tokens": args.seq, "steps": args.steps}, "eval": r});
+        let dir = PathBuf::from("results/bench");
+        std::fs::create_dir_all(&dir)?;
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let file = dir.join(format!("eval-bench-{secs}.json"));
+        backbone::weights::write_atomic(&file, serde_json::to_string_pretty(&record)?.as_bytes())?;
+        println!("wrote {}", file.display());
+        return Ok(());
+    }
     let tokens = (args.batch * args.seq) as f64;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 
