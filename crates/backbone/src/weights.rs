@@ -179,10 +179,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| LoadError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| LoadError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| LoadError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| LoadError::io(path, e))
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| LoadError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| LoadError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| LoadError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| LoadError::io(path, e))
+    })();
+    if result.is_err() {
+        // A full disk or a failed rename leaves the old file and no stray temporary.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]
