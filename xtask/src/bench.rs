@@ -5,6 +5,7 @@
 //! cargo xtask bench                       # SmolLM2-135M, batch 8 x 256, rank 8, 3 timed steps
 //! cargo xtask bench --steps 1 --no-torch  # quicker, Rust only
 //! cargo xtask bench --eval --batch 8 --seq 128 --steps 1   # evaluation examples/s
+//! cargo xtask bench --sharpness --batch 2 --seq 64 --steps 3 # SAM and XSAM step cost
 //! ```
 //! Results go to stdout and `results/bench/bench-<unix time>.json` (config, git revision, versions).
 
@@ -46,6 +47,10 @@ pub struct BenchArgs {
     /// examples/s of the engine's batched paths against one sequence at a time.
     #[arg(long)]
     eval: bool,
+    /// Benchmark SAM and XSAM (k = 1, ρ = 0.05, alpha_period = 100) against a plain AdamW
+    /// LoRA step instead.
+    #[arg(long)]
+    sharpness: bool,
 }
 
 fn peak_rss_mib() -> f64 {
@@ -108,10 +113,90 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
     }))
 }
 
+/// LoRA step time of AdamW, SAM and XSAM on the same batch. XSAM searches α on its first step
+/// (21 extra forward passes) and then every 100 steps: the search step is timed on its own and
+/// the per-step cost over one period is `(t_search + 99·t_step) / 100`.
+fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+    use sharpness::{SamConfig, XsamConfig};
+    let ad = device.clone().autodiff();
+    let mut model = LoadedModel::load(path, &ad).with_context(|| format!("loading {}", path.display()))?.model;
+    let settings = LoraSettings { rank: args.rank, alpha: 2.0 * args.rank as f64, ..Default::default() };
+    model.for_each_linear_mut(&mut |p, l| {
+        if p != "lm_head" {
+            l.add_adapter("bench", &settings, &ad)
+        }
+    });
+    let model = lora::freeze_base(model);
+    let mut model = model;
+    lora::set_adapter_trainable(&mut model, "bench", true);
+    let vocab = model.config.vocab_size as u32;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let seqs: Vec<Vec<u32>> = (0..args.batch).map(|_| (0..args.seq).map(|_| rng.random_range(0..vocab)).collect()).collect();
+    let batch = TokenBatch::padded(&seqs, 0, false);
+    let loss = |m: &backbone::CausalLm| backbone::score::next_token_loss(m, &batch);
+    let mut slot = Some(model);
+    let mut plain = AdamWConfig::new().init();
+    let plain_s = timed(1, args.steps, || {
+        let m = slot.take().expect("model");
+        let l = loss(&m);
+        let _ = l.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(l.backward(), &m);
+        slot = Some(plain.step(1e-4, m, grads));
+    });
+    let mut sam = SamConfig::new().with_rho(0.05).init(AdamWConfig::new().init());
+    let sam_s = timed(1, args.steps, || {
+        let m = slot.take().expect("model");
+        let (m, stats) = sam.step(1e-4, m, loss);
+        let _ = stats.read();
+        slot = Some(m);
+    });
+    let mut xsam = XsamConfig::new(SamConfig::new().with_rho(0.05)).with_alpha_period(100).init(AdamWConfig::new().init());
+    let search_s = timed(0, 1, || {
+        let m = slot.take().expect("model");
+        let (m, stats) = xsam.step(1e-4, m, loss);
+        let _ = stats.read();
+        slot = Some(m);
+    });
+    let xsam_s = timed(0, args.steps, || {
+        let m = slot.take().expect("model");
+        let (m, stats) = xsam.step(1e-4, m, loss);
+        let _ = stats.read();
+        slot = Some(m);
+    });
+    let period = (search_s + 99.0 * xsam_s) / 100.0;
+    Ok(serde_json::json!({
+        "plain_step_s": plain_s, "sam_step_s": sam_s, "xsam_search_step_s": search_s, "xsam_step_s": xsam_s,
+        "xsam_per_step_over_period_s": period, "sam_over_plain": sam_s / plain_s, "xsam_over_sam": period / sam_s,
+    }))
+}
+
+/// Writes `results/bench/<name>-<unix time>.json` with the command, config and provenance.
+fn write_record(args: &BenchArgs, path: &std::path::Path, name: &str, result: serde_json::Value) -> anyhow::Result<()> {
+    let record = serde_json::json!({"command": std::env::args().collect::<Vec<_>>(), "provenance": crate::provenance(),
+        "config": {"model": path.display().to_string(), "batch": args.batch, "seq": args.seq, "steps": args.steps, "rank": args.rank},
+        "result": result});
+    let dir = PathBuf::from("results/bench");
+    std::fs::create_dir_all(&dir)?;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let file = dir.join(format!("{name}-{secs}.json"));
+    backbone::weights::write_atomic(&file, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    println!("wrote {}", file.display());
+    Ok(())
+}
+
 /// Runs `cargo xtask bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let path = args.sel.model.clone().unwrap_or_else(crate::model::default_model_path);
     let device = backbone::select_device(args.sel.device.as_deref()).map_err(anyhow::Error::msg)?;
+    if args.sharpness {
+        let r = sharpness_bench(&args, &path, &device)?;
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!("model {} | LoRA rank {} | batch {} x {} tokens | step seconds", path.display(), args.rank, args.batch, args.seq);
+        println!("AdamW {:.2}  SAM {:.2}  XSAM {:.2} (search step {:.2}; per step over a 100-step period {:.2})",
+            f("plain_step_s"), f("sam_step_s"), f("xsam_step_s"), f("xsam_search_step_s"), f("xsam_per_step_over_period_s"));
+        println!("SAM / AdamW = {:.2}   XSAM / SAM = {:.3}", f("sam_over_plain"), f("xsam_over_sam"));
+        return write_record(&args, &path, "sharpness-bench", r);
+    }
     if args.eval {
         let r = eval_bench(&args, &path, &device)?;
         println!("model {} | {} records, {}-token prompts | evaluation examples/s", path.display(), args.batch, args.seq);
@@ -122,15 +207,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("greedy generation (16 tokens): batched {:.2}, one by one {:.2}, ratio {:.2}",
             f("gen16_examples_per_s_batched"), f("gen16_examples_per_s_one_by_one"),
             f("gen16_examples_per_s_batched") / f("gen16_examples_per_s_one_by_one"));
-        let record = serde_json::json!({"command": std::env::args().collect::<Vec<_>>(), "provenance": crate::provenance(),
-            "config": {"model": path.display().to_string(), "records": args.batch, "prompt_tokens": args.seq, "steps": args.steps}, "eval": r});
-        let dir = PathBuf::from("results/bench");
-        std::fs::create_dir_all(&dir)?;
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-        let file = dir.join(format!("eval-bench-{secs}.json"));
-        backbone::weights::write_atomic(&file, serde_json::to_string_pretty(&record)?.as_bytes())?;
-        println!("wrote {}", file.display());
-        return Ok(());
+        return write_record(&args, &path, "eval-bench", r);
     }
     let tokens = (args.batch * args.seq) as f64;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
