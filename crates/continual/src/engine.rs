@@ -139,6 +139,14 @@ struct Run<'a> {
 pub fn run(cfg: &RunConfig, plugins: &mut [&mut dyn Plugin]) -> Result<RunOutcome, EngineError> {
     std::fs::create_dir_all(&cfg.out_dir).map_err(|e| EngineError::io(&cfg.out_dir, e))?;
     let _lock = RunLock::acquire(&cfg.out_dir)?;
+    let complete = std::fs::read_to_string(cfg.out_dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|v| v["status"] == "complete");
+    if complete {
+        // Resuming a finished run would append its index row twice.
+        return Err(EngineError::Exists(cfg.out_dir.clone()));
+    }
     let ckpt = crate::checkpoint::latest(&cfg.out_dir.join("ckpt"))?;
     if !cfg.resume && (ckpt.is_some() || cfg.out_dir.join("run.json").exists()) {
         return Err(EngineError::Exists(cfg.out_dir.clone()));

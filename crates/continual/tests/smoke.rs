@@ -98,6 +98,7 @@ fn a_crashed_run_resumes_to_the_same_matrix_bit_for_bit() {
             .collect()
     };
     assert_eq!(log("whole"), log("crashed"), "the log holds every step exactly once");
+    assert!(continual::run(&cfg, &mut []).is_err(), "a finished run is not run again");
 }
 
 #[test]
