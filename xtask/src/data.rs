@@ -3,12 +3,13 @@
 //! ```text
 //! cargo xtask data fetch --to DIR [--only gsm8k --only llm-cl] [--force] [--manifest M.toml]
 //!                        [--base-url https://huggingface.co]      # or HF_ENDPOINT; HF_TOKEN for auth
+//!                        [--rows-base-url https://datasets-server.huggingface.co]  # [[dataset]] rows API
 //! cargo xtask data check [--data-dir DIR] [SUITE.toml ...]          # load suites, print counts
 //! ```
 
 use std::path::PathBuf;
 
-use bench_tasks::fetch::{DEFAULT_BASE_URL, FetchOptions, fetch_to};
+use bench_tasks::fetch::{DEFAULT_BASE_URL, DEFAULT_ROWS_BASE_URL, FetchOptions, fetch_to};
 use bench_tasks::{Suite, resolve_data_dir};
 
 /// Arguments of `cargo xtask data`.
@@ -28,6 +29,9 @@ enum DataCommand {
         /// Hub base URL.
         #[arg(long, env = "HF_ENDPOINT", default_value = DEFAULT_BASE_URL)]
         base_url: String,
+        /// Hub dataset viewer base URL; `[[dataset]]` entries are read from its `/rows` API.
+        #[arg(long, default_value = DEFAULT_ROWS_BASE_URL)]
+        rows_base_url: String,
         /// Manifest TOML listing the files (default: the one bundled with bench-tasks).
         #[arg(long)]
         manifest: Option<PathBuf>,
@@ -51,8 +55,15 @@ enum DataCommand {
 /// Runs `cargo xtask data`.
 pub fn run(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
-        DataCommand::Fetch { to, base_url, manifest, only, force } => {
-            let options = FetchOptions { base_url, only, force, ..FetchOptions::from_env() };
+        DataCommand::Fetch { to, base_url, rows_base_url, manifest, only, force } => {
+            let options = FetchOptions {
+                base_url,
+                rows_base_url,
+                only,
+                force,
+                progress: true,
+                ..FetchOptions::from_env()
+            };
             let report = fetch_to(manifest.as_deref(), &to, &options)?;
             println!(
                 "fetched {} files ({} bytes), skipped {} existing, into {}",
