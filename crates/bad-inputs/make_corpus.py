@@ -421,8 +421,20 @@ def toy_data(train: str | None = None, test: str | None = None, labels: str | No
 CASES: list[tuple[str, dict, dict]] = []
 
 
+# Cases whose panic or gap has been fixed in the loaders: generated without the marker, so the
+# runner now holds them to their `expect`.
+FIXED = {
+    "gguf-gemma2-zero-heads", "peft-scalar-factor", "config-huge-head-dim", "config-huge-layer-count",
+    "gguf-huge-block-count", "suite-unknown-key", "suite-unknown-top-key", "method-replay-every-zero",
+    "train-bad-value-from-method", "peft-shape-mismatch-late", "peft-layer-not-in-model", "peft-missing-lora-b",
+}
+
+
 def case(name: str, kind: str, input: str, expect: list[str], files: dict, **fields) -> None:
     assert all(n != name for n, _, _ in CASES), name
+    if name in FIXED:
+        fields.pop("gap", None)
+        fields.pop("expect_panic_bug", None)
     CASES.append((name, dict(kind=kind, input=input, expect=expect, **fields), files))
 
 
@@ -624,7 +636,7 @@ def config_cases() -> None:
                                        "[32, 16]", "[16, 16]"],
              "4 heads of head_dim 8 need q_proj [32, 16]; the weights have 2 heads",
              config_json(num_attention_heads=4, num_key_value_heads=4, head_dim=8))
-    cfg_case("config-zero-heads", ["config.json", "num_key_value_heads", "0"],
+    cfg_case("config-zero-heads", ["config.json", "num_attention_heads", "0"],
              "num_attention_heads is 0", config_json(num_attention_heads=0, num_key_value_heads=None))
     cfg_case("config-vocab-mismatch", ["config-vocab-mismatch/model", "model.embed_tokens.weight", "[48, 16]",
                                        "[32, 16]"],

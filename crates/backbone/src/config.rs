@@ -102,6 +102,23 @@ pub struct ModelConfig {
     pub pad_token_id: Option<u32>,
 }
 
+/// Upper bounds on a config's sizes: far above any released model, low enough that the products
+/// and per-layer lists built from them cannot overflow or exhaust memory before a tensor is read.
+const MAX_LAYERS: usize = 1024;
+const MAX_HEADS: usize = 1024;
+const MAX_HEAD_DIM: usize = 4096;
+const MAX_WIDTH: usize = 1 << 17;
+const MAX_VOCAB: usize = 1 << 22;
+
+/// `value` when it is in `1..=max`, else an error naming `field`.
+fn within(value: usize, field: &str, max: usize) -> Result<usize, LoadError> {
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(LoadError::config(field, format!("{value} is outside 1..={max}")))
+    }
+}
+
 impl ModelConfig {
     /// Reads and resolves a `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, LoadError> {
@@ -125,10 +142,13 @@ impl ModelConfig {
                 ));
             }
         };
-        let hidden_size = usize_field(v, "hidden_size")?;
-        let num_attention_heads = usize_field(v, "num_attention_heads")?;
-        let num_hidden_layers = usize_field(v, "num_hidden_layers")?;
-        let num_key_value_heads = opt_usize(v, "num_key_value_heads")?.unwrap_or(num_attention_heads);
+        let hidden_size = within(usize_field(v, "hidden_size")?, "hidden_size", MAX_WIDTH)?;
+        let num_attention_heads = within(usize_field(v, "num_attention_heads")?, "num_attention_heads", MAX_HEADS)?;
+        let num_hidden_layers = within(usize_field(v, "num_hidden_layers")?, "num_hidden_layers", MAX_LAYERS)?;
+        let num_key_value_heads =
+            within(opt_usize(v, "num_key_value_heads")?.unwrap_or(num_attention_heads), "num_key_value_heads", MAX_HEADS)?;
+        within(usize_field(v, "vocab_size")?, "vocab_size", MAX_VOCAB)?;
+        within(usize_field(v, "intermediate_size")?, "intermediate_size", MAX_WIDTH * 16)?;
         if num_attention_heads == 0 || num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
             return Err(LoadError::config(
                 "num_key_value_heads",
@@ -136,7 +156,7 @@ impl ModelConfig {
             ));
         }
         let head_dim = match opt_usize(v, "head_dim")? {
-            Some(d) => d,
+            Some(d) => within(d, "head_dim", MAX_HEAD_DIM)?,
             None => {
                 if hidden_size % num_attention_heads != 0 {
                     return Err(LoadError::config(

@@ -462,8 +462,19 @@ pub fn config_from_metadata(file: &GgufFile) -> Result<ModelConfig, LoadError> {
         .ok_or_else(|| LoadError::config("general.architecture", "missing"))?
         .to_string();
     let k = |s: &str| format!("{arch}.{s}");
-    let heads = meta_f(file, &k("attention.head_count"))? as usize;
-    let hidden = meta_f(file, &k("embedding_length"))? as usize;
+    // Sizes are checked under their GGUF names before anything is derived from them.
+    let sized = |key: &str, max: f64| -> Result<usize, LoadError> {
+        let x = meta_f(file, key)?;
+        if x >= 1.0 && x <= max && x.fract() == 0.0 {
+            Ok(x as usize)
+        } else {
+            Err(LoadError::config(key, format!("{x} is outside 1..={max}")))
+        }
+    };
+    let heads = sized(&k("attention.head_count"), 1024.0)?;
+    let hidden = sized(&k("embedding_length"), (1u64 << 17) as f64)?;
+    sized(&k("block_count"), 1024.0)?;
+    sized(&k("feed_forward_length"), (1u64 << 21) as f64)?;
     let vocab = match file.meta("tokenizer.ggml.tokens").and_then(MetaValue::as_array) {
         Some(t) => t.len(),
         None => meta_f(file, &k("vocab_size"))? as usize,

@@ -215,7 +215,8 @@ impl SuiteSpec {
         let mut spec: SuiteSpec = toml::from_str(text).map_err(|e| DataError::Syntax {
             path: path.to_path_buf(),
             at: e.span().map_or(crate::Location::File, |s| {
-                crate::Location::Line(text[..s.start.min(text.len())].lines().count().max(1))
+                // 1-based line of the span's start: newlines before it, plus one.
+                crate::Location::Line(text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1)
             }),
             message: e.message().to_string(),
         })?;

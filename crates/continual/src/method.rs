@@ -255,6 +255,9 @@ pub struct MethodConfig {
     /// WiSE-FT interpolation between stages.
     #[serde(default)]
     pub wise_ft: Option<WiseFt>,
+    /// Where the method was read from (for error messages).
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 impl MethodConfig {
@@ -262,6 +265,7 @@ impl MethodConfig {
     pub fn from_path(path: &Path) -> Result<Self, EngineError> {
         let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
         let mut m = Self::from_toml_str(&text, path)?;
+        m.path = path.to_path_buf();
         if m.name.is_empty() {
             m.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         }
@@ -294,6 +298,19 @@ impl MethodConfig {
             }
             _ => {}
         }
+        // The schedulers' periods divide step counts: zero is a division by zero mid-run.
+        let period = match &self.replay.scheduler {
+            SchedulerConfig::FixedInterval(c) => Some(("replay.scheduler.every", c.every as f64)),
+            SchedulerConfig::LossDriven(c) => Some(("replay.scheduler.probe_every", c.probe_every as f64)),
+            SchedulerConfig::AccuracySupervised(c) => Some(("replay.scheduler.eval_every", c.eval_every as f64)),
+            SchedulerConfig::Mssr(c) => Some(("replay.scheduler.min_interval", c.min_interval)),
+            SchedulerConfig::None => None,
+        };
+        if let Some((field, value)) = period
+            && (value.is_nan() || value < 1.0)
+        {
+            return bad(field, &format!("{value} must be at least 1"));
+        }
         if let Some(w) = self.wise_ft
             && !(0.0..=1.0).contains(&w.alpha)
         {
@@ -303,12 +320,26 @@ impl MethodConfig {
     }
 
     /// The training settings: the suite's `[training]` table with this method's `[train]`
-    /// keys laid over it (tables merge recursively).
+    /// keys laid over it (tables merge recursively). Errors name the method file when the bad
+    /// key comes from its `[train]` table, else `origin` (the suite).
     pub fn train_settings(&self, suite_training: Option<&toml::Table>, origin: &Path) -> Result<TrainSettings, EngineError> {
         let mut merged = suite_training.cloned().unwrap_or_default();
         merge(&mut merged, &self.train);
+        let from_method = !self.train.is_empty() && !self.path.as_os_str().is_empty();
+        let suite_only = suite_training.cloned().unwrap_or_default();
+        if from_method && let Err(e) = self.check_settings(&merged, &self.path) {
+            // Blame the method only when the suite's table alone is fine.
+            return Err(match self.check_settings(&suite_only, origin) {
+                Ok(_) => e,
+                Err(suite_error) => suite_error,
+            });
+        }
+        self.check_settings(&merged, origin)
+    }
+
+    fn check_settings(&self, merged: &toml::Table, origin: &Path) -> Result<TrainSettings, EngineError> {
         let s: TrainSettings = merged.clone().try_into().map_err(|e: toml::de::Error| EngineError::config(origin, format!("training settings: {e}")))?;
-        reject_unknown(&toml::Value::Table(merged), &s, origin, &[])?;
+        reject_unknown(&toml::Value::Table(merged.clone()), &s, origin, &[])?;
         let bad = |field: &str, why: String| Err(EngineError::config(origin, format!("training.{field}: {why}")));
         if s.batch_size == 0 {
             return bad("batch_size", "must be at least 1".into());

@@ -315,26 +315,47 @@ pub fn load_peft<M: LoraTargets>(
         *slot = Some((data, view.shape().to_vec()));
     }
 
-    let mut err: Option<LoraError> = None;
-    let mut used = 0usize;
-    model.for_each_linear_mut(&mut |lpath, layer| {
-        if err.is_some() {
-            return;
-        }
-        let Some((a, b)) = found.get(lpath) else { return };
-        let (Some((a, ash)), Some((b, bsh))) = (a, b) else {
-            err = Some(LoraError::format(&path, format!("{lpath}: lora_A or lora_B is missing")));
-            return;
+    // Every factor is checked against its layer before any layer is touched, so a bad file
+    // leaves the model as it was.
+    let check = |lpath: &str, d_in: usize, d_out: usize| -> Result<usize, LoraError> {
+        let (a, b) = &found[lpath];
+        let (Some((_, ash)), Some((_, bsh))) = (a, b) else {
+            return Err(LoraError::format(&path, format!("{lpath}: lora_A or lora_B is missing")));
         };
-        let [d_in, d_out] = layer.dims();
-        let r = ash[0];
-        if ash != &[r, d_in] || bsh != &[d_out, r] {
-            err = Some(LoraError::format(
+        let r = ash.first().copied().unwrap_or(0);
+        if r == 0 || ash != &[r, d_in] || bsh != &[d_out, r] {
+            return Err(LoraError::format(
                 &path,
-                format!("{lpath}: lora_A {ash:?} / lora_B {bsh:?} do not fit a layer with in={d_in}, out={d_out} (expected [r, {d_in}] and [{d_out}, r])"),
+                format!("{lpath}: lora_A {ash:?} / lora_B {bsh:?} do not fit a layer with in={d_in}, out={d_out} (expected [r, {d_in}] and [{d_out}, r], r >= 1)"),
             ));
-            return;
         }
+        Ok(r)
+    };
+    let mut err: Option<LoraError> = None;
+    let mut matched = 0usize;
+    model.for_each_linear(&mut |lpath, layer| {
+        if err.is_none() && found.contains_key(lpath) {
+            let [d_in, d_out] = layer.dims();
+            matched += 1;
+            err = check(lpath, d_in, d_out).err();
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if matched != found.len() {
+        let mut paths = Vec::new();
+        model.for_each_linear(&mut |p, _| paths.push(p.to_string()));
+        let stray: Vec<&String> = found.keys().filter(|k| !paths.contains(k)).collect();
+        return Err(LoraError::format(
+            &path,
+            format!("adapter tensors for layers the model does not have: {stray:?}"),
+        ));
+    }
+    model.for_each_linear_mut(&mut |lpath, layer| {
+        let Some((Some((a, _)), Some((b, _)))) = found.get(lpath) else { return };
+        let [d_in, d_out] = layer.dims();
+        let Ok(r) = check(lpath, d_in, d_out) else { return };
         let alpha = config.alpha_pattern.iter().find(|(k, _)| suffix_match(k, lpath)).map_or(config.lora_alpha, |(_, &v)| v);
         let settings = LoraSettings {
             rank: r,
@@ -348,20 +369,7 @@ pub fn load_peft<M: LoraTargets>(
         let b: Tensor<2> = Tensor::<2>::from_data(TensorData::new(b.clone(), [d_out, r]), device).transpose();
         let ids = adapter_param_ids(lpath, name);
         layer.insert_adapter(LoraAdapter::new(name, settings, a, b, Some(ids)));
-        used += 1;
     });
-    if let Some(e) = err {
-        return Err(e);
-    }
-    if used != found.len() {
-        let mut paths = Vec::new();
-        model.for_each_linear(&mut |p, _| paths.push(p.to_string()));
-        let stray: Vec<&String> = found.keys().filter(|k| !paths.contains(k)).collect();
-        return Err(LoraError::format(
-            &path,
-            format!("adapter tensors for layers the model does not have: {stray:?}"),
-        ));
-    }
     Ok(config)
 }
 
