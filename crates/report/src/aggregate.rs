@@ -123,9 +123,12 @@ impl Column {
         matches!(self, Column::Aa | Column::Bwt | Column::Fwt)
     }
 
-    /// Digits after the decimal point in the Markdown table.
+    /// Digits after the decimal point in the Markdown table (counts get one, like wall time).
     pub fn md_decimals(self) -> usize {
-        if self == Column::Wall { 1 } else { 3 }
+        match self {
+            Column::Replayed | Column::Steps | Column::Wall => 1,
+            _ => 3,
+        }
     }
 
     /// Digits after the decimal point in the HTML table.

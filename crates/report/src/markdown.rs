@@ -20,8 +20,8 @@ fn md(s: &str) -> String {
 }
 
 /// Renders the Markdown summary: per suite, a table with one row per method and the columns
-/// AA, BWT, F, FWT, ↓F, replayed, steps, wall s (`mean ± std` over seeds, 3 decimals, wall
-/// seconds 1), seeds; then the replay-budget and provenance lines. Runs that are not complete
+/// AA, BWT, F, FWT, ↓F, replayed, steps, wall s (`mean ± std` over seeds, 3 decimals; replayed,
+/// steps and wall seconds 1), seeds; then the replay-budget and provenance lines. Runs that are not complete
 /// are left out and counted in a "skipped" line.
 pub fn render_markdown(runs: &[Run], cfg: &ReportConfig) -> String {
     let (suites, skipped) = aggregate::group(runs);
