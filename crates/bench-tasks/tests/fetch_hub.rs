@@ -212,25 +212,25 @@ fn no_part_files(dir: &Path) -> bool {
     walk(dir)
 }
 
+/// The manifest of gsm8k's train split, the entry most tests fetch.
+fn gsm8k_train() -> Manifest {
+    manifest(&entry("gsm8k", "openai/gsm8k", "main", "train", "gsm8k/train.jsonl", "gsm8k_jsonl"))
+}
+
+/// Options against the stand-in server with pages of `page_len` rows.
+fn paged(base: &str, page_len: usize) -> FetchOptions {
+    FetchOptions { page_len, ..options(base) }
+}
+
 #[test]
 fn rows_are_paged_until_num_rows_total() {
     let (base, log) = hub();
     let to = tempfile::tempdir().unwrap();
-    let m = manifest(&entry(
-        "gsm8k",
-        "openai/gsm8k",
-        "main",
-        "train",
-        "gsm8k/train.jsonl",
-        "gsm8k_jsonl",
-    ));
+    let m = gsm8k_train();
     let rep = fetch(
         &m,
         to.path(),
-        &FetchOptions {
-            page_len: 2,
-            ..options(&base)
-        },
+        &paged(&base, 2),
     )
     .unwrap();
     assert_eq!(
@@ -256,21 +256,11 @@ fn without_num_rows_total_paging_stops_at_a_short_page() {
         (status, h, v.to_string())
     });
     let to = tempfile::tempdir().unwrap();
-    let m = manifest(&entry(
-        "gsm8k",
-        "openai/gsm8k",
-        "main",
-        "train",
-        "gsm8k/train.jsonl",
-        "gsm8k_jsonl",
-    ));
+    let m = gsm8k_train();
     let rep = fetch(
         &m,
         to.path(),
-        &FetchOptions {
-            page_len: 2,
-            ..options(&base)
-        },
+        &paged(&base, 2),
     )
     .unwrap();
     assert_eq!(rep.rows, 3);
@@ -469,10 +459,7 @@ fn corpus_rows_become_text_lines_up_to_max_rows() {
     let rep = fetch(
         &m,
         to.path(),
-        &FetchOptions {
-            page_len: 2,
-            ..options(&base)
-        },
+        &paged(&base, 2),
     )
     .unwrap();
     assert_eq!(rep.rows, 3);
