@@ -128,6 +128,8 @@ struct Run<'a> {
     formatter: Formatter<TextCodec>,
     /// Per task: encoded training records (`None`: does not fit the context).
     train: Vec<Vec<Option<Encoded>>>,
+    /// Per task: optimizer steps.
+    steps: Vec<usize>,
     corpus: Vec<Vec<u32>>,
     stop_ids: Vec<u32>,
     state: EngineState,
@@ -197,12 +199,13 @@ impl<'a> Run<'a> {
             OptimizerConfig::Sam(x) => Some(x.config().init(adamw(&s.optim))),
             OptimizerConfig::Xsam(x) => Some(x.config().init(adamw(&s.optim))),
         };
-        let train = cfg
+        let train: Vec<Vec<Option<Encoded>>> = cfg
             .suite
             .tasks
             .iter()
             .map(|t| t.train.iter().map(|r| formatter.encode(t.system.as_deref(), r).ok()).collect())
             .collect();
+        let steps = task_steps(s, &train);
         let corpus = corpus_ids(&cfg.corpus, formatter.tokenizer(), s.corpus_max_tokens);
         let replay = Replay::new(buffer_config(cfg).init(), scheduler_config(cfg).init());
         let mut run = Run {
@@ -214,6 +217,7 @@ impl<'a> Run<'a> {
             sam,
             formatter,
             train,
+            steps,
             corpus,
             stop_ids,
             state: EngineState {
@@ -294,13 +298,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Optimizer steps of task `k`: `steps_per_task`, or `epochs · ⌈n / |B|⌉`.
+    /// Optimizer steps of task `k` (computed once, by `task_steps`).
     fn steps_in_task(&self, k: usize) -> usize {
-        let s = &self.cfg.settings;
-        s.steps_per_task.unwrap_or_else(|| {
-            let n = self.train[k].iter().flatten().count();
-            s.epochs * n.div_ceil(s.batch_size)
-        })
+        self.steps[k]
     }
 
     /// The task samples of step `s` of task `k`: consecutive slices of per-epoch shuffles,
@@ -318,13 +318,17 @@ impl<'a> Run<'a> {
             return vec![];
         }
         let b = self.cfg.settings.batch_size;
+        // A batch spans at most a few epochs: shuffle each one once, not once per sample.
+        let mut order: Option<(usize, Vec<usize>)> = None;
         (s * b..(s + 1) * b)
             .map(|pos| {
                 let (epoch, i) = (pos / pool.len(), pos % pool.len());
-                let mut order: Vec<usize> = (0..pool.len()).collect();
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[self.cfg.seed, k as u64, epoch as u64]));
-                order.shuffle(&mut rng);
-                pool[order[i]]
+                if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                    let mut o: Vec<usize> = (0..pool.len()).collect();
+                    o.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[self.cfg.seed, k as u64, epoch as u64])));
+                    order = Some((epoch, o));
+                }
+                pool[order.as_ref().expect("set above").1[i]]
             })
             .collect()
     }
@@ -576,9 +580,9 @@ impl<'a> Run<'a> {
         let mut probes = Vec::new();
         let mut task_seconds = Vec::new();
         for (i, t) in self.cfg.suite.tasks.iter().chain(&self.cfg.suite.probes).enumerate() {
-            let records: Vec<Record> = t.test.iter().take(limit).cloned().collect();
+            let records = &t.test[..t.test.len().min(limit)];
             let t_task = Instant::now();
-            let score = self.score_task(t, &records)?;
+            let score = self.score_task(t, records)?;
             task_seconds.push(t_task.elapsed().as_secs_f64());
             self.state.cost.eval_examples += records.len() as u64;
             if i < self.num_tasks() { row.push(score) } else { probes.push(score) }
@@ -751,6 +755,14 @@ fn scheduler_config(cfg: &RunConfig) -> SchedulerConfig {
     let mut s = cfg.method.replay.scheduler;
     s.set_size_and_seed(size, mix(&[cfg.seed, 2]));
     s
+}
+
+/// Optimizer steps per task: `steps_per_task`, or `epochs · ⌈n / |B|⌉` over the records that fit.
+fn task_steps(s: &TrainSettings, train: &[Vec<Option<Encoded>>]) -> Vec<usize> {
+    train
+        .iter()
+        .map(|t| s.steps_per_task.unwrap_or_else(|| s.epochs * t.iter().flatten().count().div_ceil(s.batch_size)))
+        .collect()
 }
 
 /// Validation records of a task: the last `n` of its training records (the test records stay

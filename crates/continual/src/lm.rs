@@ -2,7 +2,7 @@
 //! ([`TextCodec`]), and [`LmTaskModel`], which implements `bench_tasks::TaskModel` (option
 //! log-likelihoods in batches, greedy generation with stop tokens) for a [`CausalLm`].
 
-use backbone::{CausalLm, GenerateConfig, TextTokenizer, TokenBatch};
+use backbone::{CausalLm, GenerateConfig, TextTokenizer};
 use bench_tasks::Encoded;
 use bench_tasks::format::{ByteTokenizer, Formatter, TokenCounter};
 use bench_tasks::{OptionScore, Record, Task, TaskModel};
@@ -136,18 +136,6 @@ impl TaskModel for LmTaskModel<'_> {
 
 /// Right-padded batch of encoded sequences with their answer masks, as the objectives take it.
 pub fn sft_batch(encoded: &[&bench_tasks::Encoded]) -> finetune::SftBatch {
-    let seq = encoded.iter().map(|e| e.input_ids.len()).max().unwrap_or(1).max(1);
-    let mut ids = Vec::with_capacity(encoded.len() * seq);
-    let mut mask = Vec::with_capacity(encoded.len() * seq);
-    let mut answer = Vec::with_capacity(encoded.len() * seq);
-    for e in encoded {
-        let pad = seq - e.input_ids.len();
-        ids.extend_from_slice(&e.input_ids);
-        ids.extend(std::iter::repeat_n(0, pad));
-        mask.extend(std::iter::repeat_n(true, e.input_ids.len()));
-        mask.extend(std::iter::repeat_n(false, pad));
-        answer.extend_from_slice(&e.answer_mask);
-        answer.extend(std::iter::repeat_n(false, pad));
-    }
-    finetune::SftBatch { tokens: TokenBatch { ids, mask, batch: encoded.len(), seq }, answer_mask: answer }
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = encoded.iter().map(|e| (e.prompt_ids().to_vec(), e.answer_ids().to_vec())).collect();
+    finetune::SftBatch::from_pairs(&pairs, 0)
 }
