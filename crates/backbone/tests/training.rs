@@ -1,8 +1,8 @@
 //! A few LoRA fine-tuning steps on the tiny Llama fixture: the loss falls on the CPU (Flex) and
-//! on WGPU. The WGPU run needs a Vulkan driver (Mesa's software one works) and is enabled with
-//! `CONTINUAL_TEST_WGPU=1`, which CI sets; the first step compiles shaders (minutes on lavapipe).
-//! `CONTINUAL_TEST_WGPU_DEVICE` picks `vulkan` (default: SPIR-V) or `wgpu` (WGSL; Mesa's lavapipe
-//! crashes compiling some of Burn's WGSL-derived pipelines).
+//! on WGPU. The WGPU run needs a Vulkan driver and is enabled with `CONTINUAL_TEST_WGPU=1`, which
+//! CI sets after `scripts/lavapipe.py` (Mesa 26's software Vulkan; Debian 12's crashes on Burn's
+//! fused reduce kernel). The first step compiles shaders (about 100 s on lavapipe).
+//! `CONTINUAL_TEST_WGPU_DEVICE` picks `vulkan` (default: SPIR-V) or `wgpu` (WGSL).
 
 use std::path::Path;
 
