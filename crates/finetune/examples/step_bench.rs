@@ -13,6 +13,8 @@
 //! cargo run --release -p finetune --example step_bench -- \
 //!     --model ~/.cache/continual-lm/SmolLM2-135M-Instruct.Q4_1.gguf --batch 2 --seq 128 --steps 3
 //! ```
+//! `--rounds R` repeats the variants R times, interleaved, and reports each variant's median
+//! round: on a machine with other load, interleaving puts the same contention on every variant.
 //! Peak memory is the process's peak resident set (VmHWM, reset before each variant through
 //! `/proc/self/clear_refs`) minus the resident set after loading the model.
 
@@ -30,6 +32,7 @@ struct Args {
     batch: usize,
     seq: usize,
     steps: usize,
+    rounds: usize,
     rank: usize,
     variants: Vec<String>,
 }
@@ -40,6 +43,7 @@ fn args() -> Args {
         batch: 2,
         seq: 128,
         steps: 3,
+        rounds: 1,
         rank: 8,
         variants: ["lora", "burn_lora", "full", "lora_kl"]
             .map(String::from)
@@ -53,6 +57,7 @@ fn args() -> Args {
             "--batch" => a.batch = v.parse().unwrap(),
             "--seq" => a.seq = v.parse().unwrap(),
             "--steps" => a.steps = v.parse().unwrap(),
+            "--rounds" => a.rounds = v.parse().unwrap(),
             "--rank" => a.rank = v.parse().unwrap(),
             "--variants" => a.variants = v.split(',').map(String::from).collect(),
             other => panic!("unknown flag {other}"),
@@ -158,42 +163,31 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
     let data = batch(a.batch, a.seq, base.config.vocab_size);
-    let mut rows = Vec::new();
-    for variant in &a.variants {
-        let mut model = prepare(variant, &base, a.rank, &device);
-        let trainable = finetune::num_trainable_params(&model);
-        let obj = ObjectiveConfig {
-            kl_weight: if variant == "lora_kl" { 0.001 } else { 0.0 },
-            ..Default::default()
-        };
-        let mut trainer = Trainer::new(TrainConfig {
-            lr: 1e-4,
-            ..Default::default()
-        });
-        let rss0 = status_kib("VmRSS:").unwrap_or(0);
-        let peak_ok = reset_peak();
-        let mut times = Vec::new();
-        let mut losses = Vec::new();
-        for _ in 0..a.steps + 1 {
-            let t = Instant::now();
-            let parts = finetune::objective(&mut model, Reference::AdaptersOff, &data, None, &obj);
-            let loss = parts.total.clone();
-            model = trainer.backward_step(model, parts.total).0;
-            losses.push(loss.into_scalar::<f32>());
-            times.push(t.elapsed().as_secs_f64());
+    // rounds[r][v] = mean s/step of variant v in round r; peaks from round 0.
+    let mut rounds: Vec<Vec<f64>> = Vec::new();
+    let mut peaks = Vec::new();
+    let mut trainables = Vec::new();
+    for round in 0..a.rounds {
+        let mut row = Vec::new();
+        for variant in &a.variants {
+            let (step_s, peak, trainable) = time_variant(variant, &base, &data, &a, &device, round);
+            row.push(step_s);
+            if round == 0 {
+                peaks.push(peak);
+                trainables.push(trainable);
+            }
         }
-        let step_s = times[1..].iter().sum::<f64>() / a.steps as f64;
-        let peak = status_kib("VmHWM:")
-            .filter(|_| peak_ok)
-            .map(|p| p.saturating_sub(rss0) as f64 / 1024.0);
-        println!(
-            "{variant:>10}: {step_s:.3} s/step (first {:.3} s), peak +{} MiB, trainable {trainable}, losses {losses:?}",
-            times[0],
-            peak.map_or("n/a".into(), |p| format!("{p:.0}"))
-        );
-        rows.push((variant.clone(), step_s, peak, trainable));
-        drop(model);
+        rounds.push(row);
     }
+    let rows: Vec<(String, f64, Option<f64>, usize)> = a
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(v, name)| {
+            let times: Vec<f64> = rounds.iter().map(|r| r[v]).collect();
+            (name.clone(), median(times), peaks[v], trainables[v])
+        })
+        .collect();
     let get = |name: &str| rows.iter().find(|r| r.0 == name).map(|r| r.1);
     println!("\n| variant | s/step | peak extra MiB | trainable params |\n|---|---|---|---|");
     for (v, s, p, n) in &rows {
@@ -212,11 +206,66 @@ fn main() {
         println!("lora_kl / lora step time: {:.2}x (goal ≤ 1.4x)", k / l);
     }
     println!(
-        "batch {} × seq {}, rank {}, {} timed steps after 1 warm-up, {} threads",
+        "batch {} × seq {}, rank {}, {} timed steps after 1 warm-up, median of {} rounds, {} threads",
         a.batch,
         a.seq,
         a.rank,
         a.steps,
+        a.rounds,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One variant's mean step time over `a.steps` timed steps (after one warm-up), its peak extra
+/// resident memory and its trainable parameter count.
+fn time_variant(
+    variant: &str,
+    base: &CausalLm,
+    data: &SftBatch,
+    a: &Args,
+    device: &Device,
+    round: usize,
+) -> (f64, Option<f64>, usize) {
+    let mut model = prepare(variant, base, a.rank, device);
+    let trainable = finetune::num_trainable_params(&model);
+    let obj = ObjectiveConfig {
+        kl_weight: if variant == "lora_kl" { 0.001 } else { 0.0 },
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(TrainConfig {
+        lr: 1e-4,
+        ..Default::default()
+    });
+    let rss0 = status_kib("VmRSS:").unwrap_or(0);
+    let peak_ok = reset_peak();
+    let mut times = Vec::new();
+    let mut losses = Vec::new();
+    for _ in 0..a.steps + 1 {
+        let t = Instant::now();
+        let parts = finetune::objective(&mut model, Reference::AdaptersOff, data, None, &obj);
+        let loss = parts.total.clone();
+        model = trainer.backward_step(model, parts.total).0;
+        losses.push(loss.into_scalar::<f32>());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let step_s = times[1..].iter().sum::<f64>() / a.steps as f64;
+    let peak = status_kib("VmHWM:")
+        .filter(|_| peak_ok)
+        .map(|p| p.saturating_sub(rss0) as f64 / 1024.0);
+    println!(
+        "round {round} {variant:>10}: {step_s:.3} s/step (first {:.3} s), peak +{} MiB, trainable {trainable}, losses {losses:?}",
+        times[0],
+        peak.map_or("n/a".into(), |p| format!("{p:.0}"))
+    );
+    (step_s, peak, trainable)
 }

@@ -6,6 +6,7 @@
 //! answer tokens (SFT, KL) or real tokens (NTP), never for prompts and padding.
 
 use backbone::{CausalLm, TokenBatch};
+use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -321,10 +322,12 @@ pub fn objective(
     let mut total = sft.mean.clone().mul_scalar(cfg.sft_weight);
     let kl = with_kl.then(|| {
         let lp_ref = match reference {
-            Reference::AdaptersOff => {
-                lora::with_adapters_disabled(model, |m| logprobs_at(m, &batch.tokens, &pos).0)
-            }
-            Reference::Model(r) => logprobs_at(r, &batch.tokens, &pos).0,
+            // `valid()` drops the autodiff wrapper (a cheap handle copy): the reference forward
+            // records no graph, which it does not need since it is detached anyway.
+            Reference::AdaptersOff => lora::with_adapters_disabled(model, |m| {
+                logprobs_at(&m.valid(), &batch.tokens, &pos).0
+            }),
+            Reference::Model(r) => logprobs_at(&r.valid(), &batch.tokens, &pos).0,
         };
         kl_term(lp, lp_ref, cfg.kl_direction)
     });
