@@ -178,7 +178,7 @@ fn quick_suite_loads_11_tasks_of_64_and_32() {
     let spec = SuiteSpec::from_path(&path).unwrap();
     let suite = Suite::load(&path, &data).unwrap();
     assert_eq!(suite.tasks.len(), 11);
-    assert_eq!(suite.max_len, Some(256));
+    assert_eq!(suite.max_len, Some(192));
     check(&spec, &suite, |_| (64, 32));
     for t in &suite.tasks {
         assert!(

@@ -265,8 +265,54 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>) {
         h.push_str("</div>\n");
     }
 
+    sharpness_table(h, suite);
     cost_table(h, suite);
     h.push_str("</section>\n");
+}
+
+/// SAM sharpness after each stage (mean ± std over seeds), for methods whose runs measured it
+/// (`sharpness_rho > 0`): lower is flatter.
+fn sharpness_table(h: &mut String, suite: &SuiteGroup<'_>) {
+    let rows: Vec<(&MethodGroup<'_>, Vec<Option<Stat>>)> = suite
+        .methods
+        .iter()
+        .filter(|m| m.runs.iter().any(|r| !r.log.sharpness_probes.is_empty()))
+        .map(|m| {
+            let stages = suite.tasks().len();
+            let cells = (1..=stages)
+                .map(|stage| {
+                    let xs: Vec<f64> = m
+                        .runs
+                        .iter()
+                        .filter_map(|r| r.log.sharpness_probes.iter().find(|e| e.stage == stage))
+                        .map(|e| e.sharpness)
+                        .collect();
+                    mean_std(&xs)
+                })
+                .collect();
+            (m, cells)
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let rho = rows[0].0.runs.iter().flat_map(|r| r.log.sharpness_probes.first()).map(|e| e.rho).next().unwrap_or(0.0);
+    let _ = writeln!(
+        h,
+        "<h3>Sharpness after each stage</h3>\n<p class=\"sub\">SAM sharpness L(θ + ρ·g/‖g‖) − L(θ), ρ = {rho}, on the validation records of every task (fixed for the run); lower is flatter. Mean ± std over seeds.</p>\n<table><tr><th>method</th>"
+    );
+    for (i, t) in suite.tasks().iter().enumerate() {
+        let _ = write!(h, "<th>after {} · {}</th>", i + 1, escape(t));
+    }
+    h.push_str("</tr>\n");
+    for (m, cells) in rows {
+        let _ = write!(h, "<tr><td>{}</td>", escape(m.name));
+        for c in cells {
+            h.push_str(&stat_cell(c, 4, false));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n");
 }
 
 fn seeds_label(m: &MethodGroup<'_>) -> String {

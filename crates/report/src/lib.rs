@@ -155,6 +155,10 @@ mod tests {
         assert_eq!(r.log.strengths.len(), 2);
         assert_eq!(r.log.stages.len(), 3);
         assert_eq!(r.log.max_step, 30);
+        assert!(r.log.sharpness_probes.is_empty());
+        let seq = complete[2];
+        assert_eq!(seq.log.sharpness_probes.len(), 2);
+        assert_eq!((seq.log.sharpness_probes[1].stage, seq.log.sharpness_probes[1].sharpness), (2, 0.07));
         // The running run is returned, with only its run.json fields.
         let running: Vec<&Run> = runs.iter().filter(|r| !r.is_complete()).collect();
         assert_eq!(running.len(), 1);
@@ -321,6 +325,7 @@ mod tests {
             "<h3>Replay",
             "<h3>Memory strength",
             "<h3>XSAM α*",
+            "<h3>Sharpness after each stage",
             "<h3>Cost",
             "<footer>",
             "no replay",
@@ -337,6 +342,12 @@ mod tests {
         // The "before" cell of task 1 is 0.1 in every run.
         assert!(html.contains(&format!("fill=\"{}\"", svg::hex(viridis(0.1)))));
         assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+        // Sharpness: only seq measured it (stages 1 and 2 in both seeds; stage 3 has none).
+        let sharp = &html[html.find("<h3>Sharpness after each stage").unwrap()..html.find("<h3>Cost").unwrap()];
+        assert!(sharp.contains("ρ = 0.05"));
+        assert!(sharp.contains("<td>seq</td>") && !sharp.contains("<td>mssr</td>"), "{sharp}");
+        assert!(sharp.contains("0.0500 <span class=\"sd\">± 0.0000</span>"), "{sharp}");
+        assert!(sharp.contains("0.0700 <span class=\"sd\">± 0.0000</span>"), "{sharp}");
     }
 
     #[test]

@@ -110,6 +110,19 @@ pub struct SharpnessEvent {
     pub alpha: Option<f64>,
 }
 
+/// A `sharpness_probe` event: the SAM sharpness after a stage on the run's fixed probe set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharpnessProbeEvent {
+    /// Stage (1-based) that had just been trained.
+    pub stage: usize,
+    /// `ρ` of the measure.
+    pub rho: f64,
+    /// `L(θ + ρ·g/‖g‖) − L(θ)`.
+    pub sharpness: f64,
+    /// `L(θ)` on the probe set.
+    pub loss: f64,
+}
+
 /// A `stage` event: the end of one training stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageEvent {
@@ -142,6 +155,8 @@ pub struct RunLog {
     pub sharpness: Vec<SharpnessEvent>,
     /// `stage` events in file order.
     pub stages: Vec<StageEvent>,
+    /// `sharpness_probe` events in file order.
+    pub sharpness_probes: Vec<SharpnessProbeEvent>,
 }
 
 /// One run: `results/<suite>/<method>/<seed>/`.
@@ -512,6 +527,14 @@ struct SharpnessLine {
 }
 
 #[derive(Deserialize)]
+struct SharpnessProbeLine {
+    stage: usize,
+    rho: f64,
+    sharpness: f64,
+    loss: f64,
+}
+
+#[derive(Deserialize)]
 struct StageLine {
     stage: usize,
     task: usize,
@@ -595,6 +618,15 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
                     step: r.step,
                     psi: r.psi,
                     alpha: r.alpha,
+                });
+            }
+            "sharpness_probe" => {
+                let r: SharpnessProbeLine = typed(&value, kind).map_err(err)?;
+                log.sharpness_probes.push(SharpnessProbeEvent {
+                    stage: r.stage,
+                    rho: r.rho,
+                    sharpness: r.sharpness,
+                    loss: r.loss,
                 });
             }
             "stage" => {

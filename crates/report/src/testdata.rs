@@ -44,10 +44,12 @@ const MSSR_LOG: &[&str] = &[
 
 const SEQ_LOG: &[&str] = &[
     r#"{"type":"stage","stage":1,"task":0,"step":10,"seconds":1.0}"#,
+    r#"{"type":"sharpness_probe","stage":1,"step":10,"rho":0.05,"records":8,"loss":1.2,"perturbed_loss":1.25,"sharpness":0.05,"grad_norm":2.0}"#,
     r#"{"type":"sharpness","step":5,"loss":1.0,"grad_norm":1.0,"psi":0.1,"alpha":0.3}"#,
     r#"{"type":"sharpness","step":15,"loss":1.0,"grad_norm":1.0,"psi":null,"alpha":0.5}"#,
     r#"{"type":"sharpness","step":20,"loss":1.0,"grad_norm":1.0,"psi":null,"alpha":null}"#,
     r#"{"type":"stage","stage":2,"task":1,"step":20,"seconds":1.0}"#,
+    r#"{"type":"sharpness_probe","stage":2,"step":20,"rho":0.05,"records":8,"loss":1.0,"perturbed_loss":1.07,"sharpness":0.07,"grad_norm":2.0}"#,
     "",
     r#"{"type":"stage","stage":3,"task":2,"step":30,"seconds":1.0}"#,
 ];
