@@ -237,6 +237,16 @@ impl GgufFile {
             let offset = r.u64(&name)? as usize;
             tensors.push(TensorInfo { name, dims, ggml_type, offset });
         }
+        // A name given twice would silently shadow one of the two entries.
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, t) in tensors.iter().enumerate() {
+            if let Some(first) = seen.insert(t.name.as_str(), i) {
+                return Err(LoadError::format(
+                    path,
+                    format!("tensor `{}` appears twice in the tensor directory (entries #{first} and #{i})", t.name),
+                ));
+            }
+        }
         let alignment = match metadata.get("general.alignment") {
             None => 32,
             Some(v) => match v.as_i64() {
@@ -583,5 +593,32 @@ mod tests {
         b.extend(u64::MAX.to_le_bytes());
         let e = GgufFile::parse(p, b).err().unwrap().to_string();
         assert!(e.contains("exceeds the file size"), "{e}");
+    }
+
+    /// A GGUF v3 file without metadata whose tensor directory holds F32 tensors of 4 elements
+    /// with the given names (each 32 bytes apart).
+    fn gguf_with_tensors(names: &[&str]) -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend((names.len() as u64).to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        for (i, name) in names.iter().enumerate() {
+            b.extend((name.len() as u64).to_le_bytes());
+            b.extend(name.as_bytes());
+            b.extend(1u32.to_le_bytes()); // dimensions
+            b.extend(4u64.to_le_bytes());
+            b.extend(0u32.to_le_bytes()); // F32
+            b.extend((i as u64 * 32).to_le_bytes());
+        }
+        b.resize(b.len().div_ceil(32) * 32 + names.len() * 32, 0);
+        b
+    }
+
+    #[test]
+    fn a_tensor_name_given_twice_is_an_error_naming_it() {
+        let p = Path::new("x.gguf");
+        assert!(GgufFile::parse(p, gguf_with_tensors(&["a.weight", "b.weight"])).is_ok());
+        let e = GgufFile::parse(p, gguf_with_tensors(&["a.weight", "b.weight", "a.weight"])).err().unwrap().to_string();
+        assert_eq!(e, "x.gguf: tensor `a.weight` appears twice in the tensor directory (entries #0 and #2)");
     }
 }

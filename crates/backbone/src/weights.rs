@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 
 use crate::error::LoadError;
 
@@ -94,8 +94,9 @@ impl SafetensorsSource {
         for (i, p) in paths.into_iter().enumerate() {
             let bytes = std::fs::read(&p).map_err(|e| LoadError::io(&p, e))?;
             {
-                let st = SafeTensors::deserialize(&bytes)
-                    .map_err(|e| LoadError::format(&p, format!("not a valid safetensors file: {e}")))?;
+                // Header errors name the tensor at fault (`lora::safetensors_check`).
+                let st = lora::safetensors_check::deserialize(&bytes)
+                    .map_err(|m| LoadError::format(&p, format!("not a valid safetensors file: {m}")))?;
                 for (key, view) in st.tensors() {
                     if index.contains_key(&key) {
                         return Err(LoadError::format(&p, format!("tensor `{key}` appears in two shards")));
@@ -128,7 +129,7 @@ impl WeightSource for SafetensorsSource {
             .get(key)
             .ok_or_else(|| LoadError::MissingTensor { source_name: self.name.clone(), key: key.to_string() })?;
         let (path, bytes) = &self.files[entry.file];
-        let st = SafeTensors::deserialize(bytes).map_err(|e| LoadError::format(path, e.to_string()))?;
+        let st = lora::safetensors_check::deserialize(bytes).map_err(|m| LoadError::format(path, m))?;
         let view = st.tensor(key).map_err(|e| LoadError::format(path, e.to_string()))?;
         let raw = view.data();
         let data: Vec<f32> = match entry.dtype {
@@ -212,6 +213,45 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
         let err = SafetensorsSource::open(&path).err().unwrap().to_string();
         assert!(err.contains("w.safetensors") && err.contains("not a valid safetensors"), "{err}");
+        // The tensor whose data is cut short is named.
+        assert!(err.contains("tensor `a.weight`") && err.contains("truncated"), "{err}");
+    }
+
+    /// A safetensors file from a JSON header (space-padded to 8 bytes) and a data section.
+    fn st_file(dir: &Path, header: &str, data_len: usize) -> PathBuf {
+        let mut h = header.as_bytes().to_vec();
+        h.resize(h.len().div_ceil(8) * 8, b' ');
+        let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(h);
+        bytes.resize(bytes.len() + data_len, 0);
+        let path = dir.join("h.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn header_errors_name_the_tensor_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |header: &str, data_len: usize| {
+            SafetensorsSource::open(&st_file(dir.path(), header, data_len)).err().unwrap().to_string()
+        };
+        let good_a = r#""a":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}"#;
+        // `b`'s range holds 24 bytes where [4] of F32 needs 16.
+        let e = open(&format!(r#"{{{good_a},"b":{{"dtype":"F32","shape":[4],"data_offsets":[8,32]}}}}"#), 32);
+        assert!(e.contains("h.safetensors") && e.contains("tensor `b`") && e.contains("needs 16 bytes"), "{e}");
+        // The element count of `b` overflows.
+        let huge = 1u64 << 40;
+        let e = open(&format!(r#"{{{good_a},"b":{{"dtype":"F16","shape":[{huge},{huge}],"data_offsets":[8,16]}}}}"#), 16);
+        assert!(e.contains("tensor `b`") && e.contains("overflows"), "{e}");
+        // `b` ends 4 bytes past the data section.
+        let e = open(&format!(r#"{{{good_a},"b":{{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}}}"#), 12);
+        assert!(e.contains("tensor `b`") && e.contains("truncated"), "{e}");
+        // Bytes after the last tensor.
+        let e = open(&format!("{{{good_a}}}"), 12);
+        assert!(e.contains("4 bytes follow the data of the last tensor `a`"), "{e}");
+        // A header that is not JSON keeps the crate's own message.
+        let e = open("{not json}", 0);
+        assert!(e.contains("h.safetensors") && e.contains("invalid JSON in header"), "{e}");
     }
 
     #[test]

@@ -125,7 +125,9 @@ fn run_case(case: &Case, dir: &Path) -> Outcome {
             };
             let config = bench_tasks::FormatConfig { max_len, ..Default::default() };
             let formatter = bench_tasks::Formatter::new(config, bench_tasks::ByteTokenizer);
-            records.iter().try_for_each(|r| formatter.encode(None, r).map(ok)).map_err(err).into()
+            // As the engine encodes a task's records: an error names the origin and the record.
+            let origin = input.display().to_string();
+            formatter.encode_each(None, &origin, &records).into_iter().try_for_each(|r| r.map(ok)).map_err(err).into()
         }
         "method" => continual::MethodConfig::from_path(&input).map(ok).map_err(err).into(),
         "train_settings" => {

@@ -105,6 +105,21 @@ pub enum FormatError {
     },
 }
 
+/// A record that cannot be formatted, named by where it comes from (a task's split, a file), its
+/// index there and the start of its prompt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}, record {index} (prompt {prompt:?}): {error}")]
+pub struct RecordFormatError {
+    /// Where the records come from: a file, or a task and split (``task `agnews` (train)``).
+    pub origin: String,
+    /// The record's 0-based index in that list.
+    pub index: usize,
+    /// The first 40 characters of the record's prompt (to find it in the data).
+    pub prompt: String,
+    /// Why it cannot be formatted.
+    pub error: FormatError,
+}
+
 /// One formatted sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Encoded {
@@ -261,6 +276,29 @@ impl<T: TokenCounter> Formatter<T> {
             .map(|(ids, _, _)| ids)
     }
 
+    /// [`Formatter::encode`] for every record of a list, in order; a record that cannot be
+    /// formatted is a [`RecordFormatError`] naming `origin` (a file, or a task and split) and
+    /// the record's index.
+    pub fn encode_each(
+        &self,
+        system: Option<&str>,
+        origin: &str,
+        records: &[Record],
+    ) -> Vec<Result<Encoded, RecordFormatError>> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(index, r)| {
+                self.encode(system, r).map_err(|error| RecordFormatError {
+                    origin: origin.to_string(),
+                    index,
+                    prompt: r.prompt.chars().take(40).collect(),
+                    error,
+                })
+            })
+            .collect()
+    }
+
     /// Whether a record can be formatted (its answer fits).
     pub fn fits(&self, system: Option<&str>, record: &Record) -> bool {
         self.encode(system, record).is_ok()
@@ -341,6 +379,21 @@ mod tests {
             }
         );
         assert!(!plain(10).fits(None, &r));
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_is_named_by_origin_and_index() {
+        let records = [
+            Record::new("q0", "ok"),
+            Record::new("q1", "a very long answer"),
+        ];
+        let out = plain(10).encode_each(None, "task `toy` (train)", &records);
+        assert!(out[0].is_ok());
+        assert_eq!(
+            out[1].as_ref().unwrap_err().to_string(),
+            "task `toy` (train), record 1 (prompt \"q1\"): answer needs 19 tokens and the chat \
+             markup 1, more than max_len 10"
+        );
     }
 
     #[test]

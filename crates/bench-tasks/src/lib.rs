@@ -24,7 +24,9 @@ pub mod task;
 
 pub use data_dir::{DATA_DIR_ENV, resolve_data_dir};
 pub use error::{DataError, Location, Result};
-pub use format::{ByteTokenizer, Encoded, FormatConfig, FormatError, Formatter, TokenCounter};
+pub use format::{
+    ByteTokenizer, Encoded, FormatConfig, FormatError, Formatter, RecordFormatError, TokenCounter,
+};
 pub use score::{EvalReport, LengthNorm, OptionScore, TaskModel, evaluate};
 pub use suite::{Suite, SuiteSpec, TaskSpec, load_corpus};
 pub use task::{Metric, Record, SplitCounts, Task, TaskKind};

@@ -90,6 +90,24 @@ impl<'a> Row<'a> {
             .ok_or_else(|| self.err(field, "expected a string"))
     }
 
+    /// A string that is not empty (nor only white space): an answer to train on and score
+    /// against.
+    fn answer(&self, field: &str) -> Result<&'a str> {
+        let s = self.str(field)?;
+        if s.trim().is_empty() {
+            let what = if s.is_empty() {
+                "empty"
+            } else {
+                "empty apart from white space"
+            };
+            return Err(self.err(
+                field,
+                format!("{what}: a record needs an answer to train on and to score against"),
+            ));
+        }
+        Ok(s)
+    }
+
     /// A string, or a non-empty array of strings (SuperNI outputs come in both shapes).
     fn str_or_strs(&self, field: &str) -> Result<Vec<String>> {
         match self.get(field)? {
@@ -164,7 +182,9 @@ fn multiple_choice(
     })
 }
 
-/// LLM-CL-Benchmark split file: a JSON array of `{"prompt", "answer"}`.
+/// LLM-CL-Benchmark split file: a JSON array of `{"prompt", "answer"}`. An empty answer is an
+/// error (Lima's `eval`/`test` splits have only empty answers: suites hold out Lima train
+/// records instead).
 pub fn load_llm_cl(path: &Path) -> Result<Vec<Record>> {
     let v = read_json(path)?;
     json_array(path, &v, "(top level)")?
@@ -176,7 +196,7 @@ pub fn load_llm_cl(path: &Path) -> Result<Vec<Record>> {
                 at: Location::Index(i),
                 v,
             };
-            Ok(Record::new(row.str("prompt")?, row.str("answer")?))
+            Ok(Record::new(row.str("prompt")?, row.answer("answer")?))
         })
         .collect()
 }
@@ -585,6 +605,28 @@ mod tests {
         let e = load_llm_cl(&p).unwrap_err().to_string();
         assert!(
             e.ends_with("t.json, array index 1: field `answer`: missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn llm_cl_empty_answer_names_index_and_field() {
+        let (_d, p) = file(
+            "t.json",
+            r#"[{"prompt":"p","answer":"a"},{"prompt":"q","answer":""}]"#,
+        );
+        let e = load_llm_cl(&p).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "t.json, array index 1: field `answer`: empty: a record needs an answer to train \
+                 on and to score against"
+            ),
+            "{e}"
+        );
+        let (_d, p) = file("t.json", r#"[{"prompt":"p","answer":" \n"}]"#);
+        let e = load_llm_cl(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("array index 0: field `answer`: empty apart from white space"),
             "{e}"
         );
     }

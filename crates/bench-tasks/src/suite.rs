@@ -39,8 +39,13 @@
 //! `commonsenseqa` (`{train,valid}`: test defaults to `valid`, the labelled split), and
 //! `smoke` (generated: `generator = "label_map" | "offset_add"`, `variant = n`).
 //!
-//! Subsampling is deterministic: records longer than the limits, and classification or
-//! multiple-choice records whose answer is none of the options, are dropped; then each split is
+//! A split a task draws from must hold records, and a classification or multiple-choice record
+//! whose answer is none of its options is an error naming the file, the record and the field,
+//! except the answer `-` (no gold label, as MNLI marks "no annotator majority"): such records
+//! are skipped and counted ([`SplitCounts`]).
+//!
+//! Subsampling is deterministic: records longer than the limits, and those without a gold
+//! label, are dropped (an error when nothing is left to draw from); then each split is
 //! shuffled with a ChaCha8 generator seeded from the task's seed (the suite seed unless the
 //! task sets `seed`) and an FNV-1a hash of its name, the first `n` are taken and put back in file
 //! order. When train and test name the same split, the test records are drawn first and the
@@ -54,7 +59,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Location, Result};
 use crate::loaders;
 use crate::smoke::{self, SmokeGenerator};
 use crate::task::{Metric, Record, SplitCounts, Task, TaskKind};
@@ -181,6 +186,10 @@ impl Suite {
 pub fn load_corpus(data_dir: &Path, name: &str) -> Result<Vec<String>> {
     loaders::load_corpus(&data_dir.join("corpus").join(format!("{name}.jsonl")))
 }
+
+/// The answer that marks a classification record without a gold label (MNLI: no annotator
+/// majority); such records are skipped, never an error.
+const NO_GOLD_LABEL: &str = "-";
 
 /// FNV-1a, 64 bit: a stable hash of task names for seeding (std's hasher is not stable).
 fn fnv1a(s: &str) -> u64 {
@@ -341,6 +350,7 @@ impl SuiteSpec {
                 source_counts: SplitCounts {
                     train: n_train,
                     test: n_test,
+                    ..Default::default()
                 },
             });
         }
@@ -381,13 +391,69 @@ impl SuiteSpec {
                 ),
             ));
         }
+        let files = [
+            (source.split_path(data_dir, &train_split), n_train),
+            (source.split_path(data_dir, &test_split), n_test),
+        ];
+        // A split the task draws records from must hold some.
+        for ((file, n), pool) in files.iter().zip([&train_pool, &test_pool]) {
+            if pool.is_empty() && *n != Some(0) {
+                return Err(DataError::suite(
+                    &self.path,
+                    format!("task `{}`: {} has no records", spec.name, file.display()),
+                ));
+            }
+        }
+        // A classification or multiple-choice record whose answer is none of its options can be
+        // neither trained on nor scored. The answer `-` marks a record without a gold label
+        // (MNLI's "no annotator majority", two records of its test split): such records are
+        // skipped and counted; any other answer outside the options is an error naming it.
+        let mut no_label = [0usize; 2];
+        for (((file, _), pool), count) in files
+            .iter()
+            .zip([&train_pool, &test_pool])
+            .zip(&mut no_label)
+        {
+            for (i, r) in pool.iter().enumerate() {
+                let Some(options) = kind.options_of(r) else {
+                    continue;
+                };
+                if crate::score::gold_option(r, options).is_some() {
+                    continue;
+                }
+                if r.answer.trim() == NO_GOLD_LABEL {
+                    *count += 1;
+                    continue;
+                }
+                let (at, field) = source.record_place(i);
+                let record = match at {
+                    Location::File => format!("record {i}: "),
+                    _ => String::new(),
+                };
+                let set = match kind {
+                    TaskKind::Classification { .. } => "label set",
+                    _ => "options",
+                };
+                return Err(DataError::field(
+                    file,
+                    at,
+                    field,
+                    format!(
+                        "{record}`{}` is not in the {set} {options:?} of task `{}`",
+                        r.answer, spec.name
+                    ),
+                ));
+            }
+        }
         let source_counts = SplitCounts {
             train: train_pool.len(),
             test: test_pool.len(),
+            train_no_label: no_label[0],
+            test_no_label: no_label[1],
         };
 
-        // Records whose answer is none of the options cannot be scored (MNLI's test split has
-        // two with the label `-`, "no annotator majority"): they are dropped with the long ones.
+        // Too long for the suite's limits, or without a gold label (the only answers outside the
+        // options left): dropped before drawing.
         let keep = |r: &Record| {
             max_p.is_none_or(|m| r.prompt.chars().count() <= m)
                 && max_a.is_none_or(|m| r.answer.chars().count() <= m)
@@ -397,6 +463,26 @@ impl SuiteSpec {
         };
         let train_pool: Vec<Record> = train_pool.into_iter().filter(keep).collect();
         let test_pool: Vec<Record> = test_pool.into_iter().filter(keep).collect();
+        // The filters must leave records to draw from.
+        for ((file, n), (pool, before)) in files.iter().zip([
+            (&train_pool, source_counts.train),
+            (&test_pool, source_counts.test),
+        ]) {
+            if pool.is_empty() && *n != Some(0) {
+                return Err(DataError::suite(
+                    &self.path,
+                    format!(
+                        "task `{}`: none of the {before} records of {} is usable: each has a \
+                         prompt longer than max_prompt_chars ({}), an answer longer than \
+                         max_answer_chars ({}) or no gold label (`{NO_GOLD_LABEL}`)",
+                        spec.name,
+                        file.display(),
+                        max_p.map_or_else(|| "none".to_string(), |m| m.to_string()),
+                        max_a.map_or_else(|| "none".to_string(), |m| m.to_string()),
+                    ),
+                ));
+            }
+        }
 
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (train, test) = if test_split == train_split {
@@ -484,51 +570,64 @@ impl Source {
         }
     }
 
+    /// The file a split is read from (MMLU without a subject: the folder of its CSV files).
+    pub fn split_path(&self, data_dir: &Path, split: &str) -> PathBuf {
+        match self {
+            Source::LlmCl(t) => data_dir
+                .join("llm-cl-benchmark-500")
+                .join(t)
+                .join(format!("{split}.json")),
+            Source::SuperNi(t) => data_dir
+                .join("superni")
+                .join(t)
+                .join(format!("{split}.json")),
+            Source::Gsm8k => data_dir.join("gsm8k").join(format!("{split}.jsonl")),
+            Source::ArcEasy => data_dir.join("arc-easy").join(format!("{split}.json")),
+            Source::ArcChallenge => data_dir
+                .join("arc-challenge")
+                .join(format!("{split}.jsonl")),
+            Source::Mmlu(None) => data_dir.join("mmlu").join(split),
+            Source::Mmlu(Some(sub)) => data_dir
+                .join("mmlu")
+                .join(split)
+                .join(format!("{sub}_{split}.csv")),
+            Source::CommonsenseQa => data_dir
+                .join("commonsenseqa")
+                .join(format!("{split}.jsonl")),
+        }
+    }
+
     /// Loads all records of a split.
     pub fn load_split(&self, data_dir: &Path, split: &str) -> Result<Vec<Record>> {
+        let path = self.split_path(data_dir, split);
         match self {
             Source::LlmCl(t) => {
-                let mut r = loaders::load_llm_cl(
-                    &data_dir
-                        .join("llm-cl-benchmark-500")
-                        .join(t)
-                        .join(format!("{split}.json")),
-                )?;
+                let mut r = loaders::load_llm_cl(&path)?;
                 if t == "ScienceQA" {
                     loaders::add_scienceqa_options(&mut r);
                 }
                 Ok(r)
             }
-            Source::SuperNi(t) => Ok(loaders::load_superni(
-                &data_dir
-                    .join("superni")
-                    .join(t)
-                    .join(format!("{split}.json")),
-            )?
-            .instances),
-            Source::Gsm8k => {
-                loaders::load_gsm8k(&data_dir.join("gsm8k").join(format!("{split}.jsonl")))
-            }
-            Source::ArcEasy => {
-                loaders::load_arc_json(&data_dir.join("arc-easy").join(format!("{split}.json")))
-            }
-            Source::ArcChallenge => loaders::load_arc_jsonl(
-                &data_dir
-                    .join("arc-challenge")
-                    .join(format!("{split}.jsonl")),
-            ),
-            Source::Mmlu(None) => loaders::load_mmlu_dir(&data_dir.join("mmlu").join(split)),
-            Source::Mmlu(Some(sub)) => loaders::load_mmlu_csv(
-                &data_dir
-                    .join("mmlu")
-                    .join(split)
-                    .join(format!("{sub}_{split}.csv")),
-            ),
-            Source::CommonsenseQa => loaders::load_commonsenseqa(
-                &data_dir
-                    .join("commonsenseqa")
-                    .join(format!("{split}.jsonl")),
-            ),
+            Source::SuperNi(_) => Ok(loaders::load_superni(&path)?.instances),
+            Source::Gsm8k => loaders::load_gsm8k(&path),
+            Source::ArcEasy => loaders::load_arc_json(&path),
+            Source::ArcChallenge => loaders::load_arc_jsonl(&path),
+            Source::Mmlu(None) => loaders::load_mmlu_dir(&path),
+            Source::Mmlu(Some(_)) => loaders::load_mmlu_csv(&path),
+            Source::CommonsenseQa => loaders::load_commonsenseqa(&path),
+        }
+    }
+
+    /// Where record `i` of a loaded split is in its file, and the field holding its answer:
+    /// the array index for the JSON-array sources; the others (JSONL, CSV) are located by
+    /// their loaders, which already reject an answer outside the options.
+    fn record_place(&self, i: usize) -> (Location, &'static str) {
+        match self {
+            Source::LlmCl(_) => (Location::Index(i), "answer"),
+            Source::SuperNi(_) => (Location::Index(i), "output"),
+            Source::ArcEasy => (Location::Index(i), "answerKey"),
+            Source::ArcChallenge | Source::CommonsenseQa => (Location::File, "answerKey"),
+            Source::Gsm8k | Source::Mmlu(_) => (Location::File, "answer"),
         }
     }
 
@@ -589,7 +688,8 @@ mod tests {
             t.source_counts,
             SplitCounts {
                 train: 50,
-                test: 20
+                test: 20,
+                ..Default::default()
             }
         );
         assert_eq!(
@@ -600,6 +700,92 @@ mod tests {
         );
         assert_eq!(t.metric, Metric::GenAccuracy);
         assert!(t.train.iter().all(|r| r.prompt.starts_with("tr")));
+    }
+
+    const TOY: &str = "name='s'\n[[tasks]]\nname='toy'\nsource='llm-cl/toy'\n";
+
+    /// Replaces the toy task's test split of `d` with `rows`.
+    fn toy_test(d: &tempfile::TempDir, rows: &str) {
+        std::fs::write(d.path().join("llm-cl-benchmark-500/toy/test.json"), rows).unwrap();
+    }
+
+    #[test]
+    fn an_empty_split_is_an_error_naming_file_and_task() {
+        let d = data_dir_with_llm_cl(4, 0);
+        let e = spec(TOY)
+            .unwrap()
+            .load(d.path(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("suite test.toml: task `toy`: ")
+                && e.ends_with("llm-cl-benchmark-500/toy/test.json has no records"),
+            "{e}"
+        );
+        // A split the task draws nothing from may be empty.
+        let s = spec(&format!("{TOY}test=0\n")).unwrap();
+        assert_eq!(s.load(d.path(), None).unwrap().tasks[0].test.len(), 0);
+    }
+
+    #[test]
+    fn an_answer_outside_the_label_set_is_an_error_naming_the_record() {
+        let d = data_dir_with_llm_cl(4, 2);
+        toy_test(
+            &d,
+            r#"[{"prompt":"a","answer":"yes"},{"prompt":"b","answer":"maybe"}]"#,
+        );
+        let e = spec(TOY)
+            .unwrap()
+            .load(d.path(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(
+                "toy/test.json, array index 1: field `answer`: `maybe` is not in the label set \
+                 [\"yes\", \"no\"] of task `toy`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn records_without_a_gold_label_are_skipped_and_counted() {
+        let d = data_dir_with_llm_cl(4, 2);
+        toy_test(
+            &d,
+            r#"[{"prompt":"a","answer":"yes"},{"prompt":"b","answer":"-"},{"prompt":"c","answer":"no"}]"#,
+        );
+        let t = &spec(TOY).unwrap().load(d.path(), None).unwrap().tasks[0];
+        assert_eq!(t.test.len(), 2);
+        assert_eq!(
+            (t.source_counts.test, t.source_counts.test_no_label),
+            (3, 1)
+        );
+        // Nothing but records without a gold label leaves nothing to draw from.
+        toy_test(&d, r#"[{"prompt":"b","answer":"-"}]"#);
+        let e = spec(TOY)
+            .unwrap()
+            .load(d.path(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("task `toy`: none of the 1 records of ")
+                && e.contains("toy/test.json is usable"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn length_filters_that_drop_every_record_are_an_error() {
+        let d = data_dir_with_llm_cl(4, 2);
+        let s = spec(&format!("{TOY}max_prompt_chars=1\n")).unwrap();
+        let e = s.load(d.path(), None).unwrap_err().to_string();
+        assert!(
+            e.contains("none of the 4 records of ")
+                && e.contains("toy/train.json is usable")
+                && e.contains("max_prompt_chars (1)"),
+            "{e}"
+        );
     }
 
     #[test]

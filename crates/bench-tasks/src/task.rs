@@ -113,6 +113,13 @@ pub struct SplitCounts {
     pub train: usize,
     /// Records in the source split the test subsample is drawn from.
     pub test: usize,
+    /// Records of the train split skipped because they carry no gold label (the answer `-`,
+    /// MNLI's "no annotator majority"); included in `train`.
+    #[serde(default)]
+    pub train_no_label: usize,
+    /// The same for the test split; included in `test`.
+    #[serde(default)]
+    pub test_no_label: usize,
 }
 
 /// A task of a suite: its records (already subsampled) and how to score it.

@@ -203,7 +203,7 @@ impl<'a> Run<'a> {
             .suite
             .tasks
             .iter()
-            .map(|t| t.train.iter().map(|r| formatter.encode(t.system.as_deref(), r).ok()).collect())
+            .map(|t| encode_train(&formatter, t))
             .collect();
         let steps = task_steps(s, &train);
         let corpus = corpus_ids(&cfg.corpus, formatter.tokenizer(), s.corpus_max_tokens);
@@ -762,6 +762,24 @@ fn task_steps(s: &TrainSettings, train: &[Vec<Option<Encoded>>]) -> Vec<usize> {
     train
         .iter()
         .map(|t| s.steps_per_task.unwrap_or_else(|| s.epochs * t.iter().flatten().count().div_ceil(s.batch_size)))
+        .collect()
+}
+
+/// A task's training records encoded; a record that does not fit the context (its answer alone
+/// exceeds `max_len`) is skipped with a warning naming the task, the record's index in the task's
+/// train records and the start of its prompt.
+fn encode_train(formatter: &Formatter<TextCodec>, task: &Task) -> Vec<Option<Encoded>> {
+    let origin = format!("task `{}` (train)", task.name);
+    formatter
+        .encode_each(task.system.as_deref(), &origin, &task.train)
+        .into_iter()
+        .map(|r| match r {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!("{e}: the record is skipped");
+                None
+            }
+        })
         .collect()
 }
 

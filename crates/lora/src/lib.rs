@@ -26,6 +26,7 @@
 mod error;
 mod linear;
 mod peft;
+pub mod safetensors_check;
 mod target;
 
 use burn::module::Module;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -266,8 +266,7 @@ pub fn load_peft<M: LoraTargets>(
     let config = read_peft_config(dir)?;
     let path = dir.join(WEIGHTS);
     let bytes = std::fs::read(&path).map_err(|e| LoraError::io(&path, e))?;
-    let st =
-        SafeTensors::deserialize(&bytes).map_err(|e| LoraError::format(&path, e.to_string()))?;
+    let st = crate::safetensors_check::deserialize(&bytes).map_err(|m| LoraError::format(&path, m))?;
 
     // layer path → (A [r, in], B [out, r]) as host data.
     type HostFactor = (Vec<f32>, Vec<usize>);
