@@ -38,8 +38,9 @@ pub struct Loaded {
     pub state: serde_json::Value,
 }
 
-/// Writes a checkpoint under `root` and publishes it.
-pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>) -> Result<(), EngineError> {
+/// Writes a checkpoint under `root` and publishes it; of the older ones, the newest
+/// `keep_older` stay (a divergence rollback may need one from before the newest).
+pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>, keep_older: usize) -> Result<(), EngineError> {
     std::fs::create_dir_all(root).map_err(|e| EngineError::io(root, e))?;
     let name = format!("step-{step:06}-task-{task:02}");
     let tmp = root.join(format!(".tmp-{name}"));
@@ -48,10 +49,18 @@ pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>) -> Result<(),
     }
     std::fs::create_dir_all(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
     c.trainable.save(&tmp.join("trainable.safetensors"))?;
+    crate::test_pause("checkpoint-write");
     if let Some(w) = c.wise_prev {
         w.save(&tmp.join("wise_prev.safetensors"))?;
     }
-    c.trainer.save(&tmp.join("trainer")).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", tmp.display())))?;
+    let trainer = tmp.join("trainer");
+    c.trainer.save(&trainer).map_err(|e| EngineError::Checkpoint(format!("writing {}: {e}", trainer.display())))?;
+    // The trainer writes plainly: flush its files before the checkpoint can be published.
+    for f in ["optimizer.bpk", "trainer.json"] {
+        let p = trainer.join(f);
+        std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(|e| EngineError::io(&p, e))?;
+    }
+    sync_dir(&trainer);
     write_json(&tmp.join("state.json"), c.state)?;
     sync_dir(&tmp);
     let dest = root.join(&name);
@@ -60,13 +69,56 @@ pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>) -> Result<(),
     }
     std::fs::rename(&tmp, &dest).map_err(|e| EngineError::io(&dest, e))?;
     sync_dir(root);
+    crate::test_pause("checkpoint-publish");
     write_atomic(&root.join("LATEST"), format!("{name}\n").as_bytes())?;
-    // Only now is the older checkpoint garbage.
+    // Only now are older checkpoints garbage.
+    let mut older: Vec<(u64, PathBuf)> = published(root)?.into_iter().filter(|(s, p)| *s < step && !p.ends_with(&name)).collect();
+    older.sort();
+    let n_drop = older.len().saturating_sub(keep_older);
+    for (_, p) in &older[..n_drop] {
+        let _ = std::fs::remove_dir_all(p);
+    }
     for e in std::fs::read_dir(root).map_err(|e| EngineError::io(root, e))?.flatten() {
-        let p = e.path();
+        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(())
+}
+
+/// The complete checkpoints under `root` (renamed into place, `state.json` present) with
+/// their global steps, in no particular order.
+fn published(root: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root).map_err(|e| EngineError::io(root, e))?.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        if p.is_dir() && n != name && (n.starts_with("step-") || n.starts_with(".tmp-")) {
-            let _ = std::fs::remove_dir_all(&p);
+        let step = n.strip_prefix("step-").and_then(|r| r.split('-').next()).and_then(|s| s.parse::<u64>().ok());
+        if let Some(step) = step
+            && e.path().join("state.json").is_file()
+        {
+            out.push((step, e.path()));
+        }
+    }
+    Ok(out)
+}
+
+/// The newest complete checkpoint under `root` taken before global step `step`.
+pub fn before(root: &Path, step: u64) -> Result<Option<PathBuf>, EngineError> {
+    Ok(published(root)?.into_iter().filter(|(s, _)| *s < step).max_by_key(|(s, _)| *s).map(|(_, p)| p))
+}
+
+/// Makes `dir` the latest checkpoint again (a rollback to an older one): `LATEST` is rewritten
+/// to name it, then the newer checkpoints are removed.
+pub fn republish(root: &Path, dir: &Path) -> Result<(), EngineError> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let step = published(root)?.into_iter().find(|(_, p)| p == dir).map(|(s, _)| s);
+    let Some(step) = step else {
+        return Err(EngineError::Checkpoint(format!("{} is not a complete checkpoint", dir.display())));
+    };
+    write_atomic(&root.join("LATEST"), format!("{name}\n").as_bytes())?;
+    for (s, p) in published(root)? {
+        if s > step {
+            let _ = std::fs::remove_dir_all(p);
         }
     }
     Ok(())

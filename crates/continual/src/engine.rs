@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use sharpness::{SharpnessAware, SharpnessAwareRecord};
 
 use crate::lm::{LmTaskModel, TextCodec, sft_batch};
-use crate::method::{MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
+use crate::method::{DivergencePolicy, MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
 use crate::metrics::{AccuracyMatrix, Cost, general_forgetting};
 use crate::params::TrainableSnapshot;
 use crate::results::{JsonlLog, RunLock, append_index, write_json};
@@ -111,6 +111,16 @@ struct EngineState {
     replay: Replay<AnyScheduler>,
     sam: Option<SharpnessAwareRecord>,
     log_len: u64,
+    /// Divergence rollbacks taken (`on_divergence = "rollback"`).
+    #[serde(default)]
+    rollbacks: usize,
+    /// The learning rate's factor after those rollbacks (1 without).
+    #[serde(default = "one")]
+    lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 const ADAPTER: &str = "cl";
@@ -230,6 +240,8 @@ impl<'a> Run<'a> {
                 replay,
                 sam: None,
                 log_len: 0,
+                rollbacks: 0,
+                lr_scale: 1.0,
             },
             // Fresh runs start an empty log; a resume cuts it back in `restore`.
             log: JsonlLog::open(&cfg.out_dir.join("log.jsonl"), if ckpt.is_some() { u64::MAX } else { 0 })?,
@@ -249,8 +261,12 @@ impl<'a> Run<'a> {
     fn main_loop(&mut self, plugins: &mut [&mut dyn Plugin]) -> Result<(), EngineError> {
         if self.state.rows.is_empty() {
             self.evaluate(0, plugins)?;
+            if self.cfg.settings.on_divergence == DivergencePolicy::Rollback {
+                // A rollback always has a checkpoint to return to.
+                self.checkpoint()?;
+            }
         }
-        while self.state.task < self.num_tasks() {
+        'tasks: while self.state.task < self.num_tasks() {
             let k = self.state.task;
             let steps = self.steps_in_task(k);
             if self.state.step_in_task == 0 {
@@ -261,7 +277,13 @@ impl<'a> Run<'a> {
             }
             while self.state.step_in_task < steps {
                 let t_step = Instant::now();
-                let record = self.train_step(k, plugins)?;
+                let record = match self.train_step(k, plugins) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.roll_back(e)?;
+                        continue 'tasks;
+                    }
+                };
                 self.state.cost.train_seconds += t_step.elapsed().as_secs_f64();
                 self.state.step_in_task += 1;
                 self.state.global_step += 1;
@@ -276,7 +298,10 @@ impl<'a> Run<'a> {
                 }
             }
             let t_end = Instant::now();
-            self.end_of_task(k, plugins)?;
+            if let Err(e) = self.end_of_task(k, plugins) {
+                self.roll_back(e)?;
+                continue 'tasks;
+            }
             self.state.cost.train_seconds += t_end.elapsed().as_secs_f64();
             self.log.write(&json!({"type": "stage", "stage": k + 1, "task": k, "step": self.state.global_step, "train_seconds": self.state.cost.train_seconds}))?;
             self.evaluate(k + 1, plugins)?;
@@ -356,6 +381,7 @@ impl<'a> Run<'a> {
         // 3. Loss and update.
         let (losses, grad_norm, lr) = self.update(&batch, corpus.as_ref())?;
         self.guard(k, step, &losses, grad_norm)?;
+        crate::test_pause("step");
         // 4. Feedback: replayed samples' losses to the memory, the task's samples to the buffer.
         let n_task = task_samples.len();
         let replay_losses: Vec<SlotLoss> =
@@ -589,6 +615,7 @@ impl<'a> Run<'a> {
             for p in plugins.iter_mut() {
                 p.eval_progress(i + 1, self.num_tasks() + self.cfg.suite.probes.len());
             }
+            crate::test_pause("eval");
         }
         let secs = t0.elapsed().as_secs_f64();
         self.state.cost.eval_seconds += secs;
@@ -645,6 +672,7 @@ impl<'a> Run<'a> {
                 trainer: &self.trainer,
                 state: &serde_json::to_value(&self.state).expect("state serialises"),
             },
+            usize::from(self.cfg.settings.on_divergence == DivergencePolicy::Rollback),
         )
     }
 
@@ -656,12 +684,69 @@ impl<'a> Run<'a> {
         if loaded.wise_prev.is_some() {
             self.wise_prev = loaded.wise_prev;
         }
-        let trainer = std::mem::replace(&mut self.trainer, Trainer::new(self.cfg.settings.optim.clone()));
-        self.trainer = trainer.load(&dir.join("trainer")).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        self.load_trainer(dir)?;
         if let (Some(sam), Some(rec)) = (self.sam.take(), self.state.sam.clone()) {
             self.sam = Some(sam.load_record(rec));
         }
         self.log = JsonlLog::open(&self.cfg.out_dir.join("log.jsonl"), self.state.log_len)?;
+        Ok(())
+    }
+
+    /// The optimizer moments and step of checkpoint `dir`, with the learning rate of the
+    /// current state (the base rate times `lr_scale`).
+    fn load_trainer(&mut self, dir: &Path) -> Result<(), EngineError> {
+        let mut optim = self.cfg.settings.optim.clone();
+        optim.lr *= self.state.lr_scale;
+        self.trainer = Trainer::new(optim).load(&dir.join("trainer")).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        Ok(())
+    }
+
+    /// After an error inside a task: a divergence under `on_divergence = "rollback"` with
+    /// rollbacks left restores the last checkpoint (weights, optimizer, buffer, scheduler,
+    /// counters, log), multiplies the learning rate by `divergence_lr_factor` and logs a
+    /// `rollback` line; the caller then retries from there. Any other error, and a divergence
+    /// without rollbacks left, is returned: a run never goes on silently.
+    fn roll_back(&mut self, err: EngineError) -> Result<(), EngineError> {
+        let cfg = self.cfg;
+        let s = &cfg.settings;
+        let (task, step, term, value) = match &err {
+            EngineError::Diverged { task, step, term, value, .. } if s.on_divergence == DivergencePolicy::Rollback => {
+                (task.clone(), *step, term.clone(), *value)
+            }
+            _ => return Err(err),
+        };
+        if self.state.rollbacks >= s.divergence_max_rollbacks {
+            let lr = s.optim.lr * self.state.lr_scale;
+            return Err(EngineError::DivergedAfterRollbacks { last: Box::new(err), rollbacks: self.state.rollbacks, lr });
+        }
+        // The newest checkpoint taken before the diverging step: one taken at that very step
+        // holds weights that already give the non-finite loss.
+        let root = cfg.out_dir.join("ckpt");
+        let Some(dir) = crate::checkpoint::before(&root, step)? else {
+            return Err(EngineError::Checkpoint(format!("{err}; no checkpoint before step {step} to roll back to")));
+        };
+        crate::checkpoint::republish(&root, &dir)?;
+        let (rollbacks, lr_scale) = (self.state.rollbacks + 1, self.state.lr_scale * s.divergence_lr_factor);
+        let log_path = cfg.out_dir.join("log.jsonl");
+        let old_log = std::fs::read(&log_path).map_err(|e| EngineError::io(&log_path, e))?;
+        self.restore(&dir)?;
+        // Earlier rollbacks logged since that checkpoint are history, not retried work: the
+        // cut-back log keeps them.
+        let since = old_log.get(self.state.log_len as usize..).unwrap_or_default();
+        for line in String::from_utf8_lossy(since).lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line)
+                && v["type"] == "rollback"
+            {
+                self.log.write(&v)?;
+            }
+        }
+        self.state.rollbacks = rollbacks;
+        self.state.lr_scale = lr_scale;
+        self.load_trainer(&dir)?;
+        let lr = s.optim.lr * lr_scale;
+        tracing::warn!("{err}: rollback {rollbacks} to {} (step {}), learning rate now {lr:e}", dir.display(), self.state.global_step);
+        self.log.write(&json!({"type": "rollback", "task": task, "step": step, "term": term, "value": value,
+            "to_step": self.state.global_step, "rollback": rollbacks, "lr_scale": lr_scale, "lr": lr}))?;
         Ok(())
     }
 
@@ -681,6 +766,7 @@ impl<'a> Run<'a> {
                 "this_process_seconds": self.started.elapsed().as_secs_f64(),
             },
             "replay_budget": self.cfg.settings.replay_budget,
+            "divergence_rollbacks": self.state.rollbacks,
         });
         write_json(&self.cfg.out_dir.join("metrics.json"), &metrics)?;
         if self.cfg.settings.mode == TrainModeName::Lora {

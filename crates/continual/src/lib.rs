@@ -92,6 +92,17 @@ pub enum EngineError {
         /// Its value.
         value: f64,
     },
+    /// Training diverged again after `rollbacks` rollbacks to the last checkpoint, each with
+    /// a lower learning rate (`on_divergence = "rollback"`): the limit is reached.
+    #[error("{last} (after {rollbacks} rollback(s) to the last checkpoint, the learning rate lowered to {lr:e}; divergence_max_rollbacks reached)")]
+    DivergedAfterRollbacks {
+        /// The last divergence ([`EngineError::Diverged`]).
+        last: Box<EngineError>,
+        /// Rollbacks taken.
+        rollbacks: usize,
+        /// The (base) learning rate of the last attempt.
+        lr: f64,
+    },
     /// Another process holds the run directory.
     #[error("{dir} is in use by process {pid} (run.lock); wait for it or stop it")]
     Locked {
@@ -111,6 +122,35 @@ impl EngineError {
     }
     pub(crate) fn config(path: &Path, message: String) -> Self {
         Self::Config { path: path.to_path_buf(), message }
+    }
+}
+
+/// Test hook, off unless the environment variable `CONTINUAL_TEST_PAUSE=<point>:<n>` is set:
+/// the `n`-th time (1-based) this process reaches `point`, it prints
+/// `CONTINUAL_TEST_PAUSE: paused at <point>` to stderr and sleeps until it is killed, so a test
+/// can SIGKILL it at a chosen place (`xtask/tests/kill_resume.rs`). Points: `step` (inside a
+/// training step, after the update, before the buffer, counters and log see it), `eval` (after
+/// each task scored in an evaluation, before the row is written), `checkpoint-write` (the
+/// weights written into `ckpt/.tmp-…`, the optimizer and state not yet) and
+/// `checkpoint-publish` (the checkpoint renamed into place, `LATEST` not yet rewritten).
+pub(crate) fn test_pause(point: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let target = TARGET.get_or_init(|| {
+        let v = std::env::var("CONTINUAL_TEST_PAUSE").ok()?;
+        let (p, n) = v.rsplit_once(':')?;
+        Some((p.to_string(), n.parse().ok()?))
+    });
+    if let Some((p, n)) = target
+        && p == point
+        && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        eprintln!("CONTINUAL_TEST_PAUSE: paused at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
     }
 }
 

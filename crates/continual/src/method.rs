@@ -179,6 +179,25 @@ pub struct TrainSettings {
     /// Validation records per task for strategy-requested evaluations, taken from the end
     /// of the task's training records (16).
     pub validation_records: usize,
+    /// What a NaN or infinite loss term or gradient norm does: `stop` the run with an error
+    /// (the default) or `rollback` to the last checkpoint with the learning rate multiplied by
+    /// `divergence_lr_factor`, at most `divergence_max_rollbacks` times, then stop.
+    pub on_divergence: DivergencePolicy,
+    /// Learning-rate factor of each rollback, in (0, 1) (0.5).
+    pub divergence_lr_factor: f64,
+    /// Rollbacks allowed in a run before a divergence stops it (3; at least 1 with `rollback`).
+    pub divergence_max_rollbacks: usize,
+}
+
+/// `on_divergence` of [`TrainSettings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergencePolicy {
+    /// Stop with an error naming the task, the step and the term.
+    #[default]
+    Stop,
+    /// Restore the last checkpoint, lower the learning rate and retry; logged as `rollback`.
+    Rollback,
 }
 
 /// `replay_pacing` of [`TrainSettings`].
@@ -223,6 +242,9 @@ impl Default for TrainSettings {
             checkpoint_every: None,
             eval_limit: None,
             validation_records: 16,
+            on_divergence: DivergencePolicy::Stop,
+            divergence_lr_factor: 0.5,
+            divergence_max_rollbacks: 3,
         }
     }
 }
@@ -350,6 +372,12 @@ impl MethodConfig {
         if !(s.optim.lr.is_finite() && s.optim.lr > 0.0) {
             return bad("optim.lr", format!("{} must be a finite number > 0", s.optim.lr));
         }
+        if !(s.divergence_lr_factor.is_finite() && s.divergence_lr_factor > 0.0 && s.divergence_lr_factor < 1.0) {
+            return bad("divergence_lr_factor", format!("{} must be in (0, 1)", s.divergence_lr_factor));
+        }
+        if s.on_divergence == DivergencePolicy::Rollback && s.divergence_max_rollbacks == 0 {
+            return bad("divergence_max_rollbacks", "must be at least 1 with on_divergence = \"rollback\"".into());
+        }
         if s.lora.settings.rank == 0 {
             return bad("lora.settings.rank", "must be at least 1".into());
         }
@@ -465,6 +493,25 @@ mod tests {
         let suite: toml::Table = toml::from_str("batch_size = 0").unwrap();
         let e = m.train_settings(Some(&suite), Path::new("s.toml")).unwrap_err().to_string();
         assert!(e.contains("s.toml") && e.contains("batch_size"), "{e}");
+    }
+
+    #[test]
+    fn divergence_settings_are_checked_like_the_others() {
+        let m = parse("").unwrap();
+        let settings = |t: &str| m.train_settings(Some(&toml::from_str(t).unwrap()), Path::new("s.toml"));
+        let s = settings("on_divergence = \"rollback\"\ndivergence_lr_factor = 0.25\n").unwrap();
+        assert_eq!((s.on_divergence, s.divergence_lr_factor, s.divergence_max_rollbacks), (DivergencePolicy::Rollback, 0.25, 3));
+        assert_eq!(settings("").unwrap().on_divergence, DivergencePolicy::Stop);
+        let e = settings("on_divergence = \"retry\"\n").unwrap_err().to_string();
+        assert!(e.contains("s.toml") && e.contains("on_divergence"), "{e}");
+        for f in ["0.0", "1.0", "-0.5", "nan"] {
+            let e = settings(&format!("divergence_lr_factor = {f}\n")).unwrap_err().to_string();
+            assert!(e.contains("training.divergence_lr_factor"), "{e}");
+        }
+        let e = settings("on_divergence = \"rollback\"\ndivergence_max_rollbacks = 0\n").unwrap_err().to_string();
+        assert!(e.contains("training.divergence_max_rollbacks"), "{e}");
+        let e = settings("divergence_max_rollback = 2\n").unwrap_err().to_string();
+        assert!(e.contains("divergence_max_rollback"), "{e}");
     }
 
     #[test]

@@ -112,3 +112,79 @@ fn a_diverging_run_stops_with_an_error_naming_task_step_and_term() {
     assert!(err.contains("training diverged on task \"map-a\" at step"), "{err}");
     assert!(err.contains("NaN") || err.contains("inf"), "{err}");
 }
+
+fn log_events(run: &Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+/// `lr = 1e20` without clipping diverges within a few steps (see above); the rollback factor
+/// brings it to 1e-2, the suite's own rate, where training is stable.
+const ROLLBACK: &str = "epochs = 1\non_divergence = \"rollback\"\ndivergence_lr_factor = 1e-22\ndivergence_max_rollbacks = 1\n";
+
+fn huge_lr(mut cfg: RunConfig) -> RunConfig {
+    cfg.settings.optim.lr = 1e20;
+    cfg.settings.optim.max_grad_norm = None;
+    cfg
+}
+
+#[test]
+fn a_diverging_run_rolls_back_to_the_last_checkpoint_with_a_lower_learning_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rollback");
+    let done = continual::run(&huge_lr(config("sequential", &out, ROLLBACK)), &mut []).unwrap();
+    assert_eq!(done.metrics["divergence_rollbacks"], 1);
+    let rollbacks = log_events(&out, "rollback");
+    assert_eq!(rollbacks.len(), 1, "{rollbacks:?}");
+    let r = &rollbacks[0];
+    assert_eq!(r["task"], "map-a", "{r}");
+    assert!(r["term"].is_string() && r["rollback"] == 1, "{r}");
+    let (at, to, lr) = (r["step"].as_u64().unwrap(), r["to_step"].as_u64().unwrap(), r["lr"].as_f64().unwrap());
+    assert!(to < at, "{r}");
+    assert!((lr - 1e-2).abs() < 1e-9, "{r}");
+    // Every step is logged once; the retried ones (from the checkpoint on) with the new rate.
+    let steps = log_events(&out, "step");
+    assert_eq!(steps.iter().map(|s| s["step"].as_u64().unwrap()).collect::<Vec<_>>(), (0..32).collect::<Vec<_>>());
+    for s in &steps {
+        let (step, lr) = (s["step"].as_u64().unwrap(), s["lr"].as_f64().unwrap());
+        let want = if step < to { 1e20 } else { 1e-2 };
+        assert!((lr / want - 1.0).abs() < 1e-9, "step {step}: lr {lr}, want {want}");
+    }
+    assert!(done.rows.iter().flatten().all(|x| x.is_finite()));
+
+    // The lowered rate is part of the checkpoint: a crash after the rollback resumes to the
+    // same matrix.
+    let out2 = dir.path().join("crashed");
+    let crashed = std::panic::catch_unwind(|| {
+        let mut crash = CrashAt(20);
+        let _ = continual::run(&huge_lr(config("sequential", &out2, ROLLBACK)), &mut [&mut crash]);
+    });
+    assert!(crashed.is_err());
+    let mut cfg = huge_lr(config("sequential", &out2, ROLLBACK));
+    cfg.resume = true;
+    let resumed = continual::run(&cfg, &mut []).unwrap();
+    assert_eq!(resumed.rows, done.rows);
+    assert_eq!(log_events(&out2, "rollback"), rollbacks);
+}
+
+#[test]
+fn a_run_that_keeps_diverging_stops_once_its_rollbacks_are_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spent");
+    // Halving 1e20 twice does not help: the third divergence stops the run.
+    let cfg = huge_lr(config("sequential", &out, "epochs = 1\non_divergence = \"rollback\"\ndivergence_max_rollbacks = 2\n"));
+    let err = continual::run(&cfg, &mut []).unwrap_err().to_string();
+    assert!(err.contains("training diverged on task \"map-a\" at step"), "{err}");
+    assert!(err.contains("after 2 rollback(s)") && err.contains("divergence_max_rollbacks"), "{err}");
+    let lrs: Vec<f64> = log_events(&out, "rollback").iter().map(|r| r["lr"].as_f64().unwrap()).collect();
+    assert_eq!(lrs, [5e19, 2.5e19]);
+    // Nothing was written as finished, and the last checkpoint is whole.
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["status"], "running");
+    assert!(!out.join("metrics.json").exists());
+    assert!(continual::checkpoint::latest(&out.join("ckpt")).unwrap().is_some());
+}
