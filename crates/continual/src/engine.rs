@@ -587,10 +587,43 @@ impl<'a> Run<'a> {
             self.wise_prev = Some(TrainableSnapshot::of(&model));
             self.model = Some(model);
         }
+        if self.cfg.settings.sharpness_rho > 0.0 {
+            self.sharpness_probe(k)?;
+        }
         let steps = self.steps_in_task(k);
         for p in plugins.iter_mut() {
             p.after_training_exp(&self.ctx(k, steps));
         }
+        Ok(())
+    }
+
+    /// The SAM sharpness of the model that finished task `k`, on a probe set fixed for the whole
+    /// run (the validation records of every task), so stages and methods compare on equal terms.
+    fn sharpness_probe(&mut self, k: usize) -> Result<(), EngineError> {
+        let n = self.cfg.settings.validation_records.max(1);
+        let refs: Vec<SampleRef> = self
+            .train
+            .iter()
+            .enumerate()
+            .flat_map(|(t, recs)| {
+                let start = recs.len().saturating_sub(n);
+                (start..recs.len()).filter(|&i| recs[i].is_some()).map(move |i| SampleRef::new(t as u32, i as u32))
+            })
+            .collect();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let batch = self.sft_batch(&refs);
+        let rho = self.cfg.settings.sharpness_rho;
+        let model = self.model.as_ref().expect("model");
+        let m = sharpness::measures::sam_sharpness(model, rho, 1e-12, |m| finetune::sft_loss(m, &batch).mean);
+        for (term, value) in [("sharpness probe loss", m.loss), ("sharpness probe perturbed loss", m.perturbed_loss)] {
+            if !value.is_finite() {
+                let task = self.cfg.suite.tasks[k].name.clone();
+                return Err(EngineError::Diverged { task, step: self.state.global_step, term: term.into(), value });
+            }
+        }
+        self.log.write(&json!({"type": "sharpness_probe", "stage": k + 1, "step": self.state.global_step, "rho": rho, "records": refs.len(), "loss": m.loss, "perturbed_loss": m.perturbed_loss, "sharpness": m.sharpness, "grad_norm": m.grad_norm}))?;
         Ok(())
     }
 

@@ -176,6 +176,11 @@ pub struct TrainSettings {
     pub checkpoint_every: Option<u64>,
     /// Evaluate on at most this many test records per task (`None`: all).
     pub eval_limit: Option<usize>,
+    /// `ρ` of the SAM sharpness `L(θ + ρ·g/‖g‖) − L(θ)` measured after every task on a fixed
+    /// probe set (the validation records of every task of the suite, SFT loss, trainable
+    /// parameters only); 0 (the default) measures nothing. Logged as `sharpness_probe` events
+    /// and shown in the report. A measurement: it does not count in the run's cost.
+    pub sharpness_rho: f64,
     /// Validation records per task for strategy-requested evaluations, taken from the end
     /// of the task's training records (16).
     pub validation_records: usize,
@@ -241,6 +246,7 @@ impl Default for TrainSettings {
             buffer_per_task: 64,
             checkpoint_every: None,
             eval_limit: None,
+            sharpness_rho: 0.0,
             validation_records: 16,
             on_divergence: DivergencePolicy::Stop,
             divergence_lr_factor: 0.5,
@@ -383,6 +389,9 @@ impl MethodConfig {
         }
         if s.replay_ratio.is_nan() || s.replay_ratio <= 0.0 {
             return bad("replay_ratio", format!("{} must be > 0", s.replay_ratio));
+        }
+        if !(s.sharpness_rho.is_finite() && s.sharpness_rho >= 0.0) {
+            return bad("sharpness_rho", format!("{} must be a finite number >= 0", s.sharpness_rho));
         }
         Ok(s)
     }

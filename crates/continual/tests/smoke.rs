@@ -113,6 +113,34 @@ fn a_diverging_run_stops_with_an_error_naming_task_step_and_term() {
     assert!(err.contains("NaN") || err.contains("inf"), "{err}");
 }
 
+#[test]
+fn the_sharpness_probe_is_logged_after_every_stage_and_changes_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = continual::run(&config("sequential", &dir.path().join("plain"), "epochs = 2\nsharpness_rho = 0.0"), &mut []).unwrap();
+    let out = dir.path().join("probed");
+    let probed = continual::run(&config("sequential", &out, "epochs = 2\nsharpness_rho = 0.05"), &mut []).unwrap();
+    // A measurement only: the model, RNG streams and matrix are untouched.
+    assert_eq!(plain.rows, probed.rows);
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "sharpness_probe")
+        .collect();
+    assert_eq!(events.iter().map(|e| e["stage"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    for e in &events {
+        let (loss, perturbed, sharp) = (e["loss"].as_f64().unwrap(), e["perturbed_loss"].as_f64().unwrap(), e["sharpness"].as_f64().unwrap());
+        assert!(loss.is_finite() && loss > 0.0 && perturbed.is_finite(), "{e}");
+        assert!((sharp - (perturbed - loss)).abs() < 1e-9, "{e}");
+        assert!(e["grad_norm"].as_f64().unwrap() > 0.0, "{e}");
+        // The probe set is every task's last `validation_records` (8) training records.
+        assert_eq!(e["records"], 32, "{e}");
+        assert_eq!(e["rho"], 0.05);
+    }
+    // A step of ρ along the gradient raises the loss of a trained model at this scale.
+    assert!(events.iter().all(|e| e["sharpness"].as_f64().unwrap() > 0.0), "{events:?}");
+}
+
 fn log_events(run: &Path, kind: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("log.jsonl"))
         .unwrap()
