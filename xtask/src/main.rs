@@ -47,6 +47,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    pin_default_device();
     let cli = Cli::parse();
     match cli.command {
         Command::Data(args) => data::run(args),
@@ -57,6 +58,26 @@ fn main() -> anyhow::Result<()> {
         Command::Suite(args) => suite::run(args),
         Command::Report(args) => report::run(args),
     }
+}
+
+/// Makes Burn's default device the one `--device` names. Burn materialises loaded optimizer state
+/// on `Device::default()` (moved to the parameters' device on the next step), and by default that
+/// is the first GPU backend compiled in: a `--device cpu` resume would otherwise start WGPU.
+fn pin_default_device() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--device") {
+        Some("") => args.get(i + 1).cloned(),
+        Some(rest) => rest.strip_prefix('=').map(str::to_string),
+        None => None,
+    });
+    let name = name.or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
+    // Our `cpu` is Burn's Flex backend (Burn's own `cpu` name is its CubeCL CPU runtime).
+    let burn_name = match name.to_ascii_lowercase().as_str() {
+        "cpu" | "flex" => "flex".to_string(),
+        other => other.to_string(),
+    };
+    // SAFETY: the first statement of `main`, before any thread exists.
+    unsafe { std::env::set_var("BURN_DEVICE", burn_name) };
 }
 
 /// Where a result came from: git revision, tool versions, machine. Every result file embeds it.

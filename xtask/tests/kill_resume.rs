@@ -332,12 +332,12 @@ fn a_full_disk_is_a_clear_error_and_the_last_checkpoint_resumes() {
     // The resumed process may write files of at most 128 KiB: the log and the small JSON files
     // fit, the next checkpoint's weights (about 370 KB) do not. SIGXFSZ is ignored, so the write
     // fails with EFBIG ("File too large") as on a full disk, rather than killing the process.
-    // BURN_DEVICE=flex: Burn loads optimizer state onto its default device, WGPU in this build,
-    // and Mesa's software Vulkan dies with SIGBUS under the file-size limit (its memfd buffers).
+    // No BURN_DEVICE here: xtask pins Burn's default device to `--device` (cpu → Flex), so the
+    // resumed process never starts WGPU (whose Mesa buffers would die with SIGBUS under the limit).
     let mut limited = Command::new("bash");
     limited
         .current_dir(root())
-        .env("BURN_DEVICE", "flex")
+        .env_remove("BURN_DEVICE")
         .args(["-c", "trap '' XFSZ; ulimit -f 128 && exec \"$@\"", "bash", env!("CARGO_BIN_EXE_xtask")])
         .args(suite_args(&out, true))
         .stdout(Stdio::null())

@@ -315,7 +315,9 @@ impl Trainer {
 
     /// Restores what [`save`](Self::save) wrote (the configuration stays this trainer's).
     /// Parameters must have the ids they had when saved: use [`prepare_model`] (or
-    /// [`stable_param_ids`]) in both runs.
+    /// [`stable_param_ids`]) in both runs. Burn materialises the moments on `Device::default()`
+    /// (they move to the parameters' device at the next step): set `BURN_DEVICE` to the training
+    /// device (`flex` for the CPU) so that loading does not start another backend.
     pub fn load(mut self, dir: &Path) -> Result<Self, FinetuneError> {
         let path = dir.join("trainer.json");
         let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::io(&path, e))?;
