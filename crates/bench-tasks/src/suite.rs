@@ -704,6 +704,11 @@ mod tests {
 
     const TOY: &str = "name='s'\n[[tasks]]\nname='toy'\nsource='llm-cl/toy'\n";
 
+    /// The error of loading suite `toml` from `d`, as text.
+    fn load_err(toml: &str, d: &tempfile::TempDir) -> String {
+        spec(toml).unwrap().load(d.path(), None).unwrap_err().to_string()
+    }
+
     /// Replaces the toy task's test split of `d` with `rows`.
     fn toy_test(d: &tempfile::TempDir, rows: &str) {
         std::fs::write(d.path().join("llm-cl-benchmark-500/toy/test.json"), rows).unwrap();
@@ -712,11 +717,7 @@ mod tests {
     #[test]
     fn an_empty_split_is_an_error_naming_file_and_task() {
         let d = data_dir_with_llm_cl(4, 0);
-        let e = spec(TOY)
-            .unwrap()
-            .load(d.path(), None)
-            .unwrap_err()
-            .to_string();
+        let e = load_err(TOY, &d);
         assert!(
             e.starts_with("suite test.toml: task `toy`: ")
                 && e.ends_with("llm-cl-benchmark-500/toy/test.json has no records"),
@@ -734,11 +735,7 @@ mod tests {
             &d,
             r#"[{"prompt":"a","answer":"yes"},{"prompt":"b","answer":"maybe"}]"#,
         );
-        let e = spec(TOY)
-            .unwrap()
-            .load(d.path(), None)
-            .unwrap_err()
-            .to_string();
+        let e = load_err(TOY, &d);
         assert!(
             e.ends_with(
                 "toy/test.json, array index 1: field `answer`: `maybe` is not in the label set \
@@ -763,11 +760,7 @@ mod tests {
         );
         // Nothing but records without a gold label leaves nothing to draw from.
         toy_test(&d, r#"[{"prompt":"b","answer":"-"}]"#);
-        let e = spec(TOY)
-            .unwrap()
-            .load(d.path(), None)
-            .unwrap_err()
-            .to_string();
+        let e = load_err(TOY, &d);
         assert!(
             e.contains("task `toy`: none of the 1 records of ")
                 && e.contains("toy/test.json is usable"),
@@ -778,8 +771,7 @@ mod tests {
     #[test]
     fn length_filters_that_drop_every_record_are_an_error() {
         let d = data_dir_with_llm_cl(4, 2);
-        let s = spec(&format!("{TOY}max_prompt_chars=1\n")).unwrap();
-        let e = s.load(d.path(), None).unwrap_err().to_string();
+        let e = load_err(&format!("{TOY}max_prompt_chars=1\n"), &d);
         assert!(
             e.contains("none of the 4 records of ")
                 && e.contains("toy/train.json is usable")

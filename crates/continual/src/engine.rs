@@ -303,6 +303,13 @@ impl<'a> Run<'a> {
                 continue 'tasks;
             }
             self.state.cost.train_seconds += t_end.elapsed().as_secs_f64();
+            // A measurement, outside the training time and the cost counters.
+            if self.cfg.settings.sharpness_rho > 0.0
+                && let Err(e) = self.sharpness_probe(k)
+            {
+                self.roll_back(e)?;
+                continue 'tasks;
+            }
             self.log.write(&json!({"type": "stage", "stage": k + 1, "task": k, "step": self.state.global_step, "train_seconds": self.state.cost.train_seconds}))?;
             self.evaluate(k + 1, plugins)?;
             self.state.task += 1;
@@ -586,9 +593,6 @@ impl<'a> Run<'a> {
             let model = prev.interpolate(model, w.alpha)?;
             self.wise_prev = Some(TrainableSnapshot::of(&model));
             self.model = Some(model);
-        }
-        if self.cfg.settings.sharpness_rho > 0.0 {
-            self.sharpness_probe(k)?;
         }
         let steps = self.steps_in_task(k);
         for p in plugins.iter_mut() {
