@@ -45,6 +45,18 @@ def main():
     with torch.no_grad():
         fwd = timed(lambda: model(ids).logits.sum().item(), a.steps)
 
+    # The machine's sgemm through PyTorch (MKL/oneDNN), the same sizes as the Rust side.
+    sgemm = []
+    for m, k, n in [(2048, 2048, 2048), (2048, 576, 1536)]:
+        x, y = torch.randn(m, k), torch.randn(k, n)
+        best = float("inf")
+        for i in range(6):
+            t = time.perf_counter()
+            torch.mm(x, y)
+            if i:
+                best = min(best, time.perf_counter() - t)
+        sgemm.append(2.0 * m * k * n / best)
+
     cfg = LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.0,
                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     pm = get_peft_model(model, cfg)
@@ -64,6 +76,7 @@ def main():
         "threads": torch.get_num_threads(), "batch": a.batch, "seq": a.seq, "steps": a.steps,
         "forward_s": fwd, "forward_tokens_per_s": tokens / fwd,
         "lora_step_s": train, "lora_step_tokens_per_s": tokens / train,
+        "sgemm_flop_per_s": sgemm,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }))
 

@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Skip the PyTorch+PEFT reference.
     #[arg(long)]
     no_torch: bool,
+    /// The Python interpreter that has torch, transformers and peft (a virtual environment's).
+    #[arg(long, env = "CONTINUAL_PYTHON", default_value = "python3")]
+    python: String,
     /// Benchmark evaluation instead: multiple-choice scoring and greedy generation,
     /// examples/s of the engine's batched paths against one sequence at a time.
     #[arg(long)]
@@ -70,6 +73,33 @@ fn timed(warmup: usize, steps: usize, mut f: impl FnMut()) -> f64 {
         f();
     }
     t.elapsed().as_secs_f64() / steps as f64
+}
+
+/// Sizes `m × k × n` of the sgemm measurements: a large square product (what the machine can
+/// do) and the model's biggest training product (8·256 tokens × hidden 576 → MLP 1536).
+const SGEMM_SIZES: [[usize; 3]; 2] = [[2048, 2048, 2048], [2048, 576, 1536]];
+
+/// FLOP/s of `C = A·B` (f32) on `device` through Burn's matmul (on the CPU: Flex's `gemm`),
+/// best of `reps` after one warm-up, for each of [`SGEMM_SIZES`].
+fn sgemm_flops(device: &burn::tensor::Device, reps: usize) -> Vec<f64> {
+    use burn::tensor::{Distribution, Tensor};
+    SGEMM_SIZES
+        .iter()
+        .map(|&[m, k, n]| {
+            let a = Tensor::<2>::random([m, k], Distribution::Default, device);
+            let b = Tensor::<2>::random([k, n], Distribution::Default, device);
+            let mut best = f64::INFINITY;
+            for i in 0..=reps {
+                let t = Instant::now();
+                let c = a.clone().matmul(b.clone());
+                let _ = c.slice([0..1, 0..1]).into_scalar::<f32>(); // waits for the result
+                if i > 0 {
+                    best = best.min(t.elapsed().as_secs_f64());
+                }
+            }
+            2.0 * (m * k * n) as f64 / best
+        })
+        .collect()
 }
 
 /// Evaluation throughput: `args.batch` multiple-choice records (a `args.seq`-token prompt, 4
@@ -232,6 +262,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             l.add_adapter("bench", &settings, &ad)
         }
     });
+    // A LoRA step costs about 4 · params · tokens FLOPs: forward 2·P·T, backward 2·P·T for the
+    // activations' gradients (the frozen weights get none; the adapters' share is tiny).
+    let params: usize = {
+        let mut n = 0;
+        model.for_each_linear_mut(&mut |_, l| n += l.weight.shape().num_elements());
+        if model.lm_head.is_none() {
+            n += model.config.vocab_size * model.config.hidden_size; // the tied output head
+        }
+        n
+    };
     let mut optim = AdamWConfig::new().init();
     let mut slot = Some(model);
     let step_s = timed(1, args.steps, || {
@@ -240,8 +280,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         slot = Some(optim.step(1e-4, m, grads));
     });
+    drop(slot);
+    let sgemm = sgemm_flops(&device, 5);
+    let step_flops = 4.0 * params as f64 * tokens;
     let rust = serde_json::json!({
         "impl": "burn",
+        "matmul_params": params, "lora_step_flops": step_flops, "lora_step_flop_per_s": step_flops / step_s,
+        "sgemm_sizes": SGEMM_SIZES, "sgemm_flop_per_s": sgemm,
         "device": format!("{device:?}"),
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "forward_s": forward_s, "forward_tokens_per_s": tokens / forward_s,
@@ -253,14 +298,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         serde_json::Value::Null
     } else {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/torch_peft_bench.py");
-        let out = std::process::Command::new("python3")
+        let out = std::process::Command::new(&args.python)
             .arg(&script)
             .args(["--model", &path.display().to_string()])
             .args(["--batch", &args.batch.to_string(), "--seq", &args.seq.to_string()])
             .args(["--steps", &args.steps.to_string(), "--threads", &args.threads.to_string()])
             .args(["--rank", &args.rank.to_string()])
             .output()
-            .context("running python3 (torch, transformers and peft are needed for the reference)")?;
+            .with_context(|| format!("running {} (torch, transformers and peft are needed for the reference; --python picks the interpreter)", args.python))?;
         if !out.status.success() {
             anyhow::bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
         }
@@ -279,12 +324,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let t = torch.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         println!("{label:<28}{r:>14.1}{t:>16.1}{:>10.3}", r / t);
     }
+    // The machine's sgemm: the best either library reaches on the large square product.
+    let torch_sgemm: Vec<f64> = torch["sgemm_flop_per_s"].as_array().map_or(vec![], |v| v.iter().filter_map(|x| x.as_f64()).collect());
+    for (i, [m, k, n]) in SGEMM_SIZES.iter().enumerate() {
+        let t = torch_sgemm.get(i).copied().unwrap_or(f64::NAN);
+        println!("{:<28}{:>14.1}{:>16.1}{:>10.3}", format!("sgemm {m}x{k}x{n} GFLOP/s"), sgemm[i] / 1e9, t / 1e9, sgemm[i] / t);
+    }
+    let machine = sgemm[0].max(torch_sgemm.first().copied().unwrap_or(0.0));
+    let torch_step = torch["lora_step_tokens_per_s"].as_f64().map(|tps| step_flops / tokens * tps);
+    println!(
+        "LoRA step {:.1} GFLOP/s = {:.1}% of the machine's sgemm ({:.1} GFLOP/s; 4 x {:.1} M params x {} tokens per step); PyTorch: {}",
+        step_flops / step_s / 1e9,
+        100.0 * step_flops / step_s / machine,
+        machine / 1e9,
+        params as f64 / 1e6,
+        tokens,
+        torch_step.map_or("-".into(), |f| format!("{:.1} GFLOP/s = {:.1}%", f / 1e9, 100.0 * f / machine))
+    );
     let record = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>(),
         "config": {"model": path.display().to_string(), "batch": args.batch, "seq": args.seq,
                    "steps": args.steps, "rank": args.rank, "threads": args.threads},
         "provenance": crate::provenance(),
-        "burn": rust, "pytorch": torch,
+        "burn": rust, "pytorch": torch, "machine_sgemm_flop_per_s": machine,
+        "lora_step_fraction_of_sgemm": step_flops / step_s / machine,
     });
     let dir = PathBuf::from("results/bench");
     std::fs::create_dir_all(&dir)?;

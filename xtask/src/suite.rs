@@ -111,6 +111,10 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
             let out_dir = suite_dir.join(&method.name).join(seed.to_string());
             if is_complete(&out_dir) {
                 eprintln!("{}: complete, skipped", out_dir.display());
+                // A run killed between turning complete and its index append gets its row now.
+                if continual::results::ensure_index_row(&suite_dir.join("index.jsonl"), &out_dir)? {
+                    eprintln!("{}: its index.jsonl row was missing and is written now", out_dir.display());
+                }
                 continue;
             }
             eprintln!("== {} / {} / seed {seed} -> {}", spec.name, method.name, out_dir.display());

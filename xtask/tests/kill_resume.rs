@@ -1,8 +1,9 @@
 //! `cargo xtask suite` killed with SIGKILL anywhere and resumed with `--resume` ends with the
 //! same accuracy matrix as an uninterrupted run, bit for bit on the CPU, with every step logged
 //! once; after every kill every JSON file parses and `ckpt/LATEST` names a complete checkpoint.
-//! A full disk (writes failing with `EFBIG` under `ulimit -f`) is a clear error naming the file,
-//! leaves the last checkpoint as it was, and the run resumes from it once there is room.
+//! A full disk (writes failing with `EFBIG` under `ulimit -f`, and a really full tmpfs giving
+//! `ENOSPC` at whichever write comes first) is a clear error naming the file, leaves the last
+//! checkpoint as it was, and the run resumes from it once there is room.
 //!
 //! Kill points are drawn with a fixed seed: after a number of logged steps, after a wall-clock
 //! delay, and at named places through the engine's test hook (`CONTINUAL_TEST_PAUSE`, see
@@ -356,4 +357,95 @@ fn a_full_disk_is_a_clear_error_and_the_last_checkpoint_resumes() {
     let Outcome::Exited(status, stderr) = run_until(suite_cmd(&out, true), &run, None) else { unreachable!() };
     assert!(status.success(), "{stderr}");
     check_finished(&run, "after the full disk");
+}
+
+/// Whether this machine lets a process mount a tmpfs in a user and mount namespace of its own
+/// (`unshare -rm`: no root needed where user namespaces are allowed).
+fn can_mount_tmpfs_in_a_namespace(dir: &Path) -> bool {
+    let probe = Command::new("unshare")
+        .args(["-rm", "sh", "-c", r#"mount -t tmpfs -o size=64k tmpfs "$1""#, "sh"])
+        .arg(dir)
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            eprintln!("cannot mount a tmpfs in a user namespace here: {}", String::from_utf8_lossy(&out.stderr).trim());
+            false
+        }
+        Err(e) => {
+            eprintln!("no `unshare` here: {e}");
+            false
+        }
+    }
+}
+
+/// Runs `cargo xtask suite` (fresh, `--out` on a tmpfs of `kib` KiB) inside a user and mount
+/// namespace, then copies what it left to `keep` before the namespace and its tmpfs go away.
+fn run_on_small_tmpfs(kib: usize, keep: &Path) -> Outcome {
+    let mnt = keep.with_extension("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::create_dir_all(keep).unwrap();
+    let script = r#"mount -t tmpfs -o "size=${KIB}k" tmpfs "$MNT" || exit 90
+"$@"; rc=$?
+cp -a "$MNT"/. "$KEEP"/ || exit 91
+exit $rc"#;
+    let mut cmd = Command::new("unshare");
+    cmd.current_dir(root())
+        .env("KIB", kib.to_string())
+        .env("MNT", &mnt)
+        .env("KEEP", keep)
+        .args(["-rm", "sh", "-c", script, "sh", env!("CARGO_BIN_EXE_xtask")])
+        .args(suite_args(&mnt, false))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    run_until(cmd, &keep.join(RUN), None)
+}
+
+#[test]
+fn a_really_full_disk_at_any_write_is_a_clear_error_and_the_run_resumes() {
+    // Sizes of the tmpfs the run writes to, each running out of space at another write: the
+    // first checkpoint's weights (about 360 KB) and optimizer state (about 720 KB), the second
+    // checkpoint's weights and optimizer state (the first one still on disk), and the `LATEST`
+    // that would publish a later one (two whole checkpoints on disk). From about 2264 KiB on,
+    // the run fits (`crates/continual` tests a log append that fails half-way on its own).
+    const KIB: [usize; 5] = [64, 600, 1150, 1500, 2240];
+    let expected = expected_rows();
+    let dir = tempfile::tempdir().unwrap();
+    if !can_mount_tmpfs_in_a_namespace(dir.path()) {
+        eprintln!("SKIPPED: this test needs `unshare -rm` and tmpfs; the EFBIG test above still runs");
+        return;
+    }
+    let mut failed_files = Vec::new();
+    for kib in KIB {
+        let keep = dir.path().join(format!("keep-{kib}"));
+        let Outcome::Exited(status, stderr) = run_on_small_tmpfs(kib, &keep) else { unreachable!() };
+        assert_ne!(status.code(), Some(90), "{kib} KiB: no tmpfs:\n{stderr}");
+        let run = keep.join(RUN);
+        if status.success() {
+            // The whole run fitted: nothing to test at this size.
+            assert_eq!(&rows(&run), expected);
+            eprintln!("{kib} KiB: the run fitted");
+            continue;
+        }
+        assert!(!stderr.contains("panicked"), "{kib} KiB: a panic instead of an error:\n{stderr}");
+        let error = stderr.lines().find(|l| l.starts_with("Error:")).unwrap_or_else(|| panic!("{kib} KiB: no error line:\n{stderr}"));
+        eprintln!("{kib} KiB: {error}");
+        assert!(error.contains("No space left on device"), "{kib} KiB: {error}");
+        let mnt = keep.with_extension("mnt");
+        let file = error.split_whitespace().find(|w| w.starts_with(mnt.to_str().unwrap())).unwrap_or_else(|| panic!("{kib} KiB: the error names no file: {error}"));
+        let name = Path::new(file.trim_end_matches(':')).file_name().unwrap().to_string_lossy().into_owned();
+        // `trainable.safetensors.tmp<pid>` → `trainable.safetensors`.
+        failed_files.push(name.split(".tmp").next().unwrap().trim_end_matches('.').to_string());
+        // Nothing corrupt, LATEST (if any) complete; with room again the run resumes to the
+        // uninterrupted matrix with every step logged once.
+        check_files(&run, &mut false);
+        let Outcome::Exited(status, stderr) = run_until(suite_cmd(&keep, true), &run, None) else { unreachable!() };
+        assert!(status.success(), "{kib} KiB: the resume failed:\n{stderr}");
+        check_finished(&run, &format!("{kib} KiB"));
+    }
+    eprintln!("writes that hit the full disk: {failed_files:?}");
+    let mut distinct = failed_files.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() >= 3, "too few different writes ran out of space: {failed_files:?}");
 }

@@ -39,7 +39,7 @@ use crate::lm::{LmTaskModel, TextCodec, sft_batch};
 use crate::method::{DivergencePolicy, MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
 use crate::metrics::{AccuracyMatrix, Cost, general_forgetting};
 use crate::params::TrainableSnapshot;
-use crate::results::{JsonlLog, RunLock, append_index, write_json};
+use crate::results::{JsonlLog, RunLock, ensure_index_row, remove_stale_temporaries, write_json};
 use crate::{EngineError, Plugin, StepRecord};
 
 /// Where the backbone comes from.
@@ -151,6 +151,8 @@ struct Run<'a> {
 pub fn run(cfg: &RunConfig, plugins: &mut [&mut dyn Plugin]) -> Result<RunOutcome, EngineError> {
     std::fs::create_dir_all(&cfg.out_dir).map_err(|e| EngineError::io(&cfg.out_dir, e))?;
     let _lock = RunLock::acquire(&cfg.out_dir)?;
+    // Temporaries of a killed process's atomic writes: never read, so safe to drop now.
+    remove_stale_temporaries(&cfg.out_dir)?;
     let complete = std::fs::read_to_string(cfg.out_dir.join("run.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -814,14 +816,9 @@ impl<'a> Run<'a> {
         self.log.sync()?;
         self.write_run_json("complete")?;
         if let Some(index) = &self.cfg.index_path {
-            let p = &self.cfg.provenance;
-            append_index(
-                index,
-                &json!({"suite": self.cfg.suite.name, "method": self.cfg.method.name, "seed": self.cfg.seed,
-                    "dir": self.cfg.out_dir, "aa": m.aa, "bwt": m.bwt, "forgetting": m.forgetting, "fwt": m.fwt, "ans": m.ans,
-                    "general_forgetting": metrics["general_forgetting"], "replayed_samples": c.replayed_samples,
-                    "wall_seconds": wall, "git_rev": p.get("git_revision")}),
-            )?;
+            // Built from run.json and metrics.json, so a kill right here is repaired later
+            // (`ensure_index_row` on the next `cargo xtask suite`).
+            ensure_index_row(index, &self.cfg.out_dir)?;
         }
         Ok(RunOutcome { rows: self.state.rows, probe_rows: self.state.probe_rows, metrics })
     }

@@ -47,11 +47,15 @@ impl JsonlLog {
         Ok(Self { path: path.to_path_buf(), file, len: keep })
     }
 
-    /// Appends one event.
+    /// Appends one event. A failed append (a full disk) is cut back off the file before the
+    /// error is returned, so the log never holds half a line followed by later ones.
     pub fn write(&mut self, event: &serde_json::Value) -> Result<(), EngineError> {
         let mut line = serde_json::to_string(event).expect("events serialise");
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(|e| EngineError::io(&self.path, e))?;
+        if let Err(e) = self.file.write_all(line.as_bytes()) {
+            let _ = self.file.set_len(self.len);
+            return Err(EngineError::io(&self.path, e));
+        }
         self.len += line.len() as u64;
         Ok(())
     }
@@ -134,6 +138,64 @@ pub fn append_index(path: &Path, row: &serde_json::Value) -> Result<(), EngineEr
     f.write_all(line.as_bytes()).map_err(|e| EngineError::io(path, e))
 }
 
+/// The `index.jsonl` row of the complete run in `run_dir`, built from its `run.json` and
+/// `metrics.json` (so a missing row can be written again from the files alone).
+pub fn index_row(run_dir: &Path) -> Result<serde_json::Value, EngineError> {
+    let read = |name: &str| -> Result<serde_json::Value, EngineError> {
+        let p = run_dir.join(name);
+        let text = std::fs::read_to_string(&p).map_err(|e| EngineError::io(&p, e))?;
+        serde_json::from_str(&text).map_err(|e| EngineError::Config { path: p.clone(), message: format!("not valid JSON: {e}") })
+    };
+    let (run, m) = (read("run.json")?, read("metrics.json")?);
+    Ok(serde_json::json!({
+        "suite": run["suite"], "method": run["method"], "seed": run["seed"], "dir": run_dir,
+        "aa": m["aa"], "bwt": m["bwt"], "forgetting": m["forgetting"], "fwt": m["fwt"], "ans": m["ans"],
+        "general_forgetting": m["general_forgetting"], "replayed_samples": m["cost"]["replayed_samples"],
+        "wall_seconds": m["cost"]["wall_seconds"], "git_rev": run["provenance"]["git_revision"],
+    }))
+}
+
+/// Appends the row of the complete run in `run_dir` to `index` unless a row for that run
+/// (same suite, method, seed and directory) is already there. A run killed between turning
+/// `complete` and its index append gets its row on the next `cargo xtask suite`. Returns whether
+/// a row was written.
+pub fn ensure_index_row(index: &Path, run_dir: &Path) -> Result<bool, EngineError> {
+    let row = index_row(run_dir)?;
+    let key = |v: &serde_json::Value| (v["suite"].clone(), v["method"].clone(), v["seed"].clone(), v["dir"].clone());
+    let have = match std::fs::read_to_string(index) {
+        Ok(text) => text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| key(&v) == key(&row)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(EngineError::io(index, e)),
+    };
+    if !have {
+        append_index(index, &row)?;
+    }
+    Ok(!have)
+}
+
+/// Removes the temporaries (`<name>.tmp<pid>`, see [`write_atomic`]) that a killed process left
+/// anywhere under `dir`; those of a live process are kept. Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, EngineError> {
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| EngineError::io(&d, e))?.flatten() {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.rsplit_once(".tmp").and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !process_alive(pid)) {
+                std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +236,107 @@ mod tests {
         write_json(&p, &serde_json::json!({"a": 2})).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\n  \"a\": 2\n}\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    fn complete_run(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        write_json(&dir.join("run.json"), &serde_json::json!({"suite": "smoke", "method": "mssr", "seed": 3, "status": "complete",
+            "provenance": {"git_revision": "abc"}}))
+        .unwrap();
+        write_json(&dir.join("metrics.json"), &serde_json::json!({"aa": 0.5, "bwt": -0.1, "forgetting": 0.2, "fwt": null, "ans": 0.4,
+            "general_forgetting": null, "cost": {"replayed_samples": 7, "wall_seconds": 1.5}}))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_missing_index_row_is_written_once_from_the_run_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("mssr/3"), dir.path().join("mssr/4"));
+        complete_run(&a);
+        complete_run(&b);
+        let index = dir.path().join("index.jsonl");
+        assert!(ensure_index_row(&index, &a).unwrap());
+        assert!(!ensure_index_row(&index, &a).unwrap(), "a second call finds the row");
+        // Same method and seed in another directory is another run.
+        assert!(ensure_index_row(&index, &b).unwrap());
+        let rows: Vec<serde_json::Value> =
+            std::fs::read_to_string(&index).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["dir"], a.display().to_string());
+        assert_eq!((rows[0]["aa"].as_f64(), rows[0]["replayed_samples"].as_u64(), rows[0]["git_rev"].as_str()), (Some(0.5), Some(7), Some("abc")));
+        assert_eq!(rows[0]["wall_seconds"], 1.5);
+    }
+
+    #[test]
+    fn a_corrupt_metrics_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        complete_run(dir.path());
+        std::fs::write(dir.path().join("metrics.json"), "{\"aa\": 0.5,").unwrap();
+        let e = ensure_index_row(&dir.path().join("index.jsonl"), dir.path()).unwrap_err().to_string();
+        assert!(e.contains("metrics.json") && e.contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("ckpt/step-2");
+        std::fs::create_dir_all(&ckpt).unwrap();
+        let dead = [dir.path().join("run.json.tmp4000000000"), ckpt.join("state.json.tmp4000000001")];
+        let live = dir.path().join(format!("matrix.json.tmp{}", std::process::id()));
+        let other = [dir.path().join("log.jsonl"), dir.path().join("notes.tmp"), ckpt.join("trainable.safetensors")];
+        for p in dead.iter().chain([&live]).chain(&other) {
+            std::fs::write(p, "x").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 2);
+        assert!(dead.iter().all(|p| !p.exists()));
+        assert!(live.exists() && other.iter().all(|p| p.exists()));
+    }
+
+    /// Run as a child process under `ulimit -f 1` (writes past 1024 bytes fail with EFBIG,
+    /// SIGXFSZ ignored) by [`a_log_append_that_fails_half_way_leaves_only_whole_lines`].
+    fn append_until_the_file_size_limit(path: &Path) {
+        let mut log = JsonlLog::open(path, 0).unwrap();
+        let event = |i: usize| serde_json::json!({"type": "step", "step": i, "pad": "x".repeat(40)});
+        let mut i = 0;
+        let err = loop {
+            match log.write(&event(i)) {
+                Ok(()) => i += 1,
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains("log.jsonl") && err.contains("File too large"), "{err}");
+        // The half-written line was cut off: the file is the whole lines written so far.
+        assert_eq!(std::fs::metadata(path).unwrap().len(), log.len());
+        assert!(log.write(&event(i)).is_err());
+        assert_eq!(std::fs::metadata(path).unwrap().len(), log.len());
+        println!("CHILD-OK {i}");
+    }
+
+    #[test]
+    fn a_log_append_that_fails_half_way_leaves_only_whole_lines() {
+        if let Ok(p) = std::env::var("CONTINUAL_TEST_LOG_CHILD") {
+            return append_until_the_file_size_limit(Path::new(&p));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let out = std::process::Command::new("bash")
+            .args(["-c", "trap '' XFSZ; ulimit -f 1 && exec \"$@\"", "bash"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "results::tests::a_log_append_that_fails_half_way_leaves_only_whole_lines", "--nocapture", "--test-threads=1"])
+            .env("CONTINUAL_TEST_LOG_CHILD", &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains("CHILD-OK"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let n: usize = stdout.split("CHILD-OK ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // 1024 bytes hold some whole lines and the start of one more, which was cut off.
+        assert!(n >= 5 && text.len() <= 1024 && text.ends_with('\n'), "{n} lines, {} bytes", text.len());
+        let steps: Vec<u64> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, (0..n as u64).collect::<Vec<_>>());
+        // With room again (no limit here) the log goes on from the last whole line.
+        let mut log = JsonlLog::open(&path, u64::MAX).unwrap();
+        log.write(&serde_json::json!({"type": "step", "step": n})).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), n + 1);
     }
 }

@@ -304,9 +304,10 @@ impl Trainer {
     /// gradients are not saved.
     pub fn save(&self, dir: &Path) -> Result<(), FinetuneError> {
         std::fs::create_dir_all(dir).map_err(|e| FinetuneError::io(dir, e))?;
+        let optim = dir.join("optimizer.bpk");
         self.optim
-            .save(dir.join("optimizer.bpk"))
-            .map_err(|e| FinetuneError::Record(e.to_string()))?;
+            .save(&optim)
+            .map_err(|e| FinetuneError::Record(format!("{}: {e}", optim.display())))?;
         let json = serde_json::json!({ "state": self.state, "config": self.config });
         let path = dir.join("trainer.json");
         std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json"))
