@@ -249,6 +249,13 @@ fn check_finished(run: &Path, what: &str) {
     assert_eq!(read_json(&run.join("run.json"))["status"], "complete");
     read_json(&run.join("metrics.json"));
     check_files(run, &mut true);
+    // Temporaries of atomic writes cut short by a kill were removed when the next process started.
+    let stray: Vec<PathBuf> = snapshot(run)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.file_name().unwrap().to_string_lossy().rsplit_once(".tmp").is_some_and(|(_, pid)| pid.parse::<u32>().is_ok()))
+        .collect();
+    assert!(stray.is_empty(), "{what}: temporaries left: {stray:?}");
 }
 
 #[test]
@@ -448,4 +455,26 @@ fn a_really_full_disk_at_any_write_is_a_clear_error_and_the_run_resumes() {
     distinct.sort();
     distinct.dedup();
     assert!(distinct.len() >= 3, "too few different writes ran out of space: {failed_files:?}");
+}
+
+#[test]
+fn a_run_killed_before_its_index_row_gets_it_on_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("index");
+    let run = out.join(RUN);
+    let index = out.join("smoke/index.jsonl");
+    assert!(matches!(run_until(suite_cmd(&out, false), &run, Some(Kill::Pause("index-append", 1))), Outcome::Killed));
+    assert_eq!(read_json(&run.join("run.json"))["status"], "complete");
+    assert!(!index.exists(), "killed before the append");
+    // The next call (with or without --resume) skips the complete run and writes its row, once.
+    for resume in [false, true] {
+        let Outcome::Exited(status, stderr) = run_until(suite_cmd(&out, resume), &run, None) else { unreachable!() };
+        assert!(status.success(), "{stderr}");
+        let rows: Vec<serde_json::Value> =
+            std::fs::read_to_string(&index).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 1, "one row, however often the suite is asked again");
+        assert_eq!((rows[0]["method"].as_str(), rows[0]["seed"].as_u64()), (Some("mssr"), Some(0)));
+        assert_eq!(rows[0]["aa"], read_json(&run.join("metrics.json"))["aa"]);
+    }
+    check_finished(&run, "after the index repair");
 }

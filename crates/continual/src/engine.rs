@@ -815,6 +815,7 @@ impl<'a> Run<'a> {
         }
         self.log.sync()?;
         self.write_run_json("complete")?;
+        crate::test_pause("index-append");
         if let Some(index) = &self.cfg.index_path {
             // Built from run.json and metrics.json, so a kill right here is repaired later
             // (`ensure_index_row` on the next `cargo xtask suite`).

@@ -132,7 +132,8 @@ impl EngineError {
 /// training step, after the update, before the buffer, counters and log see it), `eval` (after
 /// each task scored in an evaluation, before the row is written), `checkpoint-write` (the
 /// weights written into `ckpt/.tmp-…`, the optimizer and state not yet) and
-/// `checkpoint-publish` (the checkpoint renamed into place, `LATEST` not yet rewritten).
+/// `checkpoint-publish` (the checkpoint renamed into place, `LATEST` not yet rewritten) and
+/// `index-append` (`run.json` says `complete`, the suite's `index.jsonl` row not yet written).
 pub(crate) fn test_pause(point: &str) {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
