@@ -6,7 +6,9 @@
 //! - `base`: `x·W` alone (the floor: what the frozen layer costs);
 //! - `sgemm`: the plain `[2048, 576]·[576, 1536]` product, to read the others against.
 //!
-//! `cargo bench -p lora --bench lora_linear -- --quick`
+//! `cargo bench -p lora --bench lora_linear` (release profile: builds Burn once more), or in the
+//! workspace's dev profile, whose dependencies are optimised and share the test build:
+//! `cargo test -p lora --bench lora_linear -- --bench`
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
