@@ -156,12 +156,14 @@ pub fn index_row(run_dir: &Path) -> Result<serde_json::Value, EngineError> {
 }
 
 /// Appends the row of the complete run in `run_dir` to `index` unless a row for that run
-/// (same suite, method, seed and directory) is already there. A run killed between turning
+/// (same suite, method and seed: an index serves one suite directory, whose runs live in
+/// `<method>/<seed>/`) is already there. A run killed between turning
 /// `complete` and its index append gets its row on the next `cargo xtask suite`. Returns whether
 /// a row was written.
 pub fn ensure_index_row(index: &Path, run_dir: &Path) -> Result<bool, EngineError> {
     let row = index_row(run_dir)?;
-    let key = |v: &serde_json::Value| (v["suite"].clone(), v["method"].clone(), v["seed"].clone(), v["dir"].clone());
+    // Not the directory: the same run may be named by a relative or an absolute path.
+    let key = |v: &serde_json::Value| (v["suite"].clone(), v["method"].clone(), v["seed"].clone());
     let have = match std::fs::read_to_string(index) {
         Ok(text) => text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| key(&v) == key(&row)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
@@ -238,9 +240,9 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
-    fn complete_run(dir: &Path) {
+    fn complete_run(dir: &Path, seed: u64) {
         std::fs::create_dir_all(dir).unwrap();
-        write_json(&dir.join("run.json"), &serde_json::json!({"suite": "smoke", "method": "mssr", "seed": 3, "status": "complete",
+        write_json(&dir.join("run.json"), &serde_json::json!({"suite": "smoke", "method": "mssr", "seed": seed, "status": "complete",
             "provenance": {"git_revision": "abc"}}))
         .unwrap();
         write_json(&dir.join("metrics.json"), &serde_json::json!({"aa": 0.5, "bwt": -0.1, "forgetting": 0.2, "fwt": null, "ans": 0.4,
@@ -252,12 +254,13 @@ mod tests {
     fn a_missing_index_row_is_written_once_from_the_run_files() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("mssr/3"), dir.path().join("mssr/4"));
-        complete_run(&a);
-        complete_run(&b);
+        complete_run(&a, 3);
+        complete_run(&b, 4);
         let index = dir.path().join("index.jsonl");
         assert!(ensure_index_row(&index, &a).unwrap());
         assert!(!ensure_index_row(&index, &a).unwrap(), "a second call finds the row");
-        // Same method and seed in another directory is another run.
+        // The same run named another way (here: through `.`) is still the same run.
+        assert!(!ensure_index_row(&index, &dir.path().join("./mssr/3")).unwrap());
         assert!(ensure_index_row(&index, &b).unwrap());
         let rows: Vec<serde_json::Value> =
             std::fs::read_to_string(&index).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -270,7 +273,7 @@ mod tests {
     #[test]
     fn a_corrupt_metrics_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        complete_run(dir.path());
+        complete_run(dir.path(), 0);
         std::fs::write(dir.path().join("metrics.json"), "{\"aa\": 0.5,").unwrap();
         let e = ensure_index_row(&dir.path().join("index.jsonl"), dir.path()).unwrap_err().to_string();
         assert!(e.contains("metrics.json") && e.contains("not valid JSON"), "{e}");
