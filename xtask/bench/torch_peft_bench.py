@@ -19,6 +19,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--sgemm", default="2048x2048x2048,2048x576x1536",
+                    help="m x k x n sizes of the sgemm measurements, comma-separated (cargo xtask bench passes its own)")
     a = ap.parse_args()
 
     import torch
@@ -45,9 +47,9 @@ def main():
     with torch.no_grad():
         fwd = timed(lambda: model(ids).logits.sum().item(), a.steps)
 
-    # The machine's sgemm through PyTorch (MKL/oneDNN), the same sizes as the Rust side.
+    # The machine's sgemm through PyTorch (MKL/oneDNN), at the sizes the Rust side measures.
     sgemm = []
-    for m, k, n in [(2048, 2048, 2048), (2048, 576, 1536)]:
+    for m, k, n in (map(int, size.split("x")) for size in a.sgemm.split(",")):
         x, y = torch.randn(m, k), torch.randn(k, n)
         best = float("inf")
         for i in range(6):

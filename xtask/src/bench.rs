@@ -304,6 +304,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .args(["--batch", &args.batch.to_string(), "--seq", &args.seq.to_string()])
             .args(["--steps", &args.steps.to_string(), "--threads", &args.threads.to_string()])
             .args(["--rank", &args.rank.to_string()])
+            .args(["--sgemm", &SGEMM_SIZES.map(|[m, k, n]| format!("{m}x{k}x{n}")).join(",")])
             .output()
             .with_context(|| format!("running {} (torch, transformers and peft are needed for the reference; --python picks the interpreter)", args.python))?;
         if !out.status.success() {

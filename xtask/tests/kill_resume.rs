@@ -253,7 +253,7 @@ fn check_finished(run: &Path, what: &str) {
     let stray: Vec<PathBuf> = snapshot(run)
         .into_iter()
         .map(|(p, _)| p)
-        .filter(|p| p.file_name().unwrap().to_string_lossy().rsplit_once(".tmp").is_some_and(|(_, pid)| pid.parse::<u32>().is_ok()))
+        .filter(|p| backbone::weights::atomic_temporary_pid(&p.file_name().unwrap().to_string_lossy()).is_some())
         .collect();
     assert!(stray.is_empty(), "{what}: temporaries left: {stray:?}");
 }

@@ -172,14 +172,23 @@ pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) ->
     write_atomic(path, &out)
 }
 
+/// The process id in the name of a temporary that [`write_atomic`] writes
+/// (`<name>.tmp<pid>`), or `None` for any other file name. A process that finds such a file of
+/// a dead pid may remove it: it was never renamed into place.
+pub fn atomic_temporary_pid(file_name: &str) -> Option<u32> {
+    file_name.rsplit_once(".tmp").and_then(|(_, pid)| pid.parse().ok())
+}
+
+/// The temporary sibling [`write_atomic`] writes before the rename: `<name>.tmp<pid>`, as
+/// [`atomic_temporary_pid`] reads it back.
+fn atomic_temporary(path: &Path) -> PathBuf {
+    path.with_extension(format!("{}.tmp{}", path.extension().and_then(|e| e.to_str()).unwrap_or(""), std::process::id()))
+}
+
 /// Writes a file atomically: a temporary sibling is written, synced and renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     use std::io::Write;
-    let tmp = path.with_extension(format!(
-        "{}.tmp{}",
-        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ));
+    let tmp = atomic_temporary(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp).map_err(|e| LoadError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| LoadError::io(&tmp, e))?;
@@ -196,6 +205,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pid_of_an_atomic_temporary_is_read_back_from_its_name() {
+        for name in ["run.json", "LATEST", "trainable.safetensors", "a.tar.gz"] {
+            let tmp = atomic_temporary(Path::new("/x").join(name).as_path());
+            let tmp = tmp.file_name().unwrap().to_str().unwrap();
+            assert!(tmp.starts_with(name.split('.').next().unwrap()), "{tmp}");
+            assert_eq!(atomic_temporary_pid(tmp), Some(std::process::id()), "{tmp}");
+        }
+        for other in ["run.json", "notes.tmp", "a.tmpx1", "log.jsonl"] {
+            assert_eq!(atomic_temporary_pid(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn written_tensors_read_back_and_truncation_is_a_clear_error() {

@@ -175,7 +175,8 @@ pub fn ensure_index_row(index: &Path, run_dir: &Path) -> Result<bool, EngineErro
     Ok(!have)
 }
 
-/// Removes the temporaries (`<name>.tmp<pid>`, see [`write_atomic`]) that a killed process left
+/// Removes the temporaries (`<name>.tmp<pid>`, see [`write_atomic`] and
+/// [`backbone::weights::atomic_temporary_pid`]) that a killed process left
 /// anywhere under `dir`; those of a live process are kept. Returns how many were removed.
 pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, EngineError> {
     let mut removed = 0;
@@ -187,8 +188,7 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, EngineError> {
                 stack.push(path);
                 continue;
             }
-            let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name.rsplit_once(".tmp").and_then(|(_, pid)| pid.parse::<u32>().ok());
+            let pid = backbone::weights::atomic_temporary_pid(&e.file_name().to_string_lossy());
             if pid.is_some_and(|pid| !process_alive(pid)) {
                 std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
                 removed += 1;
