@@ -499,10 +499,12 @@ impl<'a> Run<'a> {
     }
 
     /// Drops what exceeds the replay budget. With `replay_pacing = "even"` the budget is also
-    /// spread over the run: by global step `t` at most `budget · (t − t₁) / (T − t₁)` samples,
-    /// `t₁` being the end of the first task (the first step replay is possible) and `T` the
-    /// run's last step, so a strategy cannot spend it all early and train the last tasks
-    /// without replay.
+    /// spread over the run: by global step `t` at most `⌊budget · (t − t₁) / (T − t₁)⌋ + r·|B|`
+    /// samples (never more than the budget), `t₁` being the end of the first task (the first
+    /// step replay is possible), `T` the run's last step and `r·|B|` one replay batch. A
+    /// strategy cannot spend it all early and train the last tasks without replay, and the
+    /// slack of one batch lets a strategy that replays at the budget's own rate (fixed replay
+    /// whose interval spends exactly the budget) draw whole batches from its first replay on.
     fn clip_to_budget(&self, decision: &mut ReplayDecision) {
         let Some(budget) = self.cfg.settings.replay_budget else { return };
         let mut allowed = budget;
@@ -511,7 +513,8 @@ impl<'a> Run<'a> {
             let total: f64 = (0..self.num_tasks()).map(|k| self.steps_in_task(k) as f64).sum();
             let t = self.state.global_step as f64 + 1.0;
             let share = ((t - t1) / (total - t1).max(1.0)).clamp(0.0, 1.0);
-            allowed = (budget as f64 * share).floor() as u64;
+            let batch = replay_buffer::ReplaySize { batch_size: self.cfg.settings.batch_size, ratio: self.cfg.settings.replay_ratio }.samples() as u64;
+            allowed = ((budget as f64 * share).floor() as u64 + batch).min(budget);
         }
         let mut left = allowed.saturating_sub(self.state.cost.replayed_samples) as usize;
         decision.batches.retain_mut(|b| {

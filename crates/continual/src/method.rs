@@ -164,8 +164,8 @@ pub struct TrainSettings {
     /// compared at equal budgets: set it in the suite's `[training]` table.
     pub replay_budget: Option<u64>,
     /// How the budget may be spent: `none` (first come, first served) or `even` (at most the
-    /// elapsed share of the run's post-first-task steps; our choice for comparing schedulers
-    /// that replay at different rates).
+    /// elapsed share of the run's post-first-task steps plus one replay batch; our choice for
+    /// comparing schedulers that replay at different rates).
     pub replay_pacing: ReplayPacing,
     /// Replay batch size relative to `batch_size` (`r`, 1.0); sets the schedulers' `size`.
     pub replay_ratio: f32,

@@ -216,3 +216,31 @@ fn a_run_that_keeps_diverging_stops_once_its_rollbacks_are_spent() {
     assert!(!out.join("metrics.json").exists());
     assert!(continual::checkpoint::latest(&out.join("ckpt")).unwrap().is_some());
 }
+
+#[test]
+fn even_pacing_spends_the_budget_no_faster_than_the_elapsed_share_plus_one_batch() {
+    // 4 tasks × 3 epochs × 8 steps: 96 steps, replay possible from step 24 (t₁), batches of 8.
+    let set = "epochs = 3\nreplay_budget = 32\nreplay_pacing = \"even\"\ncheckpoint_every = 1000\n";
+    let dir = tempfile::tempdir().unwrap();
+    for method in ["mssr", "fixed-replay"] {
+        let run = dir.path().join(method);
+        let out = continual::run(&config(method, &run, set), &mut []).unwrap();
+        let mut spent = 0u64;
+        let mut last_replay_step = 0;
+        for e in log_events(&run, "step") {
+            let (step, n) = (e["step"].as_u64().unwrap(), e["replayed"].as_u64().unwrap());
+            spent += n;
+            if n > 0 {
+                last_replay_step = step;
+            }
+            // The cap by hand: ⌊32 · (t − 24) / (96 − 24)⌋ + 8 with t = step + 1, at most 32.
+            let t = step as f64 + 1.0;
+            let cap = ((32.0 * ((t - 24.0) / 72.0).clamp(0.0, 1.0)).floor() as u64 + 8).min(32);
+            assert!(spent <= cap, "{method}: {spent} replayed by step {step}, cap {cap}");
+        }
+        assert_eq!(out.metrics["cost"]["replayed_samples"].as_u64(), Some(spent), "{method}");
+        // MSSR alone would spend 32 samples within a few steps of t₁ (its first intervals are
+        // 4 steps per past task); paced, it is still replaying in the last task.
+        assert!(last_replay_step >= 72, "{method}: last replay at step {last_replay_step}");
+    }
+}
