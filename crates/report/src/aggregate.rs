@@ -228,21 +228,24 @@ pub(crate) fn cost_fields(suite: &SuiteGroup<'_>) -> Vec<String> {
     out
 }
 
-/// `256 (er, mssr); unlimited (seq)` — the replay budgets of a suite's runs and who used them.
+/// `256 (er, mssr); unlimited (seq)` — the replay budgets of a suite's runs and who used them;
+/// a budget paced over the run (`replay_pacing = "even"`) reads `40 samples, paced evenly`.
 pub(crate) fn budget_line(suite: &SuiteGroup<'_>) -> String {
     // Keyed so that finite budgets come first (ascending), unlimited last.
-    let mut by_budget: BTreeMap<(bool, Option<u64>), BTreeSet<&str>> = BTreeMap::new();
+    let mut by_budget: BTreeMap<(bool, Option<u64>, bool), BTreeSet<&str>> = BTreeMap::new();
     for r in suite.runs() {
+        let even = r.replay_budget.is_some() && r.replay_pacing.as_deref() == Some("even");
         by_budget
-            .entry((r.replay_budget.is_none(), r.replay_budget))
+            .entry((r.replay_budget.is_none(), r.replay_budget, even))
             .or_default()
             .insert(&r.method);
     }
     let all_methods = suite.methods.len();
     by_budget
         .iter()
-        .map(|((_, b), methods)| {
-            let b = b.map_or_else(|| "unlimited".to_string(), |b| format!("{b} samples"));
+        .map(|((_, b, even), methods)| {
+            let paced = if *even { ", paced evenly" } else { "" };
+            let b = b.map_or_else(|| "unlimited".to_string(), |b| format!("{b} samples{paced}"));
             if by_budget.len() == 1 && methods.len() == all_methods {
                 b
             } else {

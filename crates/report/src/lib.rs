@@ -262,7 +262,8 @@ mod tests {
             "{md}"
         );
         assert!(
-            lines.contains(&"Replay budget: 128 samples (mssr); unlimited (seq)."),
+            // Both are paced evenly; an unlimited budget has nothing to pace.
+            lines.contains(&"Replay budget: 128 samples, paced evenly (mssr); unlimited (seq)."),
             "{md}"
         );
         assert!(
@@ -330,7 +331,7 @@ mod tests {
             "<footer>",
             "no replay",
             "1 run skipped",
-            "128 samples (mssr); unlimited (seq)",
+            "128 samples, paced evenly (mssr); unlimited (seq)",
         ] {
             assert!(html.contains(needle), "missing {needle}");
         }

@@ -182,6 +182,9 @@ pub struct Run {
     pub probes: Vec<String>,
     /// Replayed-sample budget (`None` = unlimited).
     pub replay_budget: Option<u64>,
+    /// How the budget was paced (`training.replay_pacing` of `run.json`: `"none"` or `"even"`;
+    /// `None` when the run does not record it).
+    pub replay_pacing: Option<String>,
     /// Where the run came from.
     pub provenance: Provenance,
     /// Model path or name.
@@ -221,11 +224,20 @@ struct RunJson {
     #[serde(default)]
     replay_budget: Option<u64>,
     #[serde(default)]
+    training: Option<TrainingJson>,
+    #[serde(default)]
     provenance: Option<Provenance>,
     #[serde(default)]
     tasks: Vec<String>,
     #[serde(default)]
     probes: Vec<String>,
+}
+
+/// The resolved training settings of `run.json`, as far as the report reads them.
+#[derive(Deserialize)]
+struct TrainingJson {
+    #[serde(default)]
+    replay_pacing: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -329,6 +341,7 @@ pub(crate) fn load_run(dir: &Path) -> Result<Run, ReportError> {
         tasks: rj.tasks,
         probes: rj.probes,
         replay_budget: rj.replay_budget,
+        replay_pacing: rj.training.and_then(|t| t.replay_pacing),
         provenance: rj.provenance.unwrap_or_default(),
         model: rj.model,
         device: rj.device,

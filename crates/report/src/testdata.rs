@@ -116,6 +116,7 @@ pub(crate) fn write_tree(root: &Path) {
             &json!({"suite": "smoke", "method": s.method, "seed": s.seed, "status": "complete",
                     "method_config": {"name": s.method}, "suite_spec": {}, "model": "tiny-random",
                     "device": "cpu", "replay_budget": s.budget, "provenance": provenance,
+                    "training": {"replay_pacing": "even"},
                     "tasks": TASKS, "probes": ["probe-x"]}),
         );
         write_json(
