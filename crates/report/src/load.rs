@@ -657,3 +657,35 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
     }
     Ok(log)
 }
+
+#[cfg(test)]
+mod committed_results {
+    use super::*;
+
+    /// The runs committed under `experiments/results/` (docs/results.md is built from them)
+    /// load, and each `metrics.json`, written by the engine (`crates/continual/src/metrics.rs`),
+    /// agrees with the metrics this crate derives on its own from the run's `matrix.json`.
+    #[test]
+    fn committed_runs_load_and_their_metrics_match_their_matrices() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/results");
+        let runs = crate::load_runs(&root).unwrap();
+        let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();
+        assert!(!complete.is_empty(), "no committed run under {}", root.display());
+        for r in complete {
+            let derived = derive_metrics(&r.rows, &r.probe_rows);
+            let pairs = [
+                ("aa", r.metrics.aa, derived.aa),
+                ("bwt", r.metrics.bwt, derived.bwt),
+                ("forgetting", r.metrics.forgetting, derived.forgetting),
+                ("fwt", r.metrics.fwt, derived.fwt),
+                ("ans", r.metrics.ans, derived.ans),
+                ("general_forgetting", r.metrics.general_forgetting, derived.general_forgetting),
+            ];
+            for (name, written, mine) in pairs {
+                let (w, m) = (written.unwrap(), mine.unwrap());
+                assert!((w - m).abs() < 1e-9, "{}: {name} {w} in metrics.json, {m} from matrix.json", r.dir.display());
+            }
+            assert_eq!(r.rows.len(), r.tasks.len() + 1, "{}: a complete run has T + 1 rows", r.dir.display());
+        }
+    }
+}
