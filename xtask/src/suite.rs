@@ -4,11 +4,17 @@
 //! cargo xtask suite --suite smoke --methods all --seeds 3            # seconds, tiny random model
 //! cargo xtask suite --suite quick --methods sequential,mssr --seeds 3 --device cpu
 //! cargo xtask suite --suite quick --methods mssr --seeds 1 --resume  # continue a killed run
+//! cargo xtask suite --suite quick --methods all --seeds 3 --jobs 2   # two runs at a time
 //! cargo xtask report                                                 # results/report.html + summary.md
 //! ```
 //!
 //! Runs go to `results/<suite>/<method>/<seed>/` (see docs/results-format.md); a finished run
-//! is skipped when asked again, a started one needs `--resume`.
+//! is skipped when asked again, a started one needs `--resume`. With `--jobs N` each run is a
+//! child process of its own (`RAYON_NUM_THREADS` = cores / N unless set), seeds outermost so
+//! that every method gets seed 0 first; a child's console goes to `console.log` in its run
+//! directory. On a small CPU the many small products of a 135M model do not keep several
+//! threads busy: two one-thread runs finish 1.8x as many runs per hour as one two-thread run on
+//! 2 cores (docs/performance.md).
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +62,9 @@ pub struct SuiteArgs {
     /// Log level (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Runs at a time, each in a child process with its share of the cores.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 /// Runs `cargo xtask suite`.
@@ -81,12 +90,12 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
         .map(|c| bench_tasks::load_corpus(&data_dir, c))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
-    let methods: Vec<PathBuf> = if args.methods == "all" {
+    let method_paths: Vec<PathBuf> = if args.methods == "all" {
         continual::method::method_files(Path::new("experiments/methods"))?.into_iter().map(|(_, p)| p).collect()
     } else {
         args.methods.split(',').map(|m| resolve(m.trim(), "experiments/methods")).collect()
     };
-    let methods = methods.iter().map(|p| MethodConfig::from_path(p)).collect::<Result<Vec<_>, _>>()?;
+    let methods = method_paths.iter().map(|p| MethodConfig::from_path(p)).collect::<Result<Vec<_>, _>>()?;
     let model = match args.model.as_deref() {
         Some("tiny-random") => ModelSource::TinyRandom,
         Some(p) => ModelSource::Path { path: PathBuf::from(p) },
@@ -100,6 +109,16 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
             ModelSource::Path { path }
         }
     };
+    if args.jobs > 1 {
+        let jobs: Vec<(PathBuf, String, u64)> = (args.first_seed..args.first_seed + args.seeds)
+            .flat_map(|seed| method_paths.iter().zip(&methods).map(move |(p, m)| (p.clone(), m.name.clone(), seed)))
+            .collect();
+        let model_arg = match &model {
+            ModelSource::TinyRandom => "tiny-random".to_string(),
+            ModelSource::Path { path } => path.display().to_string(),
+        };
+        return run_as_children(&args, &spec.name, &model_arg, &jobs);
+    }
     let device_name = args.device.clone().or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
     let device = backbone::select_device(Some(&device_name)).map_err(anyhow::Error::msg)?;
     let suite_dir = args.out.join(&spec.name);
@@ -146,6 +165,92 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `--jobs N`: every (method, seed) not yet complete as a child `cargo xtask suite` of one run,
+/// at most N at a time. Fails after all children have ended if any of them failed.
+fn run_as_children(args: &SuiteArgs, suite: &str, model: &str, jobs: &[(PathBuf, String, u64)]) -> anyhow::Result<()> {
+    use std::process::{Child, Command, Stdio};
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| (cores / args.jobs).max(1).to_string());
+    let suite_dir = args.out.join(suite);
+    let mut queue = jobs.iter().filter(|(_, name, seed)| {
+        let dir = suite_dir.join(name).join(seed.to_string());
+        let done = is_complete(&dir);
+        if done {
+            eprintln!("{}: complete, skipped", dir.display());
+        }
+        !done
+    });
+    let mut running: Vec<(Child, PathBuf)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    loop {
+        while running.len() < args.jobs {
+            let Some((path, name, seed)) = queue.next() else { break };
+            let dir = suite_dir.join(name).join(seed.to_string());
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let console = dir.join("console.log");
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&console).with_context(|| format!("opening {}", console.display()))?;
+            let mut cmd = Command::new(&exe);
+            cmd.args(["suite", "--suite", &args.suite, "--seeds", "1", "--model", model, "--log-level", &args.log_level])
+                .arg("--methods")
+                .arg(path)
+                .args(["--first-seed", &seed.to_string()])
+                .arg("--out")
+                .arg(&args.out)
+                .env("RAYON_NUM_THREADS", &threads)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            for (flag, value) in [("--device", &args.device), ("--order", &args.order)] {
+                if let Some(v) = value {
+                    cmd.args([flag, v]);
+                }
+            }
+            if let Some(d) = &args.data_dir {
+                cmd.arg("--data-dir").arg(d);
+            }
+            for kv in &args.set {
+                cmd.args(["--set", kv]);
+            }
+            if args.resume {
+                cmd.arg("--resume");
+            }
+            eprintln!("== {suite} / {name} / seed {seed} -> {} ({threads} thread(s), console: {})", dir.display(), console.display());
+            running.push((cmd.spawn().context("starting a child xtask")?, dir));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut i = 0;
+        while i < running.len() {
+            let Some(status) = running[i].0.try_wait()? else {
+                i += 1;
+                continue;
+            };
+            let (_, dir) = running.swap_remove(i);
+            let metrics = std::fs::read_to_string(dir.join("metrics.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            match metrics {
+                Some(m) if status.success() => eprintln!(
+                    "   {}: AA {:.3}  BWT {}  F {}  replayed {}  wall {:.1}s",
+                    dir.display(),
+                    m["aa"].as_f64().unwrap_or(f64::NAN),
+                    fmt(&m["bwt"]),
+                    fmt(&m["forgetting"]),
+                    m["cost"]["replayed_samples"],
+                    m["cost"]["wall_seconds"].as_f64().unwrap_or(0.0)
+                ),
+                _ => {
+                    eprintln!("   {}: failed ({status}); see its console.log", dir.display());
+                    failed.push(dir.display().to_string());
+                }
+            }
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "{} run(s) failed: {}", failed.len(), failed.join(", "));
     Ok(())
 }
 
