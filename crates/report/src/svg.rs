@@ -142,9 +142,10 @@ pub fn tick_label(v: f64, step: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// Width in pixels of `s` at `size` px (a rough average glyph width).
+/// Width in pixels of `s` at `size` px: an average glyph width generous enough for lower-case
+/// sans-serif names (0.58 em clipped `commonsenseqa` in Chromium's default font).
 pub fn text_width(s: &str, size: f64) -> f64 {
-    s.chars().count() as f64 * size * 0.58
+    s.chars().count() as f64 * size * 0.64
 }
 
 /// Shortens `s` to at most `max` characters with an ellipsis in the middle, so that names
