@@ -644,10 +644,12 @@ impl<'a> Run<'a> {
             p.before_eval(&self.ctx(task, 0), stage);
         }
         let limit = self.cfg.settings.eval_limit.unwrap_or(usize::MAX);
+        let probe_limit = self.cfg.settings.probe_eval_limit.unwrap_or(limit);
         let mut row = Vec::new();
         let mut probes = Vec::new();
         let mut task_seconds = Vec::new();
         for (i, t) in self.cfg.suite.tasks.iter().chain(&self.cfg.suite.probes).enumerate() {
+            let limit = if i < self.num_tasks() { limit } else { probe_limit };
             let records = &t.test[..t.test.len().min(limit)];
             let t_task = Instant::now();
             let score = self.score_task(t, records)?;

@@ -176,6 +176,10 @@ pub struct TrainSettings {
     pub checkpoint_every: Option<u64>,
     /// Evaluate on at most this many test records per task (`None`: all).
     pub eval_limit: Option<usize>,
+    /// Evaluate each probe on at most this many test records (`None`: `eval_limit`). Probes
+    /// measure general ability (↓F), which a few records cannot resolve: one record of 6 is
+    /// 0.167 of the score.
+    pub probe_eval_limit: Option<usize>,
     /// `ρ` of the SAM sharpness `L(θ + ρ·g/‖g‖) − L(θ)` measured after every task on a fixed
     /// probe set (the validation records of every task of the suite, SFT loss, trainable
     /// parameters only); 0 (the default) measures nothing. Logged as `sharpness_probe` events
@@ -246,6 +250,7 @@ impl Default for TrainSettings {
             buffer_per_task: 64,
             checkpoint_every: None,
             eval_limit: None,
+            probe_eval_limit: None,
             sharpness_rho: 0.0,
             validation_records: 16,
             on_divergence: DivergencePolicy::Stop,

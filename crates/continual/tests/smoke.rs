@@ -12,7 +12,13 @@ fn root() -> PathBuf {
 }
 
 fn config(method: &str, out: &Path, set: &str) -> RunConfig {
+    config_with(method, out, set, |_| {})
+}
+
+/// [`config`] with the suite file edited before it is loaded.
+fn config_with(method: &str, out: &Path, set: &str, edit: impl FnOnce(&mut bench_tasks::SuiteSpec)) -> RunConfig {
     let mut spec = bench_tasks::SuiteSpec::from_path(&root().join("experiments/suites/smoke.toml")).unwrap();
+    edit(&mut spec);
     let over: toml::Table = toml::from_str(set).unwrap();
     let training = spec.training.get_or_insert_with(Default::default);
     for (k, v) in over {
@@ -242,5 +248,31 @@ fn even_pacing_spends_the_budget_no_faster_than_the_elapsed_share_plus_one_batch
         // MSSR alone would spend 32 samples within a few steps of t₁ (its first intervals are
         // 4 steps per past task); paced, it is still replaying in the last task.
         assert!(last_replay_step >= 72, "{method}: last replay at step {last_replay_step}");
+    }
+}
+
+#[test]
+fn probes_are_scored_on_probe_eval_limit_records_and_tasks_on_eval_limit() {
+    // A probe made of the first task's generator (never trained on), 32 test records.
+    let add_probe = |spec: &mut bench_tasks::SuiteSpec| {
+        let mut probe = spec.tasks[0].clone();
+        probe.name = "map-a-probe".into();
+        spec.probes.push(probe);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 4 tasks, 5 evaluations (before training and after each task).
+    for (set, per_eval) in [("", 4 * 4 + 4), ("probe_eval_limit = 16\n", 4 * 4 + 16)] {
+        let run = dir.path().join(format!("run-{per_eval}"));
+        let set = format!("epochs = 1\neval_limit = 4\ncheckpoint_every = 1000\n{set}");
+        let out = continual::run(&config_with("sequential", &run, &set, add_probe), &mut []).unwrap();
+        assert_eq!(out.metrics["cost"]["eval_examples"].as_u64(), Some(5 * per_eval), "{set}");
+        let matrix: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("matrix.json")).unwrap()).unwrap();
+        assert_eq!(matrix["probes"], serde_json::json!(["map-a-probe"]));
+        // A probe score is a fraction of the records scored: a multiple of 1/4 or of 1/16.
+        let denom = if set.contains("probe_eval_limit") { 16.0 } else { 4.0 };
+        for row in matrix["probe_rows"].as_array().unwrap() {
+            let x = row[0].as_f64().unwrap() * denom;
+            assert!((x - x.round()).abs() < 1e-9, "{row} is not a multiple of 1/{denom}");
+        }
     }
 }
