@@ -63,7 +63,7 @@ pub struct SuiteArgs {
     #[arg(long, default_value = "info")]
     log_level: String,
     /// Runs at a time, each in a child process with its share of the cores.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     jobs: usize,
 }
 
