@@ -154,15 +154,7 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
             };
             let mut progress = Progress::default();
             let out = continual::run(&cfg, &mut [&mut progress])?;
-            let m = &out.metrics;
-            eprintln!(
-                "   AA {:.3}  BWT {}  F {}  replayed {}  wall {:.1}s",
-                m["aa"].as_f64().unwrap_or(f64::NAN),
-                fmt(&m["bwt"]),
-                fmt(&m["forgetting"]),
-                m["cost"]["replayed_samples"],
-                m["cost"]["wall_seconds"].as_f64().unwrap_or(0.0)
-            );
+            eprintln!("   {}", metrics_line(&out.metrics));
         }
     }
     Ok(())
@@ -234,15 +226,7 @@ fn run_as_children(args: &SuiteArgs, suite: &str, model: &str, jobs: &[(PathBuf,
             let (_, dir) = running.swap_remove(i);
             let metrics = std::fs::read_to_string(dir.join("metrics.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
             match metrics {
-                Some(m) if status.success() => eprintln!(
-                    "   {}: AA {:.3}  BWT {}  F {}  replayed {}  wall {:.1}s",
-                    dir.display(),
-                    m["aa"].as_f64().unwrap_or(f64::NAN),
-                    fmt(&m["bwt"]),
-                    fmt(&m["forgetting"]),
-                    m["cost"]["replayed_samples"],
-                    m["cost"]["wall_seconds"].as_f64().unwrap_or(0.0)
-                ),
+                Some(m) if status.success() => eprintln!("   {}: {}", dir.display(), metrics_line(&m)),
                 _ => {
                     eprintln!("   {}: failed ({status}); see its console.log", dir.display());
                     failed.push(dir.display().to_string());
@@ -252,6 +236,18 @@ fn run_as_children(args: &SuiteArgs, suite: &str, model: &str, jobs: &[(PathBuf,
     }
     anyhow::ensure!(failed.is_empty(), "{} run(s) failed: {}", failed.len(), failed.join(", "));
     Ok(())
+}
+
+/// `AA 0.266  BWT 0.026  F 0.038  replayed 40  wall 603.7s`: a finished run in one line.
+fn metrics_line(m: &serde_json::Value) -> String {
+    format!(
+        "AA {:.3}  BWT {}  F {}  replayed {}  wall {:.1}s",
+        m["aa"].as_f64().unwrap_or(f64::NAN),
+        fmt(&m["bwt"]),
+        fmt(&m["forgetting"]),
+        m["cost"]["replayed_samples"],
+        m["cost"]["wall_seconds"].as_f64().unwrap_or(0.0)
+    )
 }
 
 fn fmt(v: &serde_json::Value) -> String {

@@ -513,7 +513,7 @@ impl<'a> Run<'a> {
             let total: f64 = (0..self.num_tasks()).map(|k| self.steps_in_task(k) as f64).sum();
             let t = self.state.global_step as f64 + 1.0;
             let share = ((t - t1) / (total - t1).max(1.0)).clamp(0.0, 1.0);
-            let batch = replay_buffer::ReplaySize { batch_size: self.cfg.settings.batch_size, ratio: self.cfg.settings.replay_ratio }.samples() as u64;
+            let batch = replay_size(&self.cfg.settings).samples() as u64;
             allowed = ((budget as f64 * share).floor() as u64 + batch).min(budget);
         }
         let mut left = allowed.saturating_sub(self.state.cost.replayed_samples) as usize;
@@ -875,11 +875,15 @@ fn buffer_config(cfg: &RunConfig) -> replay_buffer::ReplayBufferConfig {
     b
 }
 
+/// One replay batch: the run's batch size times its replay ratio.
+fn replay_size(s: &TrainSettings) -> replay_buffer::ReplaySize {
+    replay_buffer::ReplaySize { batch_size: s.batch_size, ratio: s.replay_ratio }
+}
+
 /// The scheduler with the run's batch size, replay ratio and seed.
 fn scheduler_config(cfg: &RunConfig) -> SchedulerConfig {
-    let size = replay_buffer::ReplaySize { batch_size: cfg.settings.batch_size, ratio: cfg.settings.replay_ratio };
     let mut s = cfg.method.replay.scheduler;
-    s.set_size_and_seed(size, mix(&[cfg.seed, 2]));
+    s.set_size_and_seed(replay_size(&cfg.settings), mix(&[cfg.seed, 2]));
     s
 }
 
