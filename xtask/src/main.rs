@@ -9,6 +9,7 @@
 //! cargo xtask bench                             # throughput against PyTorch+PEFT
 //! cargo xtask suite --suite quick --methods all --seeds 3   # the continual experiments
 //! cargo xtask report                            # results/report.html + results/summary.md
+//! cargo xtask rescore --task arc-challenge-probe --limit 64   # ↓F of finished runs on more records
 //! ```
 //! Each subcommand lives in its own module; `main` only dispatches.
 
@@ -28,6 +29,7 @@ mod bench;
 mod data;
 mod model;
 mod report;
+mod rescore;
 mod score;
 mod suite;
 
@@ -54,6 +56,8 @@ enum Command {
     Suite(suite::SuiteArgs),
     /// HTML + Markdown report of the results.
     Report(report::ReportArgs),
+    /// Score finished runs' final adapters (and the bare backbone) again on more test records.
+    Rescore(rescore::RescoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Suite(args) => suite::run(args),
         Command::Report(args) => report::run(args),
+        Command::Rescore(args) => rescore::run(args),
     }
 }
 

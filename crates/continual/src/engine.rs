@@ -123,7 +123,8 @@ fn one() -> f64 {
     1.0
 }
 
-const ADAPTER: &str = "cl";
+/// The name of the run's LoRA adapter inside the model.
+pub(crate) const ADAPTER: &str = "cl";
 
 /// The run in progress.
 struct Run<'a> {
@@ -176,22 +177,7 @@ impl<'a> Run<'a> {
         let s = &cfg.settings;
         let device = cfg.device.clone().autodiff();
         device.seed(cfg.seed);
-        // The backbone, its tokenizer and chat template.
-        let (model, codec, chat) = match &cfg.model {
-            ModelSource::TinyRandom => {
-                let m = backbone::random::random_model(&backbone::random::tiny_byte_llama_config(), cfg.seed, 0.02, &device);
-                (m, TextCodec::Bytes, chat_template::ChatConfig::new(chat_template::ChatTemplate::Plain))
-            }
-            ModelSource::Path { path } => {
-                let lm = backbone::LoadedModel::load(path, &device)?;
-                let tok = lm.tokenizer.ok_or_else(|| EngineError::config(path, "the model ships no tokenizer".into()))?;
-                let chat = chat_for(&lm.model, &tok);
-                (lm.model, TextCodec::Hf(Box::new(tok)), chat)
-            }
-        };
-        let max_len = cfg.suite.max_len.unwrap_or(512).min(model.config.max_position_embeddings);
-        let formatter = Formatter::new(FormatConfig { chat: chat.clone(), max_len }, codec);
-        let stop_ids = formatter.tokenizer().stop_ids(&chat, &model.config.eos_token_ids);
+        let (model, formatter, stop_ids) = load_backbone(&cfg.model, cfg.seed, &cfg.suite, &device)?;
 
         // Trainable parameters: a LoRA adapter on the frozen backbone, or everything.
         let mut model = model;
@@ -931,6 +917,32 @@ fn corpus_ids(corpus: &[String], codec: &TextCodec, max_tokens: usize) -> Vec<Ve
         })
         .filter(|ids| ids.len() >= 2)
         .collect()
+}
+
+/// The backbone with its prompt formatter (tokenizer, chat template, the suite's maximum
+/// length) and the token ids that end a generation. A random model is seeded by `seed`.
+pub(crate) fn load_backbone(
+    source: &ModelSource,
+    seed: u64,
+    suite: &Suite,
+    device: &Device,
+) -> Result<(CausalLm, Formatter<TextCodec>, Vec<u32>), EngineError> {
+    let (model, codec, chat) = match source {
+        ModelSource::TinyRandom => {
+            let m = backbone::random::random_model(&backbone::random::tiny_byte_llama_config(), seed, 0.02, device);
+            (m, TextCodec::Bytes, chat_template::ChatConfig::new(chat_template::ChatTemplate::Plain))
+        }
+        ModelSource::Path { path } => {
+            let lm = backbone::LoadedModel::load(path, device)?;
+            let tok = lm.tokenizer.ok_or_else(|| EngineError::config(path, "the model ships no tokenizer".into()))?;
+            let chat = chat_for(&lm.model, &tok);
+            (lm.model, TextCodec::Hf(Box::new(tok)), chat)
+        }
+    };
+    let max_len = suite.max_len.unwrap_or(512).min(model.config.max_position_embeddings);
+    let formatter = Formatter::new(FormatConfig { chat: chat.clone(), max_len }, codec);
+    let stop_ids = formatter.tokenizer().stop_ids(&chat, &model.config.eos_token_ids);
+    Ok((model, formatter, stop_ids))
 }
 
 fn chat_for(model: &CausalLm, tok: &backbone::TextTokenizer) -> chat_template::ChatConfig {

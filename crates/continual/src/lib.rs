@@ -39,6 +39,7 @@ pub mod lm;
 pub mod method;
 pub mod metrics;
 pub mod params;
+pub mod rescore;
 pub mod results;
 
 use std::io::{IsTerminal, Write};

@@ -276,3 +276,47 @@ fn probes_are_scored_on_probe_eval_limit_records_and_tasks_on_eval_limit() {
         }
     }
 }
+
+#[test]
+fn a_saved_adapter_rescored_gives_the_last_row_and_the_bare_backbone_gives_row_0() {
+    // The first task alone (LoRA on the tiny model learns it, and forgets it under the next
+    // ones), and a probe made of its generator.
+    let add_probe = |spec: &mut bench_tasks::SuiteSpec| {
+        spec.tasks.truncate(1);
+        let mut probe = spec.tasks[0].clone();
+        probe.name = "map-a-probe".into();
+        spec.probes.push(probe);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let method = "sequential";
+    let run = dir.path().join(method);
+    // The smoke suite trains the full model; a LoRA run saves an adapter.
+    let set = "mode = \"lora\"\neval_limit = 4\nprobe_eval_limit = 16\ncheckpoint_every = 1000\n";
+    let out = continual::run(&config_with(method, &run, set, add_probe), &mut []).unwrap();
+
+    let saved = continual::rescore::SavedRun::read(&run).unwrap();
+    assert_eq!((saved.method.as_str(), saved.seed), (method, 3));
+    let suite = saved.suite_spec.load(&root(), None).unwrap();
+    let device = burn::tensor::Device::flex();
+    let mut scorer = continual::rescore::Scorer::new(&saved.model, saved.seed, &saved.settings, &suite, &device).unwrap();
+    let probe = &suite.probes[0];
+    let scores = |scorer: &continual::rescore::Scorer| -> (Vec<f64>, f64) {
+        (suite.tasks.iter().map(|t| scorer.score(t, 4).score).collect(), scorer.score(probe, 16).score)
+    };
+    assert_eq!(scores(&scorer), (out.rows[0].clone(), out.probe_rows[0][0]), "{method}: backbone vs row 0");
+    scorer.load_adapter(&run.join("adapter")).unwrap();
+    let last = out.rows.len() - 1;
+    assert_eq!(scores(&scorer), (out.rows[last].clone(), out.probe_rows[last][0]), "{method}: adapter vs row T");
+    // Training moved the scores, so the comparison above is not between two untouched models.
+    assert_ne!(out.rows[0], out.rows[last], "{method}");
+    scorer.remove_adapter();
+    assert_eq!(scores(&scorer).0, out.rows[0], "{method}: adapter removed");
+}
+
+#[test]
+fn rescoring_refuses_an_unfinished_run_naming_run_json_and_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.json"), r#"{"status": "running"}"#).unwrap();
+    let err = continual::rescore::SavedRun::read(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("run.json") && err.contains("status") && err.contains("running"), "{err}");
+}

@@ -1,0 +1,137 @@
+//! Scoring a finished run again: its final LoRA adapter, or the backbone without it, on a
+//! suite's tasks and probes with as many test records as asked.
+//!
+//! A run evaluates every task and probe after every stage on `eval_limit` records, which on a
+//! small CPU is a handful. Measures that need only the first and the last row, such as the
+//! general-ability forgetting `↓F = p[0] − p[T]`, can be sharpened afterwards: row 0 is the
+//! backbone without the adapter, row T the backbone with the run's saved `adapter/`. Every
+//! run of a suite scores the same records, so differences between methods are paired by
+//! record.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use continual::rescore::{SavedRun, Scorer};
+//! use std::path::Path;
+//! let run = SavedRun::read(Path::new("results/quick/kl/0"))?;
+//! let suite = run.suite_spec.load(Path::new("../shared/data"), None)?;
+//! let mut scorer = Scorer::new(&run.model, run.seed, &run.settings, &suite, &burn::tensor::Device::flex())?;
+//! let probe = suite.probes.iter().find(|t| t.name == "arc-challenge-probe").unwrap();
+//! let base = scorer.score(probe, 64);
+//! scorer.load_adapter(&run.dir.join("adapter"))?;
+//! let last = scorer.score(probe, 64);
+//! println!("↓F on 64 records: {}", base.score - last.score);
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use backbone::CausalLm;
+use bench_tasks::format::Formatter;
+use bench_tasks::{EvalReport, Suite, SuiteSpec, Task};
+use burn::module::Module;
+use burn::tensor::Device;
+use serde_json::Value;
+
+use crate::engine::{ADAPTER, ModelSource, load_backbone};
+use crate::lm::{LmTaskModel, TextCodec};
+use crate::method::{TrainModeName, TrainSettings};
+use crate::EngineError;
+
+/// What `run.json` of a finished run says about how to rebuild its model and suite.
+#[derive(Debug, Clone)]
+pub struct SavedRun {
+    /// The run directory (`results/<suite>/<method>/<seed>`).
+    pub dir: PathBuf,
+    /// Method name.
+    pub method: String,
+    /// The run's seed (a random backbone is rebuilt from it).
+    pub seed: u64,
+    /// The suite file as the run parsed it.
+    pub suite_spec: SuiteSpec,
+    /// The resolved training settings (generation length, batch size, mode).
+    pub settings: TrainSettings,
+    /// The backbone.
+    pub model: ModelSource,
+}
+
+impl SavedRun {
+    /// Reads `dir/run.json`. Fails, naming the file and field, when the run is not complete,
+    /// trained the full model (no adapter to load), or a field is missing or malformed.
+    pub fn read(dir: &Path) -> Result<Self, EngineError> {
+        let path = dir.join("run.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| EngineError::config(&path, e.to_string()))?;
+        let field = |name: &str| -> Result<&Value, EngineError> {
+            v.get(name).ok_or_else(|| EngineError::config(&path, format!("no `{name}` field")))
+        };
+        let parse = |name: &str, e: serde_json::Error| EngineError::config(&path, format!("`{name}`: {e}"));
+        if field("status")? != "complete" {
+            return Err(EngineError::config(&path, format!("`status` is {}, not \"complete\"", v["status"])));
+        }
+        let settings: TrainSettings = serde_json::from_value(field("training")?.clone()).map_err(|e| parse("training", e))?;
+        if settings.mode != TrainModeName::Lora {
+            return Err(EngineError::config(&path, "`training.mode` is full: the run saved no adapter to score".into()));
+        }
+        let model = match field("model")?.as_str() {
+            Some("tiny-random") => ModelSource::TinyRandom,
+            Some(p) => ModelSource::Path { path: PathBuf::from(p) },
+            None => return Err(EngineError::config(&path, "`model` is not a string".into())),
+        };
+        let mut suite_spec: SuiteSpec = serde_json::from_value(field("suite_spec")?.clone()).map_err(|e| parse("suite_spec", e))?;
+        suite_spec.path = path.clone();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            method: field("method")?.as_str().unwrap_or_default().to_string(),
+            seed: field("seed")?.as_u64().ok_or_else(|| EngineError::config(&path, "`seed` is not an integer".into()))?,
+            suite_spec,
+            settings,
+            model,
+        })
+    }
+}
+
+/// A backbone ready to score tasks, with or without a run's adapter.
+pub struct Scorer {
+    model: CausalLm,
+    formatter: Formatter<TextCodec>,
+    stop_ids: Vec<u32>,
+    max_new_tokens: usize,
+    eval_batch_size: usize,
+    device: Device,
+}
+
+impl Scorer {
+    /// Loads the backbone as a run of `settings` and `seed` on `suite` did (tokenizer, chat
+    /// template, maximum length), without an adapter.
+    pub fn new(model: &ModelSource, seed: u64, settings: &TrainSettings, suite: &Suite, device: &Device) -> Result<Self, EngineError> {
+        let (model, formatter, stop_ids) = load_backbone(model, seed, suite, device)?;
+        Ok(Self { model, formatter, stop_ids, max_new_tokens: settings.max_new_tokens, eval_batch_size: settings.eval_batch_size, device: device.clone() })
+    }
+
+    /// Loads a PEFT adapter directory (a run's `adapter/`) in place of the current one.
+    pub fn load_adapter(&mut self, dir: &Path) -> Result<(), EngineError> {
+        lora::load_peft(&mut self.model, dir, ADAPTER, &self.device).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        Ok(())
+    }
+
+    /// Drops the adapter: the backbone as at row 0.
+    pub fn remove_adapter(&mut self) {
+        lora::remove_adapter(&mut self.model, ADAPTER);
+    }
+
+    /// Scores the first `limit` test records of `task` (all of them when it has fewer), with
+    /// the engine's metric, generation length and batch size.
+    pub fn score(&self, task: &Task, limit: usize) -> EvalReport {
+        let model = self.model.valid();
+        let mut lm = LmTaskModel {
+            model: &model,
+            formatter: &self.formatter,
+            max_new_tokens: self.max_new_tokens,
+            stop_ids: self.stop_ids.clone(),
+            forwards: 0,
+            tokens: 0,
+        };
+        let records = &task.test[..task.test.len().min(limit)];
+        bench_tasks::evaluate(task, records, &mut lm, self.eval_batch_size)
+    }
+}
