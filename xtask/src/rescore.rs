@@ -5,12 +5,16 @@
 //! # ↓F of every quick-suite run on all 64 records of its probe (the runs scored 6)
 //! cargo xtask rescore --results experiments/results --suite quick --task arc-challenge-probe --limit 64
 //! cargo xtask rescore --suite quick --task arc-challenge-probe --methods sequential,kl,kl-corpus
+//! # the loss on 64 passages of text no run trained on
+//! cargo xtask rescore --results experiments/results --suite quick --corpus openwebtext --limit 64
 //! ```
 //!
 //! Writes `<results>/<suite>/rescore/<task>-<limit>.json`: the backbone's score (row 0), each
 //! run's final score (row T) and their difference `p[0] − p[T]` (↓F of that task), with the
-//! per-record scores so that methods can be compared record by record, and the provenance. The
-//! file is rewritten atomically after every run; a second call skips the runs it holds.
+//! per-record scores so that methods can be compared record by record, and the provenance. With
+//! `--corpus NAME` the score is the mean next-token loss on held-out pre-training-like text and
+//! the forgetting is its increase (`corpus-<NAME>-<limit>.json`). The file is rewritten
+//! atomically after every run; a second call skips the runs it holds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,9 +33,16 @@ pub struct RescoreArgs {
     #[arg(long, default_value = "quick")]
     suite: String,
     /// The task or probe to score.
-    #[arg(long)]
-    task: String,
-    /// Test records to score (the first N of the task's test records).
+    #[arg(long, required_unless_present = "corpus", conflicts_with = "corpus")]
+    task: Option<String>,
+    /// Instead of a task: the mean next-token loss on the first `--limit` passages of
+    /// `corpus/<NAME>.jsonl` (pre-training-like text; take one the runs did not replay).
+    #[arg(long, value_name = "NAME")]
+    corpus: Option<String>,
+    /// Tokens per corpus passage (the rest is cut).
+    #[arg(long, default_value_t = 128)]
+    corpus_max_tokens: usize,
+    /// Test records to score (the first N of the task's test records), or corpus passages.
     #[arg(long, default_value_t = 64)]
     limit: usize,
     /// Comma-separated method names, or `all`.
@@ -43,26 +54,66 @@ pub struct RescoreArgs {
     /// Device: cpu, wgpu, vulkan or cuda (default: $BURN_DEVICE, else cpu).
     #[arg(long)]
     device: Option<String>,
+    /// A probe the runs never saw, added to their suite as a `[[probes]]` table in TOML syntax:
+    /// `--add-probe 'name = "sst2-probe", source = "llm-cl/SST-2", train = 0, test = 128,
+    /// metric = "rank_accuracy"'` (then `--task sst2-probe`). ↓F needs only rows 0 and T, and
+    /// those are exactly what a rescore computes.
+    #[arg(long, value_name = "TOML")]
+    add_probe: Option<String>,
 }
 
 /// Runs `cargo xtask rescore`.
 pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
     let suite_dir = args.results.join(&args.suite);
-    let runs = complete_lora_runs(&suite_dir, &args.methods)?;
+    let mut runs = complete_lora_runs(&suite_dir, &args.methods)?;
+    if let Some(probe) = &args.add_probe {
+        // An inline table's body (`name = "x", source = "y"`) or TOML lines.
+        let table = toml::from_str::<toml::Table>(&format!("probe = {{ {probe} }}"))
+            .ok()
+            .and_then(|mut t| t.remove("probe"))
+            .and_then(|v| v.as_table().cloned())
+            .map_or_else(|| toml::from_str::<toml::Table>(probe), Ok);
+        let spec: bench_tasks::TaskSpec = table.context("--add-probe: not a TOML table")?.try_into().context("--add-probe")?;
+        for run in &mut runs {
+            anyhow::ensure!(
+                !run.suite_spec.tasks.iter().chain(&run.suite_spec.probes).any(|t| t.name == spec.name),
+                "--add-probe: {} already has a task or probe named `{}`",
+                run.dir.display(),
+                spec.name
+            );
+            run.suite_spec.probes.push(spec.clone());
+        }
+    }
     anyhow::ensure!(!runs.is_empty(), "{}: no complete LoRA runs of methods {}", suite_dir.display(), args.methods);
     let device_name = args.device.clone().or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
     let device = backbone::select_device(Some(&device_name)).map_err(anyhow::Error::msg)?;
     let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref()).unwrap_or_else(|_| PathBuf::from("."));
-    let out_path = suite_dir.join("rescore").join(format!("{}-{}.json", args.task, args.limit));
-    std::fs::create_dir_all(out_path.parent().unwrap()).with_context(|| format!("creating {}", out_path.parent().unwrap().display()))?;
+    let (what, passages) = match (&args.task, &args.corpus) {
+        (Some(task), _) => (task.clone(), None),
+        (None, Some(corpus)) => {
+            let mut passages = bench_tasks::load_corpus(&data_dir, corpus)?;
+            passages.truncate(args.limit);
+            (format!("corpus-{corpus}"), Some(passages))
+        }
+        (None, None) => unreachable!("clap requires --task or --corpus"),
+    };
+    let out_path = suite_dir.join("rescore").join(format!("{what}-{}.json", args.limit));
+    let out_dir = out_path.parent().unwrap();
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut out: Value = match std::fs::read_to_string(&out_path) {
         Ok(text) => serde_json::from_str(&text).with_context(|| format!("{}: not JSON; move it away to start afresh", out_path.display()))?,
         Err(_) => json!({
-            "suite": args.suite, "task": args.task, "limit": args.limit, "device": device_name,
-            "provenance": crate::provenance(), "records": null, "bases": {}, "runs": [],
+            "suite": args.suite, "task": args.task, "corpus": args.corpus, "corpus_max_tokens": args.corpus.as_ref().map(|_| args.corpus_max_tokens),
+            "limit": args.limit, "device": device_name, "provenance": crate::provenance(), "added_probe": args.add_probe,
+            "forgetting": if passages.is_some() { "score[T] - score[0] (mean NLL per token, nats: higher is worse)" } else { "score[0] - score[T]" },
+            "records": null, "bases": {}, "runs": [],
         }),
     };
-    anyhow::ensure!(out["limit"] == args.limit && out["task"] == args.task.as_str(), "{}: written for another task or limit", out_path.display());
+    anyhow::ensure!(
+        out["limit"] == args.limit && out["task"] == json!(args.task) && out["corpus"] == json!(args.corpus) && out["added_probe"] == json!(args.add_probe),
+        "{}: written for another task, corpus, limit or --add-probe",
+        out_path.display()
+    );
     for run in &runs {
         let key = run.dir.display().to_string();
         if out["runs"].as_array().unwrap().iter().any(|r| r["dir"] == key.as_str()) {
@@ -71,56 +122,81 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
         }
         let t0 = std::time::Instant::now();
         let suite = run.suite_spec.load(&data_dir, None)?;
-        let task = suite
-            .tasks
-            .iter()
-            .chain(&suite.probes)
-            .find(|t| t.name == args.task)
-            .with_context(|| format!("{}: the suite has no task or probe `{}`", run.dir.join("run.json").display(), args.task))?;
-        let records = &task.test[..task.test.len().min(args.limit)];
+        let task = match &args.task {
+            Some(name) => Some(
+                suite
+                    .tasks
+                    .iter()
+                    .chain(&suite.probes)
+                    .find(|t| &t.name == name)
+                    .with_context(|| format!("{}: the suite has no task or probe `{name}`", run.dir.join("run.json").display()))?,
+            ),
+            None => None,
+        };
         // Paired comparisons need every run to score the same records.
-        let prompts: Vec<&str> = records.iter().map(|r| r.prompt.as_str()).collect();
+        let texts: Vec<&str> = match (task, &passages) {
+            (Some(t), _) => t.test.iter().take(args.limit).map(|r| r.prompt.as_str()).collect(),
+            (None, Some(p)) => p.iter().map(String::as_str).collect(),
+            (None, None) => unreachable!(),
+        };
+        let digest = sha256_hex(&texts.join("\u{1e}"));
         match &out["records"] {
-            Value::Null => out["records"] = json!({"count": records.len(), "prompts_sha256": sha256_hex(&prompts.join("\u{1e}"))}),
+            Value::Null => out["records"] = json!({"count": texts.len(), "texts_sha256": digest}),
             known => anyhow::ensure!(
-                known["prompts_sha256"] == sha256_hex(&prompts.join("\u{1e}")).as_str(),
-                "{}: its suite draws other test records of `{}` than the runs in {}",
+                known["texts_sha256"] == digest.as_str(),
+                "{}: its suite draws other records of `{what}` than the runs in {}",
                 run.dir.display(),
-                args.task,
                 out_path.display()
             ),
         }
         let mut scorer = Scorer::new(&run.model, run.seed, &run.settings, &suite, &device)?;
+        let score = |scorer: &Scorer| -> (f64, Vec<f64>) {
+            match (task, &passages) {
+                (Some(t), _) => {
+                    let r = scorer.score(t, args.limit);
+                    (r.score, r.per_record)
+                }
+                (None, Some(p)) => {
+                    let r = scorer.corpus_nll(p, args.corpus_max_tokens);
+                    (r.mean_nll, r.per_passage)
+                }
+                (None, None) => unreachable!(),
+            }
+        };
         // The backbone is the same for every run of a loaded model; a random one is per seed.
         let base_key = match &run.model {
             continual::ModelSource::TinyRandom => format!("tiny-random seed {}", run.seed),
             continual::ModelSource::Path { path } => path.display().to_string(),
         };
         if out["bases"].get(&base_key).is_none() {
-            let base = scorer.score(task, args.limit);
-            eprintln!("{base_key}: {} = {:.4} on {} records", args.task, base.score, base.per_record.len());
-            out["bases"][&base_key] = json!({"score": base.score, "per_record": base.per_record});
+            let (base, per) = score(&scorer);
+            eprintln!("{base_key}: {what} = {base:.4} on {} records", per.len());
+            out["bases"][&base_key] = json!({"score": base, "per_record": per});
         }
         let base = out["bases"][&base_key]["score"].as_f64().unwrap();
         scorer.load_adapter(&run.dir.join("adapter"))?;
-        let last = scorer.score(task, args.limit);
-        let row_t = last_row_score(&run.dir, &args.task);
+        let (last, per) = score(&scorer);
+        let forgetting = if passages.is_some() { last - base } else { base - last };
+        let row_t = args.task.as_deref().and_then(|t| last_row_score(&run.dir, t));
         eprintln!(
-            "{key}: {:.4} (row T of the run on its own records: {}), drop {:+.4}, {:.0}s",
-            last.score,
+            "{key}: {last:.4} (row T of the run on its own records: {}), forgetting {forgetting:+.4}, {:.0}s",
             row_t.map_or("-".into(), |x| format!("{x:.4}")),
-            base - last.score,
             t0.elapsed().as_secs_f64()
         );
         out["runs"].as_array_mut().unwrap().push(json!({
             "method": run.method, "seed": run.seed, "dir": key, "base": base_key,
-            "score": last.score, "drop": base - last.score, "run_row_t_score": row_t, "per_record": last.per_record,
+            "score": last, "forgetting": forgetting, "run_row_t_score": row_t, "per_record": per,
         }));
         out["summary"] = summary(&out["runs"]);
         continual::results::write_json(&out_path, &out)?;
     }
     for (method, s) in out["summary"].as_object().into_iter().flatten() {
-        eprintln!("{method:<22} drop {:+.4} ± {:.4} (n = {})", s["mean_drop"].as_f64().unwrap_or(f64::NAN), s["std_drop"].as_f64().unwrap_or(f64::NAN), s["n"]);
+        eprintln!(
+            "{method:<22} forgetting {:+.4} ± {:.4} (n = {})",
+            s["mean_forgetting"].as_f64().unwrap_or(f64::NAN),
+            s["std_forgetting"].as_f64().unwrap_or(f64::NAN),
+            s["n"]
+        );
     }
     eprintln!("wrote {}", out_path.display());
     Ok(())
@@ -164,18 +240,18 @@ fn last_row_score(dir: &Path, task: &str) -> Option<f64> {
     None
 }
 
-/// Mean and sample standard deviation of the drop per method.
+/// Mean and sample standard deviation of the forgetting per method.
 fn summary(runs: &Value) -> Value {
     let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in runs.as_array().unwrap() {
-        by.entry(r["method"].as_str().unwrap_or_default().to_string()).or_default().push(r["drop"].as_f64().unwrap_or(f64::NAN));
+        by.entry(r["method"].as_str().unwrap_or_default().to_string()).or_default().push(r["forgetting"].as_f64().unwrap_or(f64::NAN));
     }
     by.into_iter()
         .map(|(m, xs)| {
             let n = xs.len() as f64;
             let mean = xs.iter().sum::<f64>() / n;
             let std = if xs.len() > 1 { (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-            (m, json!({"n": xs.len(), "mean_drop": mean, "std_drop": std, "drops": xs}))
+            (m, json!({"n": xs.len(), "mean_forgetting": mean, "std_forgetting": std, "forgetting": xs}))
         })
         .collect::<serde_json::Map<_, _>>()
         .into()

@@ -44,11 +44,28 @@ fn rescoring_on_the_runs_own_records_reproduces_rows_0_and_t_and_resumes() {
         let base = &file["bases"][run["base"].as_str().unwrap()];
         assert_eq!(base["score"], rows[0][0], "{run}");
         assert_eq!(run["per_record"].as_array().unwrap().len(), 4);
-        let drop = base["score"].as_f64().unwrap() - run["score"].as_f64().unwrap();
-        assert!((run["drop"].as_f64().unwrap() - drop).abs() < 1e-12);
+        let forgetting = base["score"].as_f64().unwrap() - run["score"].as_f64().unwrap();
+        assert!((run["forgetting"].as_f64().unwrap() - forgetting).abs() < 1e-12);
     }
     assert_eq!(file["summary"]["sequential"]["n"], 2);
     assert_eq!(file["provenance"]["burn"], "0.22.1", "the file records where it came from");
     let again = xtask(&rescore, dir.path());
     assert_eq!(again.matches("scored already, skipped").count(), 2, "{again}");
+
+    // The loss on a corpus: the same text for every run, the increase over the backbone's.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("corpus")).unwrap();
+    let lines: Vec<String> = (0..5).map(|i| format!("{{\"text\": \"passage {i}: map the letters a to b and c to d\"}}")).collect();
+    std::fs::write(data.path().join("corpus/held-out.jsonl"), lines.join("\n")).unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    xtask(&["rescore", "--suite", "smoke", "--corpus", "held-out", "--limit", "3", "--device", "cpu", "--data-dir", data_dir, "--results"], dir.path());
+    let file = json(&dir.path().join("smoke/rescore/corpus-held-out-3.json"));
+    for run in file["runs"].as_array().unwrap() {
+        let base = file["bases"][run["base"].as_str().unwrap()]["score"].as_f64().unwrap();
+        let nll = run["score"].as_f64().unwrap();
+        assert_eq!(run["per_record"].as_array().unwrap().len(), 3, "the first --limit passages");
+        assert!(nll > 0.0 && (run["forgetting"].as_f64().unwrap() - (nll - base)).abs() < 1e-12, "{run}");
+        // Training moved the weights: the loss on the same text changed.
+        assert_ne!(nll, base, "{run}");
+    }
 }

@@ -906,7 +906,8 @@ fn validation_slice(task: &Task, n: usize) -> Vec<Record> {
     task.train[start..].to_vec()
 }
 
-fn corpus_ids(corpus: &[String], codec: &TextCodec, max_tokens: usize) -> Vec<Vec<u32>> {
+/// Corpus passages as token ids, each cut to `max_tokens` (at least 2); shorter ones dropped.
+pub(crate) fn corpus_ids(corpus: &[String], codec: &TextCodec, max_tokens: usize) -> Vec<Vec<u32>> {
     use bench_tasks::format::TokenCounter;
     corpus
         .iter()

@@ -32,7 +32,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use serde_json::Value;
 
-use crate::engine::{ADAPTER, ModelSource, load_backbone};
+use crate::engine::{ADAPTER, ModelSource, corpus_ids, load_backbone};
 use crate::lm::{LmTaskModel, TextCodec};
 use crate::method::{TrainModeName, TrainSettings};
 use crate::EngineError;
@@ -114,6 +114,16 @@ impl Scorer {
         Ok(())
     }
 
+    /// The model as it scores now (with the loaded adapter, if any).
+    pub fn model(&self) -> &CausalLm {
+        &self.model
+    }
+
+    /// The prompt formatter and its tokenizer.
+    pub fn formatter(&self) -> &Formatter<TextCodec> {
+        &self.formatter
+    }
+
     /// Drops the adapter: the backbone as at row 0.
     pub fn remove_adapter(&mut self) {
         lora::remove_adapter(&mut self.model, ADAPTER);
@@ -134,4 +144,37 @@ impl Scorer {
         let records = &task.test[..task.test.len().min(limit)];
         bench_tasks::evaluate(task, records, &mut lm, self.eval_batch_size)
     }
+
+    /// Mean next-token negative log-likelihood (nats per token) of `passages`, each cut to its
+    /// first `max_tokens` tokens: the model's loss on pre-training-like text. Passages of fewer
+    /// than 2 tokens are skipped.
+    pub fn corpus_nll(&self, passages: &[String], max_tokens: usize) -> CorpusNll {
+        let model = self.model.valid();
+        let ids = corpus_ids(passages, self.formatter.tokenizer(), max_tokens);
+        let mut per_passage = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.eval_batch_size.max(1)) {
+            let batch = backbone::TokenBatch::padded(chunk, 0, false);
+            for lps in backbone::score::token_logprobs(&model, &batch) {
+                let lps: Vec<f64> = lps.into_iter().flatten().map(|x| -f64::from(x)).collect();
+                per_passage.push((lps.iter().sum::<f64>(), lps.len()));
+            }
+        }
+        let tokens: usize = per_passage.iter().map(|p| p.1).sum();
+        CorpusNll {
+            mean_nll: per_passage.iter().map(|p| p.0).sum::<f64>() / tokens.max(1) as f64,
+            tokens,
+            per_passage: per_passage.iter().map(|p| p.0 / p.1 as f64).collect(),
+        }
+    }
+}
+
+/// [`Scorer::corpus_nll`]'s result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorpusNll {
+    /// Negative log-likelihood per predicted token over all passages (nats).
+    pub mean_nll: f64,
+    /// Tokens predicted.
+    pub tokens: usize,
+    /// Each passage's own mean NLL per token.
+    pub per_passage: Vec<f64>,
 }

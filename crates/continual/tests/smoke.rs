@@ -320,3 +320,37 @@ fn rescoring_refuses_an_unfinished_run_naming_run_json_and_its_status() {
     let err = continual::rescore::SavedRun::read(dir.path()).unwrap_err().to_string();
     assert!(err.contains("run.json") && err.contains("status") && err.contains("running"), "{err}");
 }
+
+#[test]
+fn corpus_nll_in_padded_batches_equals_the_token_weighted_mean_of_single_passages() {
+    use bench_tasks::format::TokenCounter;
+    let spec = bench_tasks::SuiteSpec::from_path(&root().join("experiments/suites/smoke.toml")).unwrap();
+    let suite = spec.load(&root(), None).unwrap();
+    let settings = continual::TrainSettings { eval_batch_size: 3, ..Default::default() };
+    let device = burn::tensor::Device::flex();
+    let scorer = continual::rescore::Scorer::new(&continual::ModelSource::TinyRandom, 5, &settings, &suite, &device).unwrap();
+    // Lengths 1 (skipped: nothing to predict), 4, 9, 25 and 40 cut to 12: padding in every batch.
+    let passages: Vec<String> = ["a", "abcd", "the cat s", "a longer passage of text.", &"x".repeat(40)].map(String::from).to_vec();
+    let got = scorer.corpus_nll(&passages, 12);
+    let (mut sum, mut tokens, mut per) = (0.0, 0, vec![]);
+    for p in &passages {
+        let mut ids = scorer.formatter().tokenizer().encode(p);
+        ids.truncate(12);
+        if ids.len() < 2 {
+            continue;
+        }
+        let lps: Vec<f64> = backbone::score::token_logprobs(scorer.model(), &backbone::TokenBatch::single(&ids))[0].iter().map(|x| -f64::from(x.unwrap())).collect();
+        per.push(lps.iter().sum::<f64>() / lps.len() as f64);
+        sum += lps.iter().sum::<f64>();
+        tokens += lps.len();
+    }
+    assert_eq!(got.tokens, tokens);
+    assert_eq!(got.per_passage.len(), 4);
+    assert!((got.mean_nll - sum / tokens as f64).abs() < 1e-4, "{} vs {}", got.mean_nll, sum / tokens as f64);
+    for (a, b) in got.per_passage.iter().zip(&per) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    // A random byte-level model is close to uniform over its vocabulary: about ln(vocab) nats.
+    let vocab = scorer.model().config.vocab_size as f64;
+    assert!((got.mean_nll - vocab.ln()).abs() < 1.0, "{} vs ln {vocab}", got.mean_nll);
+}
