@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::ReportConfig;
 use crate::aggregate::{self, Column, MethodGroup, SuiteGroup};
+use crate::rescore::Rescore;
 use crate::load::Run;
 use crate::stats::{Stat, mean_std};
 use crate::svg::{Frame, Scale, Svg, clip, colour, escape, hex, numeric_ticks, text_on, text_width, viridis};
@@ -51,6 +52,11 @@ footer dd { margin: 0 0 0 16px; }
 /// intervals, memory-strength histograms and α* (where logged), and a cost table; then a footer
 /// with provenance and replay budgets. Runs that are not complete are counted in a note.
 pub fn render_html(runs: &[Run], cfg: &ReportConfig) -> String {
+    render_html_with(runs, &[], cfg)
+}
+
+/// [`render_html`] with the rescore tables of each suite after its cost table.
+pub fn render_html_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConfig) -> String {
     let (suites, skipped) = aggregate::group(runs);
     let mut h = String::new();
     let title = escape(&cfg.title);
@@ -86,7 +92,7 @@ pub fn render_html(runs: &[Run], cfg: &ReportConfig) -> String {
         h.push_str("<p class=\"empty\">No complete runs.</p>\n");
     }
     for suite in &suites {
-        suite_section(&mut h, suite);
+        suite_section(&mut h, suite, rescores);
     }
     footer(&mut h, &suites, &skipped);
     h.push_str("</main>\n</body>\n</html>\n");
@@ -112,7 +118,7 @@ fn anchor(name: &str) -> String {
     format!("suite-{s}")
 }
 
-fn suite_section(h: &mut String, suite: &SuiteGroup<'_>) {
+fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
     let tasks = suite.tasks();
     let first = suite.methods[0].first();
     let _ = writeln!(h, "<section class=\"suite\" id=\"{}\">", anchor(suite.name));
@@ -267,6 +273,9 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>) {
 
     sharpness_table(h, suite);
     cost_table(h, suite);
+    for r in rescores.iter().filter(|r| r.suite == suite.name) {
+        r.html(h);
+    }
     h.push_str("</section>\n");
 }
 

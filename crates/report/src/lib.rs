@@ -4,8 +4,9 @@
 //! The input is a results tree as written by `cargo xtask suite` and specified in
 //! `docs/results-format.md`: `results/<suite>/<method>/<seed>/{run.json, matrix.json,
 //! metrics.json, log.jsonl}`. [`load_runs`] reads it (naming the file, and the line of a
-//! `log.jsonl`, of anything malformed), [`render_html`] and [`render_markdown`] turn runs into
-//! documents, and [`write_report`] does all three and writes both files atomically.
+//! `log.jsonl`, of anything malformed), [`load_rescores`] reads `results/<suite>/rescore/*.json`
+//! (`cargo xtask rescore`), [`render_html`] and [`render_markdown`] turn runs into documents, and
+//! [`write_report`] does all of it and writes both files atomically.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -29,6 +30,7 @@ mod error;
 mod html;
 mod load;
 mod markdown;
+mod rescore;
 mod stats;
 mod svg;
 #[cfg(test)]
@@ -40,11 +42,12 @@ use std::io::Write;
 use std::path::Path;
 
 pub use error::ReportError;
-pub use html::render_html;
+pub use html::{render_html, render_html_with};
 pub use load::{
     IntervalEvent, Metrics, Provenance, ReplayEvent, Run, RunLog, SharpnessEvent, StageEvent, StrengthsEvent, load_runs,
 };
-pub use markdown::render_markdown;
+pub use markdown::{render_markdown, render_markdown_with};
+pub use rescore::{Rescore, RescoredRun, load_rescores};
 pub use stats::{Stat, mean_std};
 pub use svg::{escape, viridis};
 
@@ -84,8 +87,9 @@ pub fn write_report(
     cfg: &ReportConfig,
 ) -> Result<ReportSummary, ReportError> {
     let runs = load_runs(results_dir)?;
-    let html = render_html(&runs, cfg);
-    let md = render_markdown(&runs, cfg);
+    let rescores = load_rescores(results_dir)?;
+    let html = render_html_with(&runs, &rescores, cfg);
+    let md = render_markdown_with(&runs, &rescores, cfg);
     write_atomic(html_out, html.as_bytes())?;
     write_atomic(md_out, md.as_bytes())?;
     let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();

@@ -688,4 +688,27 @@ mod committed_results {
             assert_eq!(r.rows.len(), r.tasks.len() + 1, "{}: a complete run has T + 1 rows", r.dir.display());
         }
     }
+
+    /// The committed rescores (`cargo xtask rescore`) name committed complete runs, and each
+    /// run's forgetting is its score against the backbone's as the file defines it.
+    #[test]
+    fn committed_rescores_name_committed_runs_and_agree_with_their_backbone_score() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/results");
+        let runs = crate::load_runs(&root).unwrap();
+        for file in crate::load_rescores(&root).unwrap() {
+            let [base] = file.bases[..] else { panic!("{}: one backbone expected", file.path.display()) };
+            let loss = file.definition.starts_with("score[T] - score[0]");
+            for r in &file.runs {
+                assert!(
+                    runs.iter().any(|run| run.suite == file.suite && run.method == r.method && run.seed == r.seed && run.is_complete()),
+                    "{}: {} seed {} is not a committed complete run",
+                    file.path.display(),
+                    r.method,
+                    r.seed
+                );
+                let expected = if loss { r.score - base } else { base - r.score };
+                assert!((r.forgetting - expected).abs() < 1e-9, "{}: {} seed {}", file.path.display(), r.method, r.seed);
+            }
+        }
+    }
 }

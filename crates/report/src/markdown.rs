@@ -5,6 +5,7 @@ use std::fmt::Write;
 use crate::ReportConfig;
 use crate::aggregate::{self, Column};
 use crate::load::Run;
+use crate::rescore::Rescore;
 use crate::stats::fmt_stat;
 
 /// Escapes text for a Markdown table cell or line.
@@ -24,6 +25,11 @@ fn md(s: &str) -> String {
 /// steps and wall seconds 1), seeds; then the replay-budget and provenance lines. Runs that are not complete
 /// are left out and counted in a "skipped" line.
 pub fn render_markdown(runs: &[Run], cfg: &ReportConfig) -> String {
+    render_markdown_with(runs, &[], cfg)
+}
+
+/// [`render_markdown`] with the rescore tables of each suite after its provenance line.
+pub fn render_markdown_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConfig) -> String {
     let (suites, skipped) = aggregate::group(runs);
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md(&cfg.title));
@@ -57,6 +63,9 @@ pub fn render_markdown(runs: &[Run], cfg: &ReportConfig) -> String {
             "Provenance: {}.\n",
             md(&aggregate::provenance(suite.runs()).line())
         );
+        for r in rescores.iter().filter(|r| r.suite == suite.name) {
+            r.markdown(&mut out);
+        }
     }
     if let Some(note) = aggregate::skipped_note(&skipped) {
         let _ = writeln!(out, "_{}._", md(&note));
