@@ -709,6 +709,23 @@ mod committed_results {
                 let expected = if loss { r.score - base } else { base - r.score };
                 assert!((r.forgetting - expected).abs() < 1e-9, "{}: {} seed {}", file.path.display(), r.method, r.seed);
             }
+            if loss {
+                continue;
+            }
+            // A task rescored on more records starts with the records the run scored itself: the
+            // mean over the first `k` (the run's probe or task eval limit) is its own last-row score.
+            let raw: serde_json::Value = read_json(&file.path).unwrap();
+            for r in raw["runs"].as_array().unwrap() {
+                let Some(row_t) = r["run_row_t_score"].as_f64() else { continue };
+                let run: serde_json::Value = read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(r["dir"].as_str().unwrap()).join("run.json")).unwrap();
+                let t = &run["training"];
+                let is_probe = run["probes"].as_array().is_some_and(|p| p.contains(&raw["task"]));
+                let probe_limit = if is_probe { t["probe_eval_limit"].as_u64() } else { None };
+                let k = probe_limit.or(t["eval_limit"].as_u64()).unwrap() as usize;
+                let per: Vec<f64> = r["per_record"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+                let mean = per[..k].iter().sum::<f64>() / k as f64;
+                assert!((mean - row_t).abs() < 1e-9, "{}: {}: first {k} records {mean}, its last row {row_t}", file.path.display(), r["dir"]);
+            }
         }
     }
 }

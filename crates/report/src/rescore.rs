@@ -108,7 +108,7 @@ impl Rescore {
     fn caption(&self) -> String {
         let bases = self.bases.iter().map(|b| format!("{b:.4}")).collect::<Vec<_>>().join(", ");
         format!(
-            "{} records; backbone {bases}; forgetting = {} (positive: worse than the backbone)",
+            "{} records; backbone {bases}; forgetting = {}; positive: worse than the backbone",
             self.records, self.definition
         )
     }
