@@ -95,6 +95,14 @@ fn pin_default_device() {
     unsafe { std::env::set_var("BURN_DEVICE", burn_name) };
 }
 
+/// The device of a `--device` flag (else `$BURN_DEVICE`, else `cpu`), with the name recorded in
+/// result files.
+pub fn device_named(flag: Option<&str>) -> anyhow::Result<(String, burn::tensor::Device)> {
+    let name = flag.map(str::to_string).or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
+    let device = backbone::select_device(Some(&name)).map_err(anyhow::Error::msg)?;
+    Ok((name, device))
+}
+
 /// Where a result came from: git revision, tool versions, machine. Every result file embeds it.
 pub fn provenance() -> serde_json::Value {
     let git = std::process::Command::new("git")

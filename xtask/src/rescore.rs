@@ -85,8 +85,7 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(!runs.is_empty(), "{}: no complete LoRA runs of methods {}", suite_dir.display(), args.methods);
-    let device_name = args.device.clone().or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
-    let device = backbone::select_device(Some(&device_name)).map_err(anyhow::Error::msg)?;
+    let (device_name, device) = crate::device_named(args.device.as_deref())?;
     let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref()).unwrap_or_else(|_| PathBuf::from("."));
     let (what, passages) = match (&args.task, &args.corpus) {
         (Some(task), _) => (task.clone(), None),
@@ -122,8 +121,8 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
         }
         let t0 = std::time::Instant::now();
         let suite = run.suite_spec.load(&data_dir, None)?;
-        let task = match &args.task {
-            Some(name) => Some(
+        let target = match (&args.task, &passages) {
+            (Some(name), _) => Target::Task(
                 suite
                     .tasks
                     .iter()
@@ -131,13 +130,13 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
                     .find(|t| &t.name == name)
                     .with_context(|| format!("{}: the suite has no task or probe `{name}`", run.dir.join("run.json").display()))?,
             ),
-            None => None,
+            (None, Some(p)) => Target::Corpus(p),
+            (None, None) => unreachable!("clap requires --task or --corpus"),
         };
         // Paired comparisons need every run to score the same records.
-        let texts: Vec<&str> = match (task, &passages) {
-            (Some(t), _) => t.test.iter().take(args.limit).map(|r| r.prompt.as_str()).collect(),
-            (None, Some(p)) => p.iter().map(String::as_str).collect(),
-            (None, None) => unreachable!(),
+        let texts: Vec<&str> = match target {
+            Target::Task(t) => t.test.iter().take(args.limit).map(|r| r.prompt.as_str()).collect(),
+            Target::Corpus(p) => p.iter().map(String::as_str).collect(),
         };
         let digest = sha256_hex(&texts.join("\u{1e}"));
         match &out["records"] {
@@ -151,16 +150,15 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
         }
         let mut scorer = Scorer::new(&run.model, run.seed, &run.settings, &suite, &device)?;
         let score = |scorer: &Scorer| -> (f64, Vec<f64>) {
-            match (task, &passages) {
-                (Some(t), _) => {
+            match target {
+                Target::Task(t) => {
                     let r = scorer.score(t, args.limit);
                     (r.score, r.per_record)
                 }
-                (None, Some(p)) => {
+                Target::Corpus(p) => {
                     let r = scorer.corpus_nll(p, args.corpus_max_tokens);
                     (r.mean_nll, r.per_passage)
                 }
-                (None, None) => unreachable!(),
             }
         };
         // The backbone is the same for every run of a loaded model; a random one is per seed.
@@ -176,7 +174,11 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
         let base = out["bases"][&base_key]["score"].as_f64().unwrap();
         scorer.load_adapter(&run.dir.join("adapter"))?;
         let (last, per) = score(&scorer);
-        let forgetting = if passages.is_some() { last - base } else { base - last };
+        // A task's score falls when the run forgets, a loss rises.
+        let forgetting = match target {
+            Target::Task(_) => base - last,
+            Target::Corpus(_) => last - base,
+        };
         let row_t = args.task.as_deref().and_then(|t| last_row_score(&run.dir, t));
         eprintln!(
             "{key}: {last:.4} (row T of the run on its own records: {}), forgetting {forgetting:+.4}, {:.0}s",
@@ -200,6 +202,13 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
     }
     eprintln!("wrote {}", out_path.display());
     Ok(())
+}
+
+/// What a rescore scores: a task's first test records, or corpus passages (by their loss).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Task(&'a bench_tasks::Task),
+    Corpus(&'a [String]),
 }
 
 /// Complete LoRA runs under `results/<suite>/<method>/<seed>`, sorted by method and seed.
@@ -248,10 +257,8 @@ fn summary(runs: &Value) -> Value {
     }
     by.into_iter()
         .map(|(m, xs)| {
-            let n = xs.len() as f64;
-            let mean = xs.iter().sum::<f64>() / n;
-            let std = if xs.len() > 1 { (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-            (m, json!({"n": xs.len(), "mean_forgetting": mean, "std_forgetting": std, "forgetting": xs}))
+            let st = report::mean_std(&xs).expect("a method has runs");
+            (m, json!({"n": st.n, "mean_forgetting": st.mean, "std_forgetting": st.std.unwrap_or(0.0), "forgetting": xs}))
         })
         .collect::<serde_json::Map<_, _>>()
         .into()

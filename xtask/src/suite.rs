@@ -119,8 +119,7 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
         };
         return run_as_children(&args, &spec.name, &model_arg, &jobs);
     }
-    let device_name = args.device.clone().or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
-    let device = backbone::select_device(Some(&device_name)).map_err(anyhow::Error::msg)?;
+    let (device_name, device) = crate::device_named(args.device.as_deref())?;
     let suite_dir = args.out.join(&spec.name);
     std::fs::create_dir_all(&suite_dir).with_context(|| format!("creating {}", suite_dir.display()))?;
     let provenance = crate::provenance();

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sharpness::{SharpnessAware, SharpnessAwareRecord};
 
-use crate::lm::{LmTaskModel, TextCodec, sft_batch};
+use crate::lm::{TextCodec, evaluate_records, sft_batch};
 use crate::method::{DivergencePolicy, MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
 use crate::metrics::{AccuracyMatrix, Cost, general_forgetting};
 use crate::params::TrainableSnapshot;
@@ -556,16 +556,7 @@ impl<'a> Run<'a> {
 
     fn score_task(&self, task: &Task, records: &[Record]) -> Result<f64, EngineError> {
         let model = self.model.as_ref().expect("model").valid();
-        let s = &self.cfg.settings;
-        let mut lm = LmTaskModel {
-            model: &model,
-            formatter: &self.formatter,
-            max_new_tokens: s.max_new_tokens,
-            stop_ids: self.stop_ids.clone(),
-            forwards: 0,
-            tokens: 0,
-        };
-        Ok(bench_tasks::evaluate(task, records, &mut lm, s.eval_batch_size).score)
+        Ok(evaluate_records(&model, &self.formatter, &self.stop_ids, &self.cfg.settings, task, records).score)
     }
 
     /// The strategy's end-of-task passes, the memory-strength snapshot and WiSE-FT.

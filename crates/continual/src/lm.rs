@@ -5,7 +5,9 @@
 use backbone::{CausalLm, GenerateConfig, TextTokenizer};
 use bench_tasks::Encoded;
 use bench_tasks::format::{ByteTokenizer, Formatter, TokenCounter};
-use bench_tasks::{OptionScore, Record, Task, TaskModel};
+use bench_tasks::{EvalReport, OptionScore, Record, Task, TaskModel};
+
+use crate::method::TrainSettings;
 
 /// Text ⇄ token ids: the model's own tokenizer, or bytes for the smoke suite's tiny model.
 pub enum TextCodec {
@@ -49,6 +51,20 @@ impl TextCodec {
         ids.dedup();
         ids
     }
+}
+
+/// Scores `records` of `task` with its metric (`bench_tasks::evaluate`), with the settings'
+/// generation length and evaluation batch size. `model` is evaluated as is: pass `.valid()`.
+pub fn evaluate_records(
+    model: &CausalLm,
+    formatter: &Formatter<TextCodec>,
+    stop_ids: &[u32],
+    settings: &TrainSettings,
+    task: &Task,
+    records: &[Record],
+) -> EvalReport {
+    let mut lm = LmTaskModel { model, formatter, max_new_tokens: settings.max_new_tokens, stop_ids: stop_ids.to_vec(), forwards: 0, tokens: 0 };
+    bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size)
 }
 
 /// A model, its formatter and its generation settings: what `bench_tasks::evaluate` needs.

@@ -33,7 +33,7 @@ use burn::tensor::Device;
 use serde_json::Value;
 
 use crate::engine::{ADAPTER, ModelSource, corpus_ids, load_backbone};
-use crate::lm::{LmTaskModel, TextCodec};
+use crate::lm::{TextCodec, evaluate_records};
 use crate::method::{TrainModeName, TrainSettings};
 use crate::EngineError;
 
@@ -95,8 +95,7 @@ pub struct Scorer {
     model: CausalLm,
     formatter: Formatter<TextCodec>,
     stop_ids: Vec<u32>,
-    max_new_tokens: usize,
-    eval_batch_size: usize,
+    settings: TrainSettings,
     device: Device,
 }
 
@@ -105,7 +104,7 @@ impl Scorer {
     /// template, maximum length), without an adapter.
     pub fn new(model: &ModelSource, seed: u64, settings: &TrainSettings, suite: &Suite, device: &Device) -> Result<Self, EngineError> {
         let (model, formatter, stop_ids) = load_backbone(model, seed, suite, device)?;
-        Ok(Self { model, formatter, stop_ids, max_new_tokens: settings.max_new_tokens, eval_batch_size: settings.eval_batch_size, device: device.clone() })
+        Ok(Self { model, formatter, stop_ids, settings: settings.clone(), device: device.clone() })
     }
 
     /// Loads a PEFT adapter directory (a run's `adapter/`) in place of the current one.
@@ -132,17 +131,8 @@ impl Scorer {
     /// Scores the first `limit` test records of `task` (all of them when it has fewer), with
     /// the engine's metric, generation length and batch size.
     pub fn score(&self, task: &Task, limit: usize) -> EvalReport {
-        let model = self.model.valid();
-        let mut lm = LmTaskModel {
-            model: &model,
-            formatter: &self.formatter,
-            max_new_tokens: self.max_new_tokens,
-            stop_ids: self.stop_ids.clone(),
-            forwards: 0,
-            tokens: 0,
-        };
         let records = &task.test[..task.test.len().min(limit)];
-        bench_tasks::evaluate(task, records, &mut lm, self.eval_batch_size)
+        evaluate_records(&self.model.valid(), &self.formatter, &self.stop_ids, &self.settings, task, records)
     }
 
     /// Mean next-token negative log-likelihood (nats per token) of `passages`, each cut to its
@@ -152,7 +142,7 @@ impl Scorer {
         let model = self.model.valid();
         let ids = corpus_ids(passages, self.formatter.tokenizer(), max_tokens);
         let mut per_passage = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(self.eval_batch_size.max(1)) {
+        for chunk in ids.chunks(self.settings.eval_batch_size.max(1)) {
             let batch = backbone::TokenBatch::padded(chunk, 0, false);
             for lps in backbone::score::token_logprobs(&model, &batch) {
                 let lps: Vec<f64> = lps.into_iter().flatten().map(|x| -f64::from(x)).collect();
