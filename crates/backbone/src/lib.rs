@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fused;
 pub mod generate;
 pub mod gguf;
 pub mod load;

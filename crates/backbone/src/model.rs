@@ -3,7 +3,7 @@
 //! (`model.layers.0.self_attn.q_proj.weight`), so a missing tensor's error names the exact key.
 
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::activation::{gelu_approximate, silu, softmax};
+use burn::tensor::activation::{gelu_approximate, softmax};
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -32,10 +32,9 @@ impl RmsNorm {
 
     /// Normalises over the last dimension.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let rms = x.clone().square().mean_dim(2).add_scalar(self.eps).sqrt(); // [B, S, 1]
         let w = self.weight.val();
         let w = if self.unit_offset { w.add_scalar(1.0) } else { w };
-        (x / rms) * w.unsqueeze::<3>()
+        crate::fused::rms_norm(x, w, self.eps)
     }
 }
 
@@ -264,11 +263,12 @@ impl Attention {
 impl Mlp {
     fn forward(&self, x: Tensor<3>, family: Family) -> Tensor<3> {
         let gate = self.gate_proj.forward(x.clone());
-        let gate = match family {
-            Family::Gemma2 => gelu_approximate(gate),
-            _ => silu(gate),
+        let up = self.up_proj.forward(x);
+        let hidden = match family {
+            Family::Gemma2 => gelu_approximate(gate) * up,
+            _ => crate::fused::swiglu(gate, up),
         };
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        self.down_proj.forward(hidden)
     }
 }
 

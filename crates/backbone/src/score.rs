@@ -38,19 +38,25 @@ fn target_ids(batch: &TokenBatch, device: &burn::tensor::Device) -> Tensor<3, In
 
 /// Mean next-token cross-entropy over positions whose input and target are both real tokens
 /// (transformers' loss with padding labels set to -100). Differentiable.
+///
+/// Every position's logits go to [`crate::fused::cross_entropy`] with the next token as target
+/// (-1, ignored, at the last position and wherever input or target is padding): no `[B, S-1, V]`
+/// slice or log-probabilities are formed.
 pub fn next_token_loss(model: &CausalLm, batch: &TokenBatch) -> Tensor<1> {
     let (b, s) = (batch.batch, batch.seq);
     let logits = model.forward(batch, None);
     let device = logits.device();
-    let lp = log_softmax(logits.narrow(1, 0, s - 1), 2); // [B, S-1, V]
-    let nll = lp.gather(2, target_ids(batch, &device)).neg(); // [B, S-1, 1]
-    let mut w = Vec::with_capacity(b * (s - 1));
+    let v = logits.dims()[2];
+    let mut targets = Vec::with_capacity(b * s);
     for r in 0..b {
-        for t in 1..s {
-            w.push(if batch.mask[r * s + t] && batch.mask[r * s + t - 1] { 1.0f32 } else { 0.0 });
+        for t in 0..s {
+            let i = r * s + t;
+            let scored = t + 1 < s && batch.mask[i] && batch.mask[i + 1];
+            targets.push(if scored { batch.ids[i + 1] as i64 } else { -1 });
         }
     }
-    let count = w.iter().sum::<f32>().max(1.0);
-    let w: Tensor<3> = Tensor::from_data(TensorData::new(w, [b, s - 1, 1]), &device);
-    (nll * w).sum().div_scalar(count)
+    let count = targets.iter().filter(|&&t| t >= 0).count().max(1);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * s]), &device);
+    // [B, S, V] → [B·S, V]
+    crate::fused::cross_entropy(logits.reshape([b * s, v]), targets).sum().div_scalar(count as f64)
 }
