@@ -6,6 +6,7 @@
 //! cargo xtask bench --steps 1 --no-torch  # quicker, Rust only
 //! cargo xtask bench --eval --batch 8 --seq 128 --steps 1   # evaluation examples/s
 //! cargo xtask bench --sharpness --batch 2 --seq 64 --steps 3 # SAM and XSAM step cost
+//! cargo xtask bench --fused-ab --no-torch --steps 3           # fused kernels off vs on, alternating
 //! ```
 //! Results go to stdout and `results/bench/bench-<unix time>.json` (config, git revision, versions).
 
@@ -54,6 +55,10 @@ pub struct BenchArgs {
     /// LoRA step instead.
     #[arg(long)]
     sharpness: bool,
+    /// Time the forward and the LoRA step with `backbone::fused` off and on, alternating step by
+    /// step in this one process (so drift of the machine hits both alike), instead.
+    #[arg(long)]
+    fused_ab: bool,
 }
 
 fn peak_rss_mib() -> f64 {
@@ -149,20 +154,9 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
 fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
     use sharpness::{SamConfig, XsamConfig};
     let ad = device.clone().autodiff();
-    let mut model = LoadedModel::load(path, &ad).with_context(|| format!("loading {}", path.display()))?.model;
-    let settings = LoraSettings { rank: args.rank, alpha: 2.0 * args.rank as f64, ..Default::default() };
-    model.for_each_linear_mut(&mut |p, l| {
-        if p != "lm_head" {
-            l.add_adapter("bench", &settings, &ad)
-        }
-    });
-    let model = lora::freeze_base(model);
-    let mut model = model;
+    let mut model = lora::freeze_base(lora_model(args, path, &ad)?);
     lora::set_adapter_trainable(&mut model, "bench", true);
-    let vocab = model.config.vocab_size as u32;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-    let seqs: Vec<Vec<u32>> = (0..args.batch).map(|_| (0..args.seq).map(|_| rng.random_range(0..vocab)).collect()).collect();
-    let batch = TokenBatch::padded(&seqs, 0, false);
+    let batch = random_batch(args, model.config.vocab_size, 2);
     let loss = |m: &backbone::CausalLm| backbone::score::next_token_loss(m, &batch);
     let mut slot = Some(model);
     let mut plain = AdamWConfig::new().init();
@@ -200,6 +194,70 @@ fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tens
     }))
 }
 
+/// Loads the model on `device` with a rank-`args.rank` adapter on every projection (not the
+/// head), ready for training when `device` is an autodiff device.
+fn lora_model(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<backbone::CausalLm> {
+    let mut model = LoadedModel::load(path, device).with_context(|| format!("loading {}", path.display()))?.model;
+    let settings = LoraSettings { rank: args.rank, alpha: 2.0 * args.rank as f64, ..Default::default() };
+    model.for_each_linear_mut(&mut |p, l| {
+        if p != "lm_head" {
+            l.add_adapter("bench", &settings, device)
+        }
+    });
+    Ok(model)
+}
+
+fn random_batch(args: &BenchArgs, vocab: usize, seed: u64) -> TokenBatch {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let seqs: Vec<Vec<u32>> =
+        (0..args.batch).map(|_| (0..args.seq).map(|_| rng.random_range(0..vocab as u32)).collect()).collect();
+    TokenBatch::padded(&seqs, 0, false)
+}
+
+/// Seconds per forward and per LoRA step with the fused kernels off (`composed`) and on
+/// (`fused`): one warm-up of each, then `args.steps` rounds of one composed and one fused
+/// call, so that both see the same machine.
+fn fused_ab_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+    let alternate = |f: &mut dyn FnMut()| -> [f64; 2] {
+        let mut total = [0.0; 2];
+        for round in 0..=args.steps {
+            for (i, on) in [false, true].into_iter().enumerate() {
+                backbone::fused::set_enabled(on);
+                let t = Instant::now();
+                f();
+                if round > 0 {
+                    total[i] += t.elapsed().as_secs_f64() / args.steps as f64;
+                }
+            }
+        }
+        backbone::fused::set_enabled(true);
+        total
+    };
+    let model = lora_model(args, path, device)?;
+    let batch = random_batch(args, model.config.vocab_size, 0);
+    let forward = alternate(&mut || {
+        let _ = model.forward(&batch, None).sum().into_scalar::<f32>();
+    });
+    drop(model);
+    let ad = device.clone().autodiff();
+    let mut slot = Some(lora_model(args, path, &ad)?);
+    let mut optim = AdamWConfig::new().init();
+    let step = alternate(&mut || {
+        let m = slot.take().expect("model");
+        let loss = backbone::score::next_token_loss(&m, &batch);
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        slot = Some(optim.step(1e-4, m, grads));
+    });
+    let tokens = (args.batch * args.seq) as f64;
+    Ok(serde_json::json!({
+        "forward_s": {"composed": forward[0], "fused": forward[1]},
+        "lora_step_s": {"composed": step[0], "fused": step[1]},
+        "forward_tokens_per_s": {"composed": tokens / forward[0], "fused": tokens / forward[1]},
+        "lora_step_tokens_per_s": {"composed": tokens / step[0], "fused": tokens / step[1]},
+        "forward_speedup": forward[0] / forward[1], "lora_step_speedup": step[0] / step[1],
+    }))
+}
+
 /// Writes `results/bench/<name>-<unix time>.json` with the command, config and provenance.
 fn write_record(args: &BenchArgs, path: &std::path::Path, name: &str, result: serde_json::Value) -> anyhow::Result<()> {
     let record = serde_json::json!({"command": std::env::args().collect::<Vec<_>>(), "provenance": crate::provenance(),
@@ -226,6 +284,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             f("plain_step_s"), f("sam_step_s"), f("xsam_step_s"), f("xsam_search_step_s"), f("xsam_per_step_over_period_s"));
         println!("SAM / AdamW = {:.2}   XSAM / SAM = {:.3}", f("sam_over_plain"), f("xsam_over_sam"));
         return write_record(&args, &path, "sharpness-bench", r);
+    }
+    if args.fused_ab {
+        let r = fused_ab_bench(&args, &path, &device)?;
+        println!("model {} | batch {} x {} tokens | LoRA rank {} | tokens/s, kernels composed vs fused, alternating",
+            path.display(), args.batch, args.seq, args.rank);
+        for what in ["forward", "lora_step"] {
+            let tps = &r[format!("{what}_tokens_per_s")];
+            println!("{what:<10} composed {:>7.1}  fused {:>7.1}  speed-up {:.3}",
+                tps["composed"].as_f64().unwrap_or(f64::NAN), tps["fused"].as_f64().unwrap_or(f64::NAN),
+                r[format!("{what}_speedup")].as_f64().unwrap_or(f64::NAN));
+        }
+        return write_record(&args, &path, "fused-ab-bench", r);
     }
     if args.eval {
         let r = eval_bench(&args, &path, &device)?;
@@ -255,13 +325,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // LoRA training step: forward, backward, AdamW on the adapter factors only.
     let ad = device.clone().autodiff();
-    let mut model = LoadedModel::load(&path, &ad)?.model;
-    let settings = LoraSettings { rank: args.rank, alpha: 2.0 * args.rank as f64, ..Default::default() };
-    model.for_each_linear_mut(&mut |p, l| {
-        if p != "lm_head" {
-            l.add_adapter("bench", &settings, &ad)
-        }
-    });
+    let mut model = lora_model(&args, &path, &ad)?;
     // A LoRA step costs about 4 · params · tokens FLOPs: forward 2·P·T, backward 2·P·T for the
     // activations' gradients (the frozen weights get none; the adapters' share is tiny).
     let params: usize = {

@@ -82,6 +82,26 @@ fn rms_norm_with<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64, fuse
     Tensor::from_dispatch(out)
 }
 
+/// Rotary embedding in the "rotate half" layout, `x·cos + rotate_half(x)·sin`, applied to
+/// `x: [B, S, H, d]` (the projection's own layout, before heads move to dimension 1) with tables
+/// `cos, sin: [B, 1, S, d]`. The tables are constants (no gradient).
+pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
+    let fused = use_fused(&x.device(), x.dtype()) && cos.dtype() == DType::F32 && sin.dtype() == DType::F32;
+    rope_with(x, cos, sin, fused)
+}
+
+fn rope_with(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, fused: bool) -> Tensor<4> {
+    let [b, s, _, d] = x.dims();
+    assert_eq!(cos.dims(), [b, 1, s, d], "rope: cos table {:?} for x {:?}", cos.dims(), x.dims());
+    if !fused {
+        // [B, S, H, d] → [B, H, S, d] → rotated → [B, S, H, d]
+        return crate::rope::Rope::apply(x.swap_dims(1, 2), &(cos, sin)).swap_dims(1, 2);
+    }
+    let (cos, sin) = (cos.detach().inner(), sin.detach().inner());
+    let out = <burn::backend::Dispatch as FusedOps>::rope(x.into_dispatch(), cos.into_dispatch(), sin.into_dispatch());
+    Tensor::from_dispatch(out)
+}
+
 /// Per-row negative log-likelihood `logsumexp(logits[n]) − logits[n, targets[n]]`, `[N]`, for
 /// logits `[N, vocab]`; a negative target (PyTorch's `-100`) gives 0 and no gradient.
 /// Differentiable in the logits. The fused path never forms the `[N, vocab]` log-probabilities;
@@ -114,6 +134,8 @@ pub trait FusedOps: Backend {
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
     /// RMSNorm over the last dimension with weight `[hidden]`.
     fn rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
+    /// Rotary embedding of `x: [B, S, H, d]` with constant tables `[B, 1, S, d]`.
+    fn rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Per-row NLL `[N]` of logits `[N, V]` at targets `[N]` (negative: ignored).
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
 }
@@ -125,6 +147,10 @@ impl FusedOps for Flex {
 
     fn rms_norm(x: FlexTensor, weight: FlexTensor, eps: f32) -> FlexTensor {
         kernels::rms_norm(&x, &weight, eps).0
+    }
+
+    fn rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
+        kernels::rope(&x, &cos, &sin, false)
     }
 
     fn cross_entropy(logits: FlexTensor, targets: FlexTensor) -> FlexTensor {
@@ -178,6 +204,23 @@ impl Backward<Flex, 2> for RmsNormBackward {
 }
 
 #[derive(Debug)]
+struct RopeBackward;
+
+impl Backward<Flex, 1> for RopeBackward {
+    /// `(cos, sin)`.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (cos, sin) = ops.state;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [p_x] = ops.parents;
+        if p_x.is_some() {
+            register!(grads, p_x, kernels::rope(&grad, &cos, &sin, true));
+        }
+    }
+}
+
+#[derive(Debug)]
 struct CrossEntropyBackward;
 
 impl Backward<Flex, 1> for CrossEntropyBackward {
@@ -215,6 +258,17 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 prep.finish((x, w, inv_rms), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(kernels::rms_norm(x.primitive(), weight.primitive(), eps).0),
+        }
+    }
+
+    fn rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (cos, sin) = (cos.into_primitive(), sin.into_primitive());
+        match RopeBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = kernels::rope(x.primitive(), &cos, &sin, false);
+                prep.finish((cos, sin), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(kernels::rope(x.primitive(), &cos, &sin, false)),
         }
     }
 
@@ -476,6 +530,39 @@ mod kernels {
         (dx, dw)
     }
 
+    /// `x·cos + rotate_half(x)·sin` over `x: [B, S, H, d]` with tables `[B, 1, S, d]`
+    /// (`rotate_half([x1, x2]) = [−x2, x1]`), or with `transpose` its adjoint, the backward:
+    /// `g·cos + rotate_halfᵀ(g·sin)` with `rotate_halfᵀ([y1, y2]) = [y2, −y1]`.
+    pub(super) fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, transpose: bool) -> FlexTensor {
+        let (xs, c, sn) = (values(x), values(cos), values(sin));
+        let [_, _, heads, d]: [usize; 4] = shape(x).dims();
+        let half = d / 2;
+        let row = heads * d; // one (b, s) position: all heads
+        let out = par_build(xs.len(), row * rows_per_chunk(row), |start, o| {
+            for (j, orow) in o.chunks_mut(row).enumerate() {
+                let pos = start / row + j; // b·S + s, the table's row
+                let (c, sn) = (&c[pos * d..(pos + 1) * d], &sn[pos * d..(pos + 1) * d]);
+                let xrow = &xs[(pos * row)..(pos + 1) * row];
+                for (o, x) in orow.chunks_exact_mut(d).zip(xrow.chunks_exact(d)) {
+                    let (x1, x2) = x.split_at(half);
+                    let (o1, o2) = o.split_at_mut(half);
+                    if transpose {
+                        for i in 0..half {
+                            o1[i] = x1[i] * c[i] + x2[i] * sn[half + i];
+                            o2[i] = x2[i] * c[half + i] - x1[i] * sn[i];
+                        }
+                    } else {
+                        for i in 0..half {
+                            o1[i] = x1[i] * c[i] - x2[i] * sn[i];
+                            o2[i] = x2[i] * c[half + i] + x1[i] * sn[half + i];
+                        }
+                    }
+                }
+            }
+        });
+        tensor(out, shape(x))
+    }
+
     /// `(nll [N], logsumexp per row)`.
     pub(super) fn cross_entropy(logits: &FlexTensor, targets: &FlexTensor) -> (FlexTensor, Vec<f32>) {
         let xs = values(logits);
@@ -628,6 +715,23 @@ mod tests {
         let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64], [1]), &d);
         let nll = cross_entropy_with(x, t, true).into_scalar::<f32>();
         assert!((nll - 4f32.ln()).abs() < 1e-6, "{nll}");
+    }
+
+    #[test]
+    fn fused_rope_matches_rotate_half_with_gradients() {
+        let d = Device::flex();
+        let (b, s, h, hd) = (2, 7, 3, 64);
+        // Distinct tables for both halves, so that a mix-up of c[i] and c[half + i] shows.
+        let cos = random([b, 1, s, hd], &d);
+        let sin = random([b, 1, s, hd], &d);
+        let [fused, composed] = grads_both([random([b, s, h, hd], &d), random([b, s, h, hd], &d)], |x, y, f| {
+            // `y` only enters linearly so that both inputs get a gradient through the helper.
+            let ad = x.device();
+            rope_with(x, on(cos.clone(), &ad), on(sin.clone(), &ad), f) + y
+        });
+        for (i, (a, b)) in fused.into_iter().zip(composed).enumerate() {
+            assert_close(a, b, 1e-5, ["out", "dx", "dy"][i]);
+        }
     }
 
     #[test]

@@ -211,12 +211,13 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
-        // [B, S, H·hd] → [B, S, H, hd] → [B, H, S, hd]
-        let q = self.q_proj.forward(x.clone()).reshape([b, s, h, hd]).swap_dims(1, 2);
-        let k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, hd]).swap_dims(1, 2);
+        // [B, S, H·hd] → [B, S, H, hd], rotated there (contiguous), → [B, H, S, hd]
+        let (cos, sin) = cos_sin;
+        let q = self.q_proj.forward(x.clone()).reshape([b, s, h, hd]);
+        let q = crate::fused::rope(q, cos.clone(), sin.clone()).swap_dims(1, 2);
+        let k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, hd]);
+        let k = crate::fused::rope(k, cos.clone(), sin.clone()).swap_dims(1, 2);
         let v = self.v_proj.forward(x).reshape([b, s, kvh, hd]).swap_dims(1, 2);
-        let q = Rope::apply(q, cos_sin);
-        let k = Rope::apply(k, cos_sin);
         let (k, v) = match cache {
             Some(slot) => {
                 let (k, v) = match slot.take() {

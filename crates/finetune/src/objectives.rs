@@ -76,13 +76,13 @@ fn scored_positions(batch: &TokenBatch, answers: Option<&[bool]>) -> Vec<Scored>
     out
 }
 
-/// Log-probabilities `[N, vocab]` (fp32) at the given positions, with the targets `[N, 1]`.
+/// Logits `[N, vocab]` (fp32) at the given positions, with the targets `[N]`.
 /// The hidden states are gathered before the output head.
-fn logprobs_at(
+fn logits_at(
     model: &CausalLm,
     batch: &TokenBatch,
     pos: &[Scored],
-) -> (Tensor<2>, Tensor<2, Int>) {
+) -> (Tensor<2>, Tensor<1, Int>) {
     assert!(
         !pos.is_empty(),
         "nothing to score: the batch has no (answer) token preceded by a real token"
@@ -106,8 +106,20 @@ fn logprobs_at(
         .iter()
         .map(|p| batch.ids[p.row * s + p.t] as i64)
         .collect();
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
-    (log_softmax(logits, 1), targets)
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
+    (logits, targets)
+}
+
+/// Log-probabilities `[N, vocab]` at the given positions (for the KL term, which needs the whole
+/// distribution).
+fn logprobs_at(model: &CausalLm, batch: &TokenBatch, pos: &[Scored]) -> Tensor<2> {
+    log_softmax(logits_at(model, batch, pos).0, 1)
+}
+
+/// NLL `[N]` of the targets from log-probabilities `[N, vocab]`.
+fn nll_from_logprobs(lp: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let n = targets.dims()[0];
+    lp.gather(1, targets.reshape([n, 1])).neg().reshape([n])
 }
 
 /// `[B, N]` matrix that averages per-position values into per-row means over `pos` entries
@@ -194,18 +206,15 @@ impl Default for ObjectiveConfig {
 /// Masked cross-entropy on the answer tokens of `batch`.
 pub fn sft_loss(model: &CausalLm, batch: &SftBatch) -> SftLoss {
     let pos = scored_positions(&batch.tokens, Some(&batch.answer_mask));
-    let (lp, targets) = logprobs_at(model, &batch.tokens, &pos);
-    sft_from_logprobs(&lp, targets, &pos, batch.tokens.batch)
+    let (logits, targets) = logits_at(model, &batch.tokens, &pos);
+    sft_from_nll(backbone::fused::cross_entropy(logits, targets), &pos, batch.tokens.batch)
 }
 
-fn sft_from_logprobs(
-    lp: &Tensor<2>,
-    targets: Tensor<2, Int>,
-    pos: &[Scored],
-    rows: usize,
-) -> SftLoss {
-    let device = lp.device();
-    let nll = lp.clone().gather(1, targets).neg(); // [N, 1]
+/// The SFT loss from the NLL `[N]` of every scored position.
+fn sft_from_nll(nll: Tensor<1>, pos: &[Scored], rows: usize) -> SftLoss {
+    let device = nll.device();
+    let n = pos.len();
+    let nll = nll.reshape([n, 1]); // [N] → [N, 1]
     let w = row_mean_matrix(pos, rows, &device); // [B, N]
     let per_sample = w.matmul(nll.clone()).squeeze_dim::<1>(1); // [B]
     let n_answer = pos.iter().filter(|p| p.answer).count();
@@ -257,8 +266,8 @@ pub fn kl_loss(
 ) -> Tensor<1> {
     let answers = (tokens == KlTokens::Answer).then_some(batch.answer_mask.as_slice());
     let pos = scored_positions(&batch.tokens, answers);
-    let (lp, _) = logprobs_at(model, &batch.tokens, &pos);
-    let (lp_ref, _) = logprobs_at(reference, &batch.tokens, &pos);
+    let lp = logprobs_at(model, &batch.tokens, &pos);
+    let lp_ref = logprobs_at(reference, &batch.tokens, &pos);
     kl_term(lp, lp_ref, direction)
 }
 
@@ -266,9 +275,8 @@ pub fn kl_loss(
 /// and target are both real; transformers' causal-LM loss with padding labels at -100).
 pub fn ntp_loss(model: &CausalLm, corpus: &TokenBatch) -> Tensor<1> {
     let pos = scored_positions(corpus, None);
-    let (lp, targets) = logprobs_at(model, corpus, &pos);
-    lp.gather(1, targets)
-        .neg()
+    let (logits, targets) = logits_at(model, corpus, &pos);
+    backbone::fused::cross_entropy(logits, targets)
         .sum()
         .div_scalar(pos.len().max(1) as f64)
 }
@@ -317,17 +325,25 @@ pub fn objective(
             p.answer = batch.answer_mask[p.row * batch.tokens.seq + p.t];
         }
     }
-    let (lp, targets) = logprobs_at(model, &batch.tokens, &pos);
-    let sft = sft_from_logprobs(&lp, targets, &pos, batch.tokens.batch);
+    let (logits, targets) = logits_at(model, &batch.tokens, &pos);
+    // With a KL term the whole distribution is needed anyway; without one, the fused
+    // cross-entropy never forms the log-probabilities.
+    let (nll, lp) = if with_kl {
+        let lp = log_softmax(logits, 1);
+        (nll_from_logprobs(lp.clone(), targets), Some(lp))
+    } else {
+        (backbone::fused::cross_entropy(logits, targets), None)
+    };
+    let sft = sft_from_nll(nll, &pos, batch.tokens.batch);
     let mut total = sft.mean.clone().mul_scalar(cfg.sft_weight);
-    let kl = with_kl.then(|| {
+    let kl = lp.map(|lp| {
         let lp_ref = match reference {
             // `valid()` drops the autodiff wrapper (a cheap handle copy): the reference forward
             // records no graph, which it does not need since it is detached anyway.
             Reference::AdaptersOff => lora::with_adapters_disabled(model, |m| {
-                logprobs_at(&m.valid(), &batch.tokens, &pos).0
+                logprobs_at(&m.valid(), &batch.tokens, &pos)
             }),
-            Reference::Model(r) => logprobs_at(&r.valid(), &batch.tokens, &pos).0,
+            Reference::Model(r) => logprobs_at(&r.valid(), &batch.tokens, &pos),
         };
         kl_term(lp, lp_ref, cfg.kl_direction)
     });
