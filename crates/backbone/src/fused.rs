@@ -320,7 +320,7 @@ mod kernels {
         let p = r * p + 1.0;
         // `t`'s low mantissa bits hold k + 2²² (two's complement for k < 0).
         let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-        p * f32::from_bits(((k + 127) as u32) << 23)
+        p * f32::from_bits((k.wrapping_add(127) as u32) << 23)
     }
 
     /// `1 / (1 + e^-x)`.
