@@ -23,7 +23,10 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
 use burn::tensor::activation::{log_softmax, silu};
-use burn::tensor::{DType, Device, Int, Shape, Tensor, TensorData};
+use burn::backend::ops::FloatTensorOps;
+use burn::tensor::module::attention as burn_attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, DType, Device, Int, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
 /// 0: not read yet, 1: on, 2: off.
@@ -102,6 +105,35 @@ fn rope_with(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, fused: bool) -> Tenso
     Tensor::from_dispatch(out)
 }
 
+/// `softmax(scale·q·kᵀ, masked)·v` for `q: [B, H, S, hd]`, `k, v: [B, H, T, hd]` and a mask
+/// `[B, 1, S, T]` or `[B, H, S, T]` (`true`: the key is hidden from that query).
+///
+/// The fused path is taken when training on Flex (autodiff): there Burn composes attention from
+/// a dozen single-threaded element-wise passes over `[B, H, S, T]` and their backward; here the
+/// products stay Flex's and the masked softmax and its backward are one parallel pass each.
+/// Elsewhere (inference on Flex has its own kernel; WGPU) this is Burn's `attention`.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, scale: f64) -> Tensor<4> {
+    let device = q.device();
+    let fused = use_fused(&device, q.dtype()) && device.is_autodiff();
+    attention_with(q, k, v, mask, scale, fused)
+}
+
+fn attention_with(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, scale: f64, fused: bool) -> Tensor<4> {
+    if !fused {
+        let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+        return burn_attention(q, k, v, Some(mask), None, options);
+    }
+    let hidden = mask.float().detach().inner(); // 1.0 where masked, a constant
+    let out = <burn::backend::Dispatch as FusedOps>::attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        hidden.into_dispatch(),
+        scale as f32,
+    );
+    Tensor::from_dispatch(out)
+}
+
 /// Per-row negative log-likelihood `logsumexp(logits[n]) − logits[n, targets[n]]`, `[N]`, for
 /// logits `[N, vocab]`; a negative target (PyTorch's `-100`) gives 0 and no gradient.
 /// Differentiable in the logits. The fused path never forms the `[N, vocab]` log-probabilities;
@@ -136,6 +168,14 @@ pub trait FusedOps: Backend {
     fn rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
     /// Rotary embedding of `x: [B, S, H, d]` with constant tables `[B, 1, S, d]`.
     fn rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `softmax(scale·q·kᵀ + mask)·v` with `hidden: [B, 1 or H, S, T]` (non-zero: masked), constant.
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self>;
     /// Per-row NLL `[N]` of logits `[N, V]` at targets `[N]` (negative: ignored).
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self>;
 }
@@ -151,6 +191,10 @@ impl FusedOps for Flex {
 
     fn rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor) -> FlexTensor {
         kernels::rope(&x, &cos, &sin, false)
+    }
+
+    fn attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, hidden: FlexTensor, scale: f32) -> FlexTensor {
+        kernels::attention(q, k, v, &hidden, scale).0
     }
 
     fn cross_entropy(logits: FlexTensor, targets: FlexTensor) -> FlexTensor {
@@ -221,6 +265,24 @@ impl Backward<Flex, 1> for RopeBackward {
 }
 
 #[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Flex, 3> for AttentionBackward {
+    /// `(q, k, v, softmax probabilities, scale)`.
+    type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (q, k, v, p, scale) = ops.state;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let [p_q, p_k, p_v] = ops.parents;
+        let (dq, dk, dv) = kernels::attention_backward(q, k, v, p, grad, scale);
+        register!(grads, p_q, dq);
+        register!(grads, p_k, dk);
+        register!(grads, p_v, dv);
+    }
+}
+
+#[derive(Debug)]
 struct CrossEntropyBackward;
 
 impl Backward<Flex, 1> for CrossEntropyBackward {
@@ -272,6 +334,27 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        let hidden = hidden.into_primitive();
+        match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+                let (out, p) = kernels::attention(q.clone(), k.clone(), v.clone(), &hidden, scale);
+                prep.finish((q, k, v, p, scale), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+                prep.finish(kernels::attention(q, k, v, &hidden, scale).0)
+            }
+        }
+    }
+
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
         match CrossEntropyBackward.prepare::<C>([logits.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
@@ -300,14 +383,17 @@ mod kernels {
 
     /// `e^x` without branches, so that loops over it vectorise: Cody–Waite reduction
     /// `x = k·ln2 + r`, `|r| ≤ ln2/2`, a degree-6 Taylor polynomial for `e^r` (truncation below
-    /// 1.2e-7 relative) and `2^k` assembled in the exponent bits. Inputs are clamped to the finite
-    /// range (`e^-87.3` ≈ 1.2e-38 stands in for 0; NaN stays NaN).
+    /// 1.2e-7 relative) and `2^k` assembled in the exponent bits. Below −87.3 the result is 0 (not
+    /// a subnormal: a softmax's masked −∞ scores must give exact zeros, or the next matrix product
+    /// crawls through subnormal arithmetic, 10x slower); above 88.3 it saturates at `e^88.3`; NaN
+    /// stays NaN.
     #[inline(always)]
     pub(super) fn exp(x: f32) -> f32 {
         const LOG2E: f32 = std::f32::consts::LOG2_E;
         const LN2_HI: f32 = 0.693_145_75;
         const LN2_LO: f32 = 1.428_606_8e-6;
         const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+        let underflow = x < -87.3;
         let x = x.clamp(-87.3, 88.3);
         let t = x * LOG2E + ROUND;
         let k = t - ROUND;
@@ -320,7 +406,8 @@ mod kernels {
         let p = r * p + 1.0;
         // `t`'s low mantissa bits hold k + 2²² (two's complement for k < 0).
         let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-        p * f32::from_bits((k.wrapping_add(127) as u32) << 23)
+        let e = p * f32::from_bits((k.wrapping_add(127) as u32) << 23);
+        if underflow { 0.0 } else { e }
     }
 
     /// `1 / (1 + e^-x)`.
@@ -563,6 +650,70 @@ mod kernels {
         tensor(out, shape(x))
     }
 
+    /// `(out, p)` with `p = softmax(scale·q·kᵀ, masked)` `[B, H, S, T]`: the products are Flex's,
+    /// the scaling, masking and softmax one parallel pass over `p` in place. A row whose every
+    /// key is masked gets zeros (as Burn's NaN-safe softmax).
+    pub(super) fn attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, hidden: &FlexTensor, scale: f32) -> (FlexTensor, FlexTensor) {
+        let scores = Flex::float_matmul(q, Flex::float_transpose(k)); // [B, H, S, T]
+        let [b, h, s, t]: [usize; 4] = shape(&scores).dims();
+        // The mask comes per batch row `[B, 1, S, T]` or already per head `[B, H, S, T]`.
+        let hs = shape(hidden);
+        let per_head = hs[1] == h && h > 1;
+        let hidden = if per_head { hidden.clone() } else { hidden.clone().narrow(1, 0, 1) };
+        let m = values(&hidden);
+        let mask_heads = if per_head { h } else { 1 };
+        assert_eq!(m.len(), b * mask_heads * s * t, "attention: mask {hs:?} for scores {b}x{h}x{s}x{t}");
+        let mut p = into_writable(scores);
+        p.storage_mut::<f32>().par_chunks_mut(t).enumerate().for_each(|(row, x)| {
+            let (bi, hi, si) = (row / (h * s), (row / s) % h, row % s);
+            let mi = (bi * mask_heads + hi % mask_heads) * s + si;
+            let mrow = &m[mi * t..(mi + 1) * t];
+            for (x, &hid) in x.iter_mut().zip(mrow) {
+                *x = if hid != 0.0 { f32::NEG_INFINITY } else { *x * scale };
+            }
+            let mx = row_max(x);
+            if mx == f32::NEG_INFINITY {
+                x.fill(0.0);
+                return;
+            }
+            for x in x.iter_mut() {
+                *x = exp(*x - mx);
+            }
+            let inv = 1.0 / x.iter().sum::<f32>();
+            for x in x.iter_mut() {
+                *x *= inv;
+            }
+        });
+        let out = Flex::float_matmul(p.clone(), v); // [B, H, S, hd]
+        (out, p)
+    }
+
+    /// `(dq, dk, dv)`: `dv = pᵀ·g`, `dp = g·vᵀ`, `ds = scale·p∘(dp − Σ_row dp∘p)` (in place over
+    /// `dp`), `dq = ds·k`, `dk = dsᵀ·q`.
+    pub(super) fn attention_backward(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        p: FlexTensor,
+        grad: FlexTensor,
+        scale: f32,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let dv = Flex::float_matmul(Flex::float_transpose(p.clone()), grad.clone());
+        let dp = Flex::float_matmul(grad, Flex::float_transpose(v));
+        let t = shape(&dp)[3];
+        let pv = values(&p);
+        let mut ds = into_writable(dp);
+        ds.storage_mut::<f32>().par_chunks_mut(t).zip(pv.par_chunks(t)).for_each(|(d, p)| {
+            let dot: f32 = d.iter().zip(p).map(|(a, b)| a * b).sum();
+            for (d, &p) in d.iter_mut().zip(p) {
+                *d = scale * p * (*d - dot);
+            }
+        });
+        let dq = Flex::float_matmul(ds.clone(), k);
+        let dk = Flex::float_matmul(Flex::float_transpose(ds), q);
+        (dq, dk, dv)
+    }
+
     /// `(nll [N], logsumexp per row)`.
     pub(super) fn cross_entropy(logits: &FlexTensor, targets: &FlexTensor) -> (FlexTensor, Vec<f32>) {
         let xs = values(logits);
@@ -735,6 +886,40 @@ mod tests {
     }
 
     #[test]
+    fn fused_attention_matches_burns_attention_with_gradients() {
+        let d = Device::flex();
+        let (b, h, s, hd) = (2, 3, 9, 16);
+        // Causal, plus a left-padded row 1 whose first two keys are hidden (each query keeps
+        // itself, as the model's masks do).
+        let mask: Vec<bool> = (0..b * s * s)
+            .map(|i| {
+                let (bi, qi, ki) = (i / (s * s), (i / s) % s, i % s);
+                ki > qi || (bi == 1 && ki < 2 && ki != qi)
+            })
+            .collect();
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [b, 1, s, s]), &d);
+        let q = random([b, h, s, hd], &d);
+        let k = random([b, h, s, hd], &d);
+        let v = random([b, h, s, hd], &d);
+        let ad = d.clone().autodiff();
+        let probe = random([b, h, s, hd], &ad);
+        // The mask per batch row, and expanded over the heads as the model passes it.
+        for per_head in [false, true] {
+            let [fused, composed] = [true, false].map(|fused| {
+                let (q, k, v) = (on(q.clone(), &ad).require_grad(), on(k.clone(), &ad).require_grad(), on(v.clone(), &ad).require_grad());
+                let m = Tensor::<4, Bool>::from_data(mask.clone().into_data(), &ad);
+                let m = if per_head { m.expand([b, h, s, s]) } else { m };
+                let y = attention_with(q.clone(), k.clone(), v.clone(), m, 0.125, fused);
+                let g = (y.clone() * probe.clone()).sum().backward();
+                [y.inner(), q.grad(&g).unwrap(), k.grad(&g).unwrap(), v.grad(&g).unwrap()]
+            });
+            for (i, (a, b)) in fused.into_iter().zip(composed).enumerate() {
+                assert_close(a, b, 1e-5, ["out", "dq", "dk", "dv"][i]);
+            }
+        }
+    }
+
+    #[test]
     fn fast_exp_is_within_two_ulp_of_the_exact_value() {
         let mut worst = 0f64;
         for i in 0..=200_000 {
@@ -745,7 +930,10 @@ mod tests {
         }
         assert!(worst < 2.5e-7, "worst relative error {worst:e}");
         assert!(kernels::exp(f32::NAN).is_nan());
-        assert!(kernels::exp(-1e4) < 1e-37);
+        // Underflow gives an exact zero, never a subnormal.
+        assert_eq!(kernels::exp(-87.5), 0.0);
+        assert_eq!(kernels::exp(f32::NEG_INFINITY), 0.0);
+        assert!(kernels::exp(-87.0).is_normal());
     }
 
     #[test]

@@ -4,8 +4,7 @@
 
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::{gelu_approximate, softmax};
-use burn::tensor::module::{attention, embedding};
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use lora::LoraLinear;
 
@@ -239,11 +238,6 @@ impl Attention {
         } else {
             (k, v)
         };
-        let options = AttentionModuleOptions {
-            scale: Some(cfg.attention_scale()),
-            softcap: cfg.attn_logit_softcapping,
-            is_causal: false,
-        };
         let out = if cfg.attn_logit_softcapping.is_some() {
             // Written out: soft-capping sits between scaling and masking, where fused kernels
             // may differ; the explicit form is the reference's.
@@ -253,7 +247,7 @@ impl Attention {
             let scores = scores.mask_fill(mask.clone(), f32::NEG_INFINITY);
             softmax(scores, 3).matmul(v)
         } else {
-            attention(q, k, v, Some(mask.clone()), None, options)
+            crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale())
         };
         // [B, H, S, hd] → [B, S, H, hd] → [B, S, H·hd]
         let out = out.swap_dims(1, 2).reshape([b, s, h * hd]);
