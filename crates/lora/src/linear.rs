@@ -231,8 +231,10 @@ impl LoraLinear {
                 } else {
                     x
                 };
-                let low = x.matmul(a.unsqueeze()).matmul(adapter.b.val().unsqueeze());
-                y + low.mul_scalar(s)
+                // The scale is applied to the rank-r intermediate `[.., r]`, not to the `[.., out]`
+                // update: the same product, one pass over r instead of `out` columns.
+                let low = x.matmul(a.unsqueeze()).mul_scalar(s).matmul(adapter.b.val().unsqueeze());
+                y + low
             }
             _ => y,
         }
