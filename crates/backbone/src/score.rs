@@ -1,39 +1,40 @@
 //! Per-token log-probabilities and the masked next-token loss.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::{CausalLm, TokenBatch};
 
 /// `log p(x_t | x_<t)` for every position `t ≥ 1` of each row; entries whose target is padding
-/// are `None`. Row `r` has `seq - 1` entries.
+/// are `None`. Row `r` has `seq - 1` entries. Computed as minus the fused cross-entropy at every
+/// position (no `[B, S, V]` log-probabilities are formed).
 pub fn token_logprobs(model: &CausalLm, batch: &TokenBatch) -> Vec<Vec<Option<f32>>> {
-    let logits = model.forward(batch, None);
     let (b, s) = (batch.batch, batch.seq);
     if s < 2 {
         return vec![vec![]; b];
     }
+    let logits = model.forward(batch, None);
     let v = logits.dims()[2];
-    let lp = log_softmax(logits.narrow(1, 0, s - 1), 2); // [B, S-1, V]
-    let targets = target_ids(batch, &lp.device()); // [B, S-1, 1]
-    let picked: Vec<f32> = lp.gather(2, targets).try_into_vec_as::<f32>().expect("f32");
-    debug_assert_eq!(picked.len(), b * (s - 1), "vocab {v}");
+    // Position t of row r is scored against token t + 1; the last position and padding targets
+    // are ignored (-1).
+    let mut targets = Vec::with_capacity(b * s);
+    for r in 0..b {
+        for t in 0..s {
+            let i = r * s + t;
+            targets.push(if t + 1 < s && batch.mask[i + 1] { batch.ids[i + 1] as i64 } else { -1 });
+        }
+    }
+    let device = logits.device();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * s]), &device);
+    // [B, S, V] → [B·S, V]
+    let nll: Vec<f32> =
+        crate::fused::cross_entropy(logits.reshape([b * s, v]), targets).try_into_vec_as::<f32>().expect("f32");
     (0..b)
         .map(|r| {
             (1..s)
-                .map(|t| batch.mask[r * s + t].then(|| picked[r * (s - 1) + t - 1]))
+                .map(|t| batch.mask[r * s + t].then(|| -nll[r * s + t - 1]))
                 .collect()
         })
         .collect()
-}
-
-fn target_ids(batch: &TokenBatch, device: &burn::tensor::Device) -> Tensor<3, Int> {
-    let (b, s) = (batch.batch, batch.seq);
-    let mut t = Vec::with_capacity(b * (s - 1));
-    for r in 0..b {
-        t.extend(batch.ids[r * s + 1..(r + 1) * s].iter().map(|&x| x as i64));
-    }
-    Tensor::from_data(TensorData::new(t, [b, s - 1, 1]), device)
 }
 
 /// Mean next-token cross-entropy over positions whose input and target are both real tokens
