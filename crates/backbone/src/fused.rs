@@ -1,17 +1,30 @@
-//! Fused kernels for the element-wise hot spots of a decoder's training step: SwiGLU, RMSNorm and
-//! the cross-entropy over the vocabulary.
+//! Fused CPU kernels for the element-wise hot spots of a decoder's training step: RMSNorm,
+//! SwiGLU, RoPE, attention (training) and the cross-entropy over the vocabulary.
 //!
 //! Why: Flex runs matrix products on Rayon's pool but its element-wise kernels on the calling
-//! thread, and Burn's autodiff decomposes `silu(g)·u`, RMSNorm and `log_softmax` + `gather` into
-//! a chain of such passes, each writing a fresh tensor (the `[tokens, vocab]` log-probabilities
-//! and their gradient are 400 MB at batch 8 × 256). Profiled, about half of a LoRA step ran on one
-//! core (docs/performance.md). Each kernel here is one pass (forward) or one pass (backward) over
-//! its inputs, split over Rayon's pool, with a hand-written backward for Burn's autodiff.
+//! thread, and Burn's autodiff decomposes `silu(g)·u`, RMSNorm, RoPE, the attention softmax and
+//! `log_softmax` + `gather` into chains of such passes, each writing a fresh tensor (the
+//! `[tokens, vocab]` log-probabilities and their gradient are 400 MB at batch 8 × 256). Profiled,
+//! about half of a LoRA step ran on one core (docs/performance.md). Each operation here is a Burn
+//! backend extension: one pass forward and one backward, split over Rayon's pool, with a
+//! hand-written backward for Burn's autodiff that overwrites buffers it owns alone.
 //!
 //! The fused path runs on Flex devices (plain or autodiff) in f32; on any other device or dtype
 //! (WGPU, bf16) the same functions compose Burn's tensor operations, so results are the same up
 //! to floating-point rounding. `set_enabled(false)` (or `BACKBONE_FUSED=0`) forces the composed
-//! path everywhere: the benchmark times both in one process.
+//! path everywhere: `cargo xtask bench --fused-ab` times both in one process.
+//!
+//! ```
+//! use backbone::fused;
+//! use burn::tensor::{Device, Tensor};
+//!
+//! let device = Device::flex();
+//! let x = Tensor::<2>::from_floats([[3.0, 4.0]], &device);
+//! let w = Tensor::<1>::from_floats([1.0, 1.0], &device);
+//! // x / sqrt(mean(x²)) = [3, 4] / sqrt(12.5)
+//! let y = fused::rms_norm(x, w, 0.0).into_data().try_to_vec::<f32>().unwrap();
+//! assert!((y[0] - 0.848_528).abs() < 1e-5);
+//! ```
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -21,9 +34,9 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
 use burn::tensor::activation::{log_softmax, silu};
-use burn::backend::ops::FloatTensorOps;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Device, Int, Shape, Tensor, TensorData};
