@@ -7,6 +7,9 @@
 //! cargo xtask bench --eval --batch 8 --seq 128 --steps 1   # evaluation examples/s
 //! cargo xtask bench --sharpness --batch 2 --seq 64 --steps 3 # SAM and XSAM step cost
 //! cargo xtask bench --fused-ab --no-torch --steps 3           # fused kernels off vs on, alternating
+//! # SmolLM2-135M's architecture with random weights (no weight file; e.g. on a GPU machine):
+//! cargo xtask bench --model experiments/models/smollm2-135m-instruct --random-weights \
+//!     --device vulkan --torch-device cuda
 //! ```
 //! Results go to stdout and `results/bench/bench-<unix time>.json` (config, git revision, versions).
 
@@ -59,6 +62,24 @@ pub struct BenchArgs {
     /// step in this one process (so drift of the machine hits both alike), instead.
     #[arg(long)]
     fused_ab: bool,
+    /// `--model` is a directory holding only a `config.json`: both sides build that architecture
+    /// with random weights (throughput does not depend on the values; no weight file to carry).
+    #[arg(long)]
+    random_weights: bool,
+    /// Device of the PyTorch reference: `cpu` or `cuda`.
+    #[arg(long, default_value = "cpu")]
+    torch_device: String,
+}
+
+/// The benchmarked model on `device`: the weights at `path`, or with `--random-weights` the
+/// architecture of `path/config.json` with random weights (seed 0, std 0.02).
+fn load_bench_model(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<backbone::CausalLm> {
+    if args.random_weights {
+        let config = backbone::ModelConfig::from_file(&path.join("config.json"))
+            .with_context(|| format!("--random-weights reads {}/config.json", path.display()))?;
+        return Ok(backbone::random::random_model(&config, 0, 0.02, device));
+    }
+    Ok(LoadedModel::load(path, device).with_context(|| format!("loading {}", path.display()))?.model)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -111,8 +132,7 @@ fn sgemm_flops(device: &burn::tensor::Device, reps: usize) -> Vec<f64> {
 /// options of 3 tokens) scored by the shared-prompt path vs every option as its own sequence,
 /// and `args.batch` prompts decoded greedily for 16 tokens together vs one by one.
 fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
-    let lm = LoadedModel::load(path, device).with_context(|| format!("loading {}", path.display()))?;
-    let model = &lm.model;
+    let model = &load_bench_model(args, path, device)?;
     let vocab = model.config.vocab_size as u32;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..vocab)).collect() };
@@ -197,7 +217,7 @@ fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tens
 /// Loads the model on `device` with a rank-`args.rank` adapter on every projection (not the
 /// head), ready for training when `device` is an autodiff device.
 fn lora_model(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<backbone::CausalLm> {
-    let mut model = LoadedModel::load(path, device).with_context(|| format!("loading {}", path.display()))?.model;
+    let mut model = load_bench_model(args, path, device)?;
     let settings = LoraSettings { rank: args.rank, alpha: 2.0 * args.rank as f64, ..Default::default() };
     model.for_each_linear_mut(&mut |p, l| {
         if p != "lm_head" {
@@ -261,7 +281,8 @@ fn fused_ab_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tenso
 /// Writes `results/bench/<name>-<unix time>.json` with the command, config and provenance.
 fn write_record(args: &BenchArgs, path: &std::path::Path, name: &str, result: serde_json::Value) -> anyhow::Result<()> {
     let record = serde_json::json!({"command": std::env::args().collect::<Vec<_>>(), "provenance": crate::provenance(),
-        "config": {"model": path.display().to_string(), "batch": args.batch, "seq": args.seq, "steps": args.steps, "rank": args.rank},
+        "config": {"model": path.display().to_string(), "batch": args.batch, "seq": args.seq, "steps": args.steps, "rank": args.rank,
+            "random_weights": args.random_weights, "torch_device": args.torch_device},
         "result": result});
     let dir = PathBuf::from("results/bench");
     std::fs::create_dir_all(&dir)?;
@@ -313,13 +334,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 
     // Forward (no autodiff).
-    let lm = LoadedModel::load(&path, &device).with_context(|| format!("loading {}", path.display()))?;
-    let vocab = lm.model.config.vocab_size as u32;
+    let lm = load_bench_model(&args, &path, &device)?;
+    let vocab = lm.config.vocab_size as u32;
     let seqs: Vec<Vec<u32>> =
         (0..args.batch).map(|_| (0..args.seq).map(|_| rng.random_range(0..vocab)).collect()).collect();
     let batch = TokenBatch::padded(&seqs, 0, false);
     let forward_s = timed(1, args.steps, || {
-        let _ = lm.model.forward(&batch, None).sum().into_scalar::<f32>();
+        let _ = lm.forward(&batch, None).sum().into_scalar::<f32>();
     });
     drop(lm);
 
@@ -369,6 +390,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .args(["--steps", &args.steps.to_string(), "--threads", &args.threads.to_string()])
             .args(["--rank", &args.rank.to_string()])
             .args(["--sgemm", &SGEMM_SIZES.map(|[m, k, n]| format!("{m}x{k}x{n}")).join(",")])
+            .args(["--device", &args.torch_device])
+            .args(args.random_weights.then_some("--random-weights"))
             .output()
             .with_context(|| format!("running {} (torch, transformers and peft are needed for the reference; --python picks the interpreter)", args.python))?;
         if !out.status.success() {
