@@ -174,8 +174,7 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
 fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
     use sharpness::{SamConfig, XsamConfig};
     let ad = device.clone().autodiff();
-    let mut model = lora::freeze_base(lora_model(args, path, &ad)?);
-    lora::set_adapter_trainable(&mut model, "bench", true);
+    let model = lora_model(args, path, &ad)?;
     let batch = random_batch(args, model.config.vocab_size, 2);
     let loss = |m: &backbone::CausalLm| backbone::score::next_token_loss(m, &batch);
     let mut slot = Some(model);
@@ -224,6 +223,9 @@ fn lora_model(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
             l.add_adapter("bench", &settings, device)
         }
     });
+    // The LoRA contract, as the engine trains (finetune::train): only the factors are trainable.
+    let mut model = lora::freeze_base(model);
+    lora::set_adapter_trainable(&mut model, "bench", true);
     Ok(model)
 }
 
