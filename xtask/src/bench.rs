@@ -333,14 +333,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return write_record(&args, &path, "eval-bench", r);
     }
     let tokens = (args.batch * args.seq) as f64;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 
     // Forward (no autodiff).
     let lm = load_bench_model(&args, &path, &device)?;
-    let vocab = lm.config.vocab_size as u32;
-    let seqs: Vec<Vec<u32>> =
-        (0..args.batch).map(|_| (0..args.seq).map(|_| rng.random_range(0..vocab)).collect()).collect();
-    let batch = TokenBatch::padded(&seqs, 0, false);
+    let batch = random_batch(&args, lm.config.vocab_size, 0);
     let forward_s = timed(1, args.steps, || {
         let _ = lm.forward(&batch, None).sum().into_scalar::<f32>();
     });

@@ -133,8 +133,10 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>
 
 fn attention_with(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, scale: f64, fused: bool) -> Tensor<4> {
     if !fused {
+        let [b, h, s, _] = q.dims();
+        let t = k.dims()[2];
         let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
-        return burn_attention(q, k, v, Some(mask), None, options);
+        return burn_attention(q, k, v, Some(mask.expand([b, h, s, t])), None, options);
     }
     let hidden = mask.float().detach().inner(); // 1.0 where masked, a constant
     let out = <burn::backend::Dispatch as FusedOps>::attention(
@@ -211,7 +213,7 @@ impl FusedOps for Flex {
     }
 
     fn cross_entropy(logits: FlexTensor, targets: FlexTensor) -> FlexTensor {
-        kernels::cross_entropy(&logits, &targets).0
+        kernels::cross_entropy(&logits, &kernels::int_values(&targets)).0
     }
 }
 
@@ -372,11 +374,13 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         match CrossEntropyBackward.prepare::<C>([logits.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let logits = logits.into_primitive();
-                let (nll, lse) = kernels::cross_entropy(&logits, &targets);
                 let targets = kernels::int_values(&targets);
+                let (nll, lse) = kernels::cross_entropy(&logits, &targets);
                 prep.finish((logits, targets, lse), nll)
             }
-            OpsKind::UnTracked(prep) => prep.finish(kernels::cross_entropy(logits.primitive(), &targets).0),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(kernels::cross_entropy(logits.primitive(), &kernels::int_values(&targets)).0)
+            }
         }
     }
 }
@@ -542,11 +546,13 @@ mod kernels {
         let sx = shape(x);
         assert_eq!(sx[sx.num_dims() - 1], h, "rms_norm: weight has {h} values, x's last dimension differs");
         let rows = xs.len() / h;
-        let rc = rows_per_chunk(h);
-        let inv_rms: Vec<f32> = xs
-            .par_chunks(h)
-            .with_min_len(rc)
-            .map(|row| {
+        // One pass per row: its mean square, then the scaled row.
+        let (mut out, mut inv_rms) = (vec![0f32; xs.len()], vec![0f32; rows]);
+        out.par_chunks_mut(h)
+            .zip(inv_rms.par_iter_mut())
+            .zip(xs.par_chunks(h))
+            .with_min_len(rows_per_chunk(h))
+            .for_each(|((orow, k), row)| {
                 let mut acc = [0f32; LANES];
                 let chunks = row.chunks_exact(LANES);
                 let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
@@ -555,20 +561,11 @@ mod kernels {
                         *a += v * v;
                     }
                 }
-                let ms = (acc.iter().sum::<f32>() + rest) / h as f32;
-                1.0 / (ms + eps).sqrt()
-            })
-            .collect();
-        debug_assert_eq!(inv_rms.len(), rows);
-        let out = par_build(xs.len(), rc * h, |start, o| {
-            for (j, orow) in o.chunks_mut(h).enumerate() {
-                let r = start / h + j;
-                let (row, k) = (&xs[r * h..(r + 1) * h], inv_rms[r]);
+                *k = 1.0 / ((acc.iter().sum::<f32>() + rest) / h as f32 + eps).sqrt();
                 for ((o, &v), &wi) in orow.iter_mut().zip(row).zip(w.iter()) {
-                    *o = v * k * wi;
+                    *o = v * *k * wi;
                 }
-            }
-        });
+            });
         (tensor(out, sx), inv_rms)
     }
 
@@ -669,13 +666,14 @@ mod kernels {
     pub(super) fn attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, hidden: &FlexTensor, scale: f32) -> (FlexTensor, FlexTensor) {
         let scores = Flex::float_matmul(q, Flex::float_transpose(k)); // [B, H, S, T]
         let [b, h, s, t]: [usize; 4] = shape(&scores).dims();
-        // The mask comes per batch row `[B, 1, S, T]` or already per head `[B, H, S, T]`.
+        // The mask comes per batch row `[B, 1, S, T]` or per head `[B, H, S, T]`.
         let hs = shape(hidden);
-        let per_head = hs[1] == h && h > 1;
-        let hidden = if per_head { hidden.clone() } else { hidden.clone().narrow(1, 0, 1) };
-        let m = values(&hidden);
-        let mask_heads = if per_head { h } else { 1 };
-        assert_eq!(m.len(), b * mask_heads * s * t, "attention: mask {hs:?} for scores {b}x{h}x{s}x{t}");
+        let mask_heads = hs[1];
+        assert!(
+            (mask_heads == 1 || mask_heads == h) && hs.num_elements() == b * mask_heads * s * t,
+            "attention: mask {hs:?} for scores {b}x{h}x{s}x{t}"
+        );
+        let m = values(hidden);
         let mut p = into_writable(scores);
         p.storage_mut::<f32>().par_chunks_mut(t).enumerate().for_each(|(row, x)| {
             let (bi, hi, si) = (row / (h * s), (row / s) % h, row % s);
@@ -728,13 +726,12 @@ mod kernels {
     }
 
     /// `(nll [N], logsumexp per row)`.
-    pub(super) fn cross_entropy(logits: &FlexTensor, targets: &FlexTensor) -> (FlexTensor, Vec<f32>) {
+    pub(super) fn cross_entropy(logits: &FlexTensor, targets: &[i64]) -> (FlexTensor, Vec<f32>) {
         let xs = values(logits);
         let [n, v]: [usize; 2] = shape(logits).dims();
-        let t = int_values(targets);
         let (nll, lse): (Vec<f32>, Vec<f32>) = xs
             .par_chunks(v)
-            .zip(t.par_iter())
+            .zip(targets.par_iter())
             .enumerate()
             .map(|(r, (row, &t))| {
                 let m = row_max(row);

@@ -244,7 +244,7 @@ impl Attention {
             let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(cfg.attention_scale()); // [B, H, S, T]
             let cap = cfg.attn_logit_softcapping.unwrap_or(1.0);
             let scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
-            let scores = scores.mask_fill(mask.clone(), f32::NEG_INFINITY);
+            let scores = scores.mask_fill(mask.clone().expand([b, h, s, t]), f32::NEG_INFINITY);
             softmax(scores, 3).matmul(v)
         } else {
             crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale())
@@ -338,9 +338,9 @@ impl CausalLm {
         for (r, km) in key_mask.iter_mut().enumerate() {
             km.extend_from_slice(&batch.mask[r * batch.seq..(r + 1) * batch.seq]);
         }
-        let global = attention_mask(&key_mask, past, batch.seq, None, cfg.num_attention_heads, &device);
+        let global = attention_mask(&key_mask, past, batch.seq, None, &device);
         let sliding = cfg.sliding_window.map(|w| {
-            attention_mask(&key_mask, past, batch.seq, Some(w), cfg.num_attention_heads, &device)
+            attention_mask(&key_mask, past, batch.seq, Some(w), &device)
         });
 
         let mut x = embedding(self.model.embed_tokens.weight.val(), batch.ids_tensor(&device));
@@ -394,8 +394,9 @@ impl CausalLm {
     }
 }
 
-/// Builds the boolean attention mask `[B, H, S, T]` (`true` = may not attend) for queries at
-/// cache positions `past..past+S` over keys `0..T`: causal, padding and optional sliding window.
+/// Builds the boolean attention mask `[B, 1, S, T]` (`true` = may not attend; the same for every
+/// head) for queries at cache positions `past..past+S` over keys `0..T`: causal, padding and
+/// optional sliding window.
 /// A query whose every key is masked (a left-pad position) is allowed to see itself, so softmax
 /// stays finite; its output is never used.
 fn attention_mask(
@@ -403,7 +404,6 @@ fn attention_mask(
     past: usize,
     s: usize,
     window: Option<usize>,
-    heads: usize,
     device: &Device,
 ) -> Tensor<4, Bool> {
     let b = key_mask.len();
@@ -426,8 +426,7 @@ fn attention_mask(
             }
         }
     }
-    let mask: Tensor<4, Bool> = Tensor::from_data(TensorData::new(m, [b, 1, s, t]), device);
-    mask.expand([b, heads, s, t])
+    Tensor::from_data(TensorData::new(m, [b, 1, s, t]), device)
 }
 
 impl lora::LoraTargets for CausalLm {

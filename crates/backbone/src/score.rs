@@ -12,22 +12,8 @@ pub fn token_logprobs(model: &CausalLm, batch: &TokenBatch) -> Vec<Vec<Option<f3
     if s < 2 {
         return vec![vec![]; b];
     }
-    let logits = model.forward(batch, None);
-    let v = logits.dims()[2];
-    // Position t of row r is scored against token t + 1; the last position and padding targets
-    // are ignored (-1).
-    let mut targets = Vec::with_capacity(b * s);
-    for r in 0..b {
-        for t in 0..s {
-            let i = r * s + t;
-            targets.push(if t + 1 < s && batch.mask[i + 1] { batch.ids[i + 1] as i64 } else { -1 });
-        }
-    }
-    let device = logits.device();
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * s]), &device);
-    // [B, S, V] → [B·S, V]
-    let nll: Vec<f32> =
-        crate::fused::cross_entropy(logits.reshape([b * s, v]), targets).try_into_vec_as::<f32>().expect("f32");
+    let (nll, _) = next_token_nll(model, batch, false);
+    let nll: Vec<f32> = nll.try_into_vec_as::<f32>().expect("f32");
     (0..b)
         .map(|r| {
             (1..s)
@@ -44,20 +30,27 @@ pub fn token_logprobs(model: &CausalLm, batch: &TokenBatch) -> Vec<Vec<Option<f3
 /// (-1, ignored, at the last position and wherever input or target is padding): no `[B, S-1, V]`
 /// slice or log-probabilities are formed.
 pub fn next_token_loss(model: &CausalLm, batch: &TokenBatch) -> Tensor<1> {
+    let (nll, count) = next_token_nll(model, batch, true);
+    nll.sum().div_scalar(count.max(1) as f64)
+}
+
+/// The NLL `[B·S]` of each position's next token, and how many positions are scored: position
+/// t of row r is scored against token t + 1 when that token is real (and, with `real_input`,
+/// token t too); the last position and the others are ignored (NLL 0).
+fn next_token_nll(model: &CausalLm, batch: &TokenBatch, real_input: bool) -> (Tensor<1>, usize) {
     let (b, s) = (batch.batch, batch.seq);
     let logits = model.forward(batch, None);
-    let device = logits.device();
     let v = logits.dims()[2];
     let mut targets = Vec::with_capacity(b * s);
     for r in 0..b {
         for t in 0..s {
             let i = r * s + t;
-            let scored = t + 1 < s && batch.mask[i] && batch.mask[i + 1];
+            let scored = t + 1 < s && batch.mask[i + 1] && (!real_input || batch.mask[i]);
             targets.push(if scored { batch.ids[i + 1] as i64 } else { -1 });
         }
     }
-    let count = targets.iter().filter(|&&t| t >= 0).count().max(1);
-    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * s]), &device);
+    let count = targets.iter().filter(|&&t| t >= 0).count();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * s]), &logits.device());
     // [B, S, V] → [B·S, V]
-    crate::fused::cross_entropy(logits.reshape([b * s, v]), targets).sum().div_scalar(count as f64)
+    (crate::fused::cross_entropy(logits.reshape([b * s, v]), targets), count)
 }
