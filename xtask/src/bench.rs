@@ -5,6 +5,7 @@
 //! cargo xtask bench                       # SmolLM2-135M, batch 8 x 256, rank 8, 3 timed steps
 //! cargo xtask bench --steps 1 --no-torch  # quicker, Rust only
 //! cargo xtask bench --eval --batch 8 --seq 128 --steps 1   # evaluation examples/s
+//! cargo xtask bench --eval --suite experiments/suites/quick.toml --steps 1   # one evaluation row
 //! cargo xtask bench --sharpness --batch 2 --seq 64 --steps 3 # SAM and XSAM step cost
 //! cargo xtask bench --fused-ab --no-torch --steps 3           # fused kernels off vs on, alternating
 //! # SmolLM2-135M's architecture with random weights (no weight file; e.g. on a GPU machine):
@@ -54,6 +55,11 @@ pub struct BenchArgs {
     /// examples/s of the engine's batched paths against one sequence at a time.
     #[arg(long)]
     eval: bool,
+    /// With `--eval`: time one row of a suite's evaluation instead (every task and probe on
+    /// its `eval_limit` test records, with the suite's batch size and generation length, on the
+    /// model with a fresh adapter as a run evaluates it), task by task, with the tokens run.
+    #[arg(long, value_name = "SUITE.toml", requires = "eval")]
+    suite: Option<PathBuf>,
     /// Benchmark SAM and XSAM (k = 1, ρ = 0.05, alpha_period = 100) against a plain AdamW
     /// LoRA step instead.
     #[arg(long)]
@@ -129,7 +135,9 @@ fn sgemm_flops(device: &burn::tensor::Device, reps: usize) -> Vec<f64> {
 }
 
 /// Evaluation throughput: `args.batch` multiple-choice records (a `args.seq`-token prompt, 4
-/// options of 3 tokens) scored by the shared-prompt path vs every option as its own sequence,
+/// options of 3 tokens) scored all together (`continuation_logprobs_batch`, as the engine
+/// scores), record by record with each prompt shared by its options, and every option as its
+/// own sequence,
 /// and `args.batch` prompts decoded greedily for 16 tokens together vs one by one.
 fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
     let model = &load_bench_model(args, path, device)?;
@@ -141,6 +149,10 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
         for (prompt, options) in &records {
             let _ = backbone::continuation_logprobs(model, prompt, options);
         }
+    });
+    let items: Vec<(&[u32], &[Vec<u32>])> = records.iter().map(|(p, o)| (p.as_slice(), o.as_slice())).collect();
+    let batched_records_s = timed(1, args.steps, || {
+        let _ = backbone::continuation_logprobs_batch(model, &items);
     });
     let naive_s = timed(1, args.steps, || {
         for (prompt, options) in &records {
@@ -163,9 +175,74 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
     });
     let n = args.batch as f64;
     Ok(serde_json::json!({
-        "mc_examples_per_s_shared_prompt": n / shared_s, "mc_examples_per_s_one_sequence_per_option": n / naive_s,
+        "mc_examples_per_s_records_batched": n / batched_records_s, "mc_examples_per_s_shared_prompt": n / shared_s, "mc_examples_per_s_one_sequence_per_option": n / naive_s,
         "gen16_examples_per_s_batched": n / batched_s, "gen16_examples_per_s_one_by_one": n / single_s,
     }))
+}
+
+/// One row of `suite`'s evaluation, task by task, as the engine evaluates (a fresh adapter
+/// on every projection, the suite's batch size and generation length), with the adapter run
+/// through its factors and merged into the weights (`eval_merge_adapter`), alternating task by
+/// task so that both see the same machine. Per task: records, seconds of each, and tokens: those
+/// run through the model (prompts, options, generated steps; as the engine counts them) and the
+/// prompts' own, with the longest prefix all of a task's prompts share.
+fn eval_suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+    let spec = bench_tasks::SuiteSpec::from_path(suite_path)?;
+    let data_dir = bench_tasks::resolve_data_dir(None).unwrap_or_else(|_| PathBuf::from("."));
+    let suite = spec.load(&data_dir, None)?;
+    let sequential = continual::MethodConfig::from_path(std::path::Path::new("experiments/methods/sequential.toml"))?;
+    let settings = sequential.train_settings(spec.training.as_ref(), &spec.path)?;
+    let source = continual::ModelSource::Path { path: path.to_path_buf() };
+    let mut scorer = continual::rescore::Scorer::new(&source, 0, &settings, &suite, device)?;
+    scorer.add_fresh_adapter();
+    let models = [false, true].map(|merge| continual::lm::inference_model(scorer.model(), merge));
+    let limit = settings.eval_limit.unwrap_or(usize::MAX);
+    let probe_limit = settings.probe_eval_limit.unwrap_or(limit);
+    let mut rows = Vec::new();
+    let mut total = [0.0; 2];
+    for round in 0..=args.steps {
+        for (i, task) in suite.tasks.iter().chain(&suite.probes).enumerate() {
+            let records = &task.test[..task.test.len().min(if i < suite.tasks.len() { limit } else { probe_limit })];
+            let mut secs = [0.0; 2];
+            let mut tokens = 0;
+            for (v, model) in models.iter().enumerate() {
+                let mut lm = continual::lm::LmTaskModel {
+                    model, formatter: scorer.formatter(), max_new_tokens: settings.max_new_tokens,
+                    stop_ids: scorer.stop_ids().to_vec(), forwards: 0, tokens: 0,
+                };
+                let t = Instant::now();
+                let _ = bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size);
+                secs[v] = t.elapsed().as_secs_f64();
+                tokens = lm.tokens;
+            }
+            if round == 0 {
+                continue; // warm-up
+            }
+            for v in 0..2 {
+                total[v] += secs[v] / args.steps as f64;
+            }
+            if round > 1 {
+                continue;
+            }
+            let prompts: Vec<Vec<u32>> = records
+                .iter()
+                .filter_map(|r| scorer.formatter().encode_prompt(task.system.as_deref(), r, settings.max_new_tokens).ok())
+                .collect();
+            let shared = prompts.first().map_or(0, |p0| {
+                prompts.iter().map(|p| p.iter().zip(p0).take_while(|(a, b)| a == b).count()).min().unwrap_or(0)
+            });
+            rows.push(serde_json::json!({
+                "task": task.name, "metric": format!("{:?}", task.metric), "records": records.len(),
+                "seconds_factors": secs[0], "seconds_merged": secs[1], "tokens_run": tokens,
+                "prompt_tokens": prompts.iter().map(Vec::len).sum::<usize>(),
+                "longest_prompt": prompts.iter().map(Vec::len).max().unwrap_or(0), "shared_prefix_tokens": shared,
+            }));
+        }
+    }
+    let examples: usize = rows.iter().map(|r| r["records"].as_u64().unwrap_or(0) as usize).sum();
+    Ok(serde_json::json!({"suite": spec.name, "eval_limit": limit, "probe_eval_limit": probe_limit, "eval_batch_size": settings.eval_batch_size,
+        "max_new_tokens": settings.max_new_tokens, "row_examples": examples,
+        "row_seconds_factors": total[0], "row_seconds_merged": total[1], "merged_speedup": total[0] / total[1], "tasks": rows}))
 }
 
 /// LoRA step time of AdamW, SAM and XSAM on the same batch. XSAM searches α on its first step
@@ -320,12 +397,28 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         return write_record(&args, &path, "fused-ab-bench", r);
     }
+    if let (true, Some(suite)) = (args.eval, &args.suite) {
+        let r = eval_suite_bench(&args, suite, &path, &device)?;
+        println!("model {} | suite {} | one evaluation row, mean of {} after a warm-up", path.display(), suite.display(), args.steps);
+        println!("{:<22} {:>4} {:>9} {:>9} {:>10} {:>10} {:>8} {:>7}", "task", "recs", "s factors", "s merged", "tokens run", "prompt tok", "longest", "shared");
+        for t in r["tasks"].as_array().into_iter().flatten() {
+            let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            println!("{:<22} {:>4} {:>9.2} {:>9.2} {:>10} {:>10} {:>8} {:>7}", t["task"].as_str().unwrap_or(""), f("records"), f("seconds_factors"),
+                f("seconds_merged"), f("tokens_run"), f("prompt_tokens"), f("longest_prompt"), f("shared_prefix_tokens"));
+        }
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!("row of {} examples: {:.1} s through the factors, {:.1} s merged ({:.2}x)", r["row_examples"],
+            f("row_seconds_factors"), f("row_seconds_merged"), f("merged_speedup"));
+        return write_record(&args, &path, "eval-suite-bench", r);
+    }
     if args.eval {
         let r = eval_bench(&args, &path, &device)?;
         println!("model {} | {} records, {}-token prompts | evaluation examples/s", path.display(), args.batch, args.seq);
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-        println!("multiple choice (4 options): shared prompt {:.2}, one sequence per option {:.2}, ratio {:.2}",
-            f("mc_examples_per_s_shared_prompt"), f("mc_examples_per_s_one_sequence_per_option"),
+        println!("multiple choice (4 options): records batched {:.2}, record by record (shared prompt) {:.2}, one sequence per option {:.2}",
+            f("mc_examples_per_s_records_batched"), f("mc_examples_per_s_shared_prompt"), f("mc_examples_per_s_one_sequence_per_option"));
+        println!("  ratios: batched / record by record {:.2}, record by record / one sequence per option {:.2}",
+            f("mc_examples_per_s_records_batched") / f("mc_examples_per_s_shared_prompt"),
             f("mc_examples_per_s_shared_prompt") / f("mc_examples_per_s_one_sequence_per_option"));
         println!("greedy generation (16 tokens): batched {:.2}, one by one {:.2}, ratio {:.2}",
             f("gen16_examples_per_s_batched"), f("gen16_examples_per_s_one_by_one"),

@@ -104,79 +104,83 @@ pub fn generate_greedy_batch(model: &CausalLm, prompts: &[Vec<u32>], cfg: &Gener
 }
 
 /// Log-likelihood of each continuation given a shared prompt: `(Σ log p, tokens)` per
-/// continuation. The prompt is encoded once; its cache is repeated across the continuations,
-/// which run as one right-padded batch, and the output head runs only on the positions that
-/// are scored. Equal to scoring each `prompt ++ continuation` sequence on its own.
+/// continuation ([`continuation_logprobs_batch`] with one prompt).
 pub fn continuation_logprobs(model: &CausalLm, prompt: &[u32], continuations: &[Vec<u32>]) -> Vec<(f64, usize)> {
+    continuation_logprobs_batch(model, &[(prompt, continuations)]).pop().unwrap_or_default()
+}
+
+/// Log-likelihoods of several prompts' continuations at once: `(Σ log p, tokens)` per
+/// continuation of each `(prompt, continuations)` item. The prompts run as one left-padded
+/// batch, each encoded once; every continuation then continues its own prompt's rows of the KV
+/// cache, all of them as one right-padded batch, and the output head runs only on the positions
+/// that are scored. Equal to scoring each `prompt ++ continuation` sequence on its own. An empty
+/// prompt or continuation scores `(0.0, 0)`.
+pub fn continuation_logprobs_batch(model: &CausalLm, items: &[(&[u32], &[Vec<u32>])]) -> Vec<Vec<(f64, usize)>> {
     use burn::tensor::activation::log_softmax;
     use burn::tensor::{Int, Tensor, TensorData};
-    let n = continuations.len();
-    if n == 0 || prompt.is_empty() {
-        return vec![(0.0, 0); n];
+    let mut out: Vec<Vec<(f64, usize)>> = items.iter().map(|(_, c)| vec![(0.0, 0); c.len()]).collect();
+    let live: Vec<usize> = (0..items.len()).filter(|&i| !items[i].0.is_empty() && items[i].1.iter().any(|c| !c.is_empty())).collect();
+    if live.is_empty() {
+        return out;
     }
+    let prompts: Vec<Vec<u32>> = live.iter().map(|&i| items[i].0.to_vec()).collect();
     let mut cache = KvCache::new();
-    let h_prompt = model.hidden_states(&TokenBatch::single(prompt), Some(&mut cache)); // [1, P, H]
-    let p = h_prompt.dims()[1];
-    let d = h_prompt.dims()[2];
-    let h_last = h_prompt.narrow(1, p - 1, 1).reshape([1, d]); // predicts each continuation's first token
-    // Rows to score: the prompt's last position, then for continuation o its positions 0..len-1
-    // (position t predicts token t + 1).
-    let mut rows: Vec<Tensor<2>> = vec![h_last];
-    let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
-    if longest > 1 {
-        let mut cont_cache = cache.repeat_rows(n);
-        let batch = TokenBatch::padded(continuations, 0, false); // [n, L] right-padded
-        let h = model.hidden_states(&batch, Some(&mut cont_cache)); // [n, L, H]
-        let l = batch.seq;
-        let flat = h.reshape([n * l, d]);
-        let idx: Vec<i64> = continuations
-            .iter()
-            .enumerate()
-            .flat_map(|(o, c)| (0..c.len().saturating_sub(1)).map(move |t| (o * l + t) as i64))
-            .collect();
-        if !idx.is_empty() {
-            let device = flat.device();
-            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &device);
-            rows.push(flat.select(0, idx));
-        }
+    let batch = TokenBatch::padded(&prompts, 0, true); // [R, P] left-padded: the last column is real
+    let h_prompt = model.hidden_states(&batch, Some(&mut cache)); // [R, P, H]
+    let [r, p, d] = h_prompt.dims();
+    // Row j predicts the first token of every continuation of prompt j.
+    let mut rows: Vec<Tensor<2>> = vec![h_prompt.narrow(1, p - 1, 1).reshape([r, d])]; // [R, H]
+    // (prompt row, item, option, tokens) of every non-empty continuation, in order.
+    let conts: Vec<(usize, usize, usize, &[u32])> = live
+        .iter()
+        .enumerate()
+        .flat_map(|(j, &i)| items[i].1.iter().enumerate().filter(|(_, c)| !c.is_empty()).map(move |(o, c)| (j, i, o, c.as_slice())))
+        .collect();
+    // Position t of continuation k (in the batch below) predicts its token t + 1: its hidden
+    // state is row `r + rest_at[k] + t` of the stacked rows.
+    let mut rest_at = Vec::with_capacity(conts.len());
+    let mut rest_rows = 0;
+    for (.., c) in &conts {
+        rest_at.push(r + rest_rows);
+        rest_rows += c.len() - 1;
     }
-    let hs = Tensor::cat(rows, 0); // [N, H]
+    if rest_rows > 0 {
+        let owners: Vec<usize> = conts.iter().map(|&(j, ..)| j).collect();
+        let mut cont_cache = cache.select_rows(&owners);
+        let seqs: Vec<Vec<u32>> = conts.iter().map(|(.., c)| c.to_vec()).collect();
+        let batch = TokenBatch::padded(&seqs, 0, false); // [N, L] right-padded
+        let h = model.hidden_states(&batch, Some(&mut cont_cache)); // [N, L, H]
+        let (n, l) = (batch.batch, batch.seq);
+        let flat = h.reshape([n * l, d]); // [N·L, H]
+        let idx: Vec<i64> =
+            seqs.iter().enumerate().flat_map(|(k, c)| (0..c.len() - 1).map(move |t| (k * l + t) as i64)).collect();
+        let device = flat.device();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rest_rows]), &device);
+        rows.push(flat.select(0, idx));
+    }
+    let hs = Tensor::cat(rows, 0); // [M, H], M = R + rest_rows
     let m = hs.dims()[0];
-    let logits = model.logits_from_hidden(hs.reshape([1, m, d])); // [1, N, V]
+    let logits = model.logits_from_hidden(hs.reshape([1, m, d])); // [1, M, V]
     let v = logits.dims()[2];
-    let lp = log_softmax(logits, 2).reshape([m, v]); // [N, V]
-    // Targets in the same order as the rows: row 0 is asked for every continuation's first token.
-    let mut first_targets = Vec::with_capacity(n);
-    let mut rest_targets = Vec::new();
-    for c in continuations {
-        first_targets.push(c.first().copied().unwrap_or(0) as i64);
-        rest_targets.extend(c.iter().skip(1).map(|&t| t as i64));
+    let lp = log_softmax(logits, 2).reshape([m * v]); // [M·V]
+    // The log-probability of every scored token, continuation by continuation: the first from
+    // its prompt's row, the rest from its own rows.
+    let mut picks = Vec::new();
+    for ((j, .., c), &at) in conts.iter().zip(&rest_at) {
+        picks.push((j * v) as i64 + c[0] as i64);
+        picks.extend(c[1..].iter().enumerate().map(|(t, &tok)| ((at + t) * v) as i64 + tok as i64));
     }
     let device = lp.device();
-    let first_rows = lp.clone().narrow(0, 0, 1).repeat_dim(0, n); // [n, V]
-    let first: Vec<f32> = first_rows
-        .gather(1, Tensor::<2, Int>::from_data(TensorData::new(first_targets, [n, 1]), &device))
+    let k = picks.len();
+    let picked: Vec<f32> = lp
+        .select(0, Tensor::<1, Int>::from_data(TensorData::new(picks, [k]), &device))
         .try_into_vec_as::<f32>()
         .expect("f32");
-    let rest: Vec<f32> = if rest_targets.is_empty() {
-        vec![]
-    } else {
-        let k = rest_targets.len();
-        lp.narrow(0, 1, k)
-            .gather(1, Tensor::<2, Int>::from_data(TensorData::new(rest_targets, [k, 1]), &device))
-            .try_into_vec_as::<f32>()
-            .expect("f32")
-    };
-    let mut out = Vec::with_capacity(n);
     let mut at = 0;
-    for (o, c) in continuations.iter().enumerate() {
-        if c.is_empty() {
-            out.push((0.0, 0));
-            continue;
-        }
-        let tail: f64 = rest[at..at + c.len() - 1].iter().map(|&x| x as f64).sum();
-        at += c.len() - 1;
-        out.push((first[o] as f64 + tail, c.len()));
+    for &(_, i, o, c) in &conts {
+        let sum: f64 = picked[at..at + c.len()].iter().map(|&x| x as f64).sum();
+        at += c.len();
+        out[i][o] = (sum, c.len());
     }
     out
 }
@@ -196,6 +200,38 @@ mod batch_tests {
         let batched = generate_greedy_batch(&model, &prompts, &cfg);
         for (p, b) in prompts.iter().zip(&batched) {
             assert_eq!(&generate(&model, p, &cfg), b);
+        }
+    }
+
+    #[test]
+    fn batched_prompts_score_each_continuation_as_its_sequence_alone() {
+        let device = Device::flex();
+        let model = random_model(&tiny_byte_llama_config(), 7, 0.5, &device);
+        let bytes = |s: &str| -> Vec<u32> { s.bytes().map(u32::from).collect() };
+        // Prompts of different lengths (left padding), option lists of different sizes and
+        // lengths (right padding), an empty option, and an empty prompt.
+        let prompts = [bytes("q: colour of the sky?"), bytes("2+2="), bytes(""), bytes("which animal barks?")];
+        let options: Vec<Vec<Vec<u32>>> = vec![
+            vec![bytes("blue\n"), bytes("red"), bytes("g")],
+            vec![bytes("4"), bytes("five"), vec![]],
+            vec![bytes("x")],
+            vec![bytes("dog"), bytes("a cat\n")],
+        ];
+        let items: Vec<(&[u32], &[Vec<u32>])> = prompts.iter().zip(&options).map(|(p, o)| (p.as_slice(), o.as_slice())).collect();
+        let batched = continuation_logprobs_batch(&model, &items);
+        for ((prompt, opts), scores) in prompts.iter().zip(&options).zip(&batched) {
+            assert_eq!(scores.len(), opts.len());
+            for (o, &(lp, n)) in opts.iter().zip(scores) {
+                if prompt.is_empty() || o.is_empty() {
+                    assert_eq!((lp, n), (0.0, 0));
+                    continue;
+                }
+                let full: Vec<u32> = prompt.iter().chain(o).copied().collect();
+                let per = crate::score::token_logprobs(&model, &TokenBatch::single(&full));
+                let expected: f64 = per[0][prompt.len() - 1..].iter().map(|x| x.unwrap() as f64).sum();
+                assert_eq!(n, o.len());
+                assert!((lp - expected).abs() < 1e-4 * expected.abs().max(1.0), "{lp} vs {expected}");
+            }
         }
     }
 

@@ -30,7 +30,7 @@ use burn::tensor::Device;
 
 pub use config::{Family, ModelConfig};
 pub use error::LoadError;
-pub use generate::{GenerateConfig, continuation_logprobs, generate, generate_greedy_batch};
+pub use generate::{GenerateConfig, continuation_logprobs, continuation_logprobs_batch, generate, generate_greedy_batch};
 pub use model::{CausalLm, KvCache, TokenBatch};
 pub use tokenizer::TextTokenizer;
 

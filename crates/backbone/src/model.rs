@@ -184,16 +184,17 @@ impl KvCache {
         self.len() == 0
     }
 
-    /// A cache of `n` rows, each a copy of row 0 of this one: a prompt encoded once and then
-    /// continued `n` different ways (scoring the options of a multiple-choice question).
-    pub fn repeat_rows(&self, n: usize) -> Self {
+    /// A cache whose row `i` is a copy of row `rows[i]` of this one: prompts encoded once and
+    /// then each continued several ways (scoring the options of multiple-choice questions).
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        let pick = |t: &Tensor<4>| {
+            let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &t.device());
+            t.clone().select(0, idx)
+        };
         Self {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| l.as_ref().map(|(k, v)| (k.clone().narrow(0, 0, 1).repeat_dim(0, n), v.clone().narrow(0, 0, 1).repeat_dim(0, n))))
-                .collect(),
-            key_mask: vec![self.key_mask.first().cloned().unwrap_or_default(); n],
+            layers: self.layers.iter().map(|l| l.as_ref().map(|(k, v)| (pick(k), pick(v)))).collect(),
+            key_mask: rows.iter().map(|&r| self.key_mask[r].clone()).collect(),
         }
     }
 }

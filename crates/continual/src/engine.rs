@@ -543,10 +543,11 @@ impl<'a> Run<'a> {
         }
         if let Some(req) = &passes.evaluate {
             let n = self.cfg.settings.validation_records.min(req.examples_per_task.max(1));
+            let model = self.inference_model();
             for &t in &req.tasks {
                 let task = &self.cfg.suite.tasks[t as usize];
                 let records = validation_slice(task, n);
-                let score = self.score_task(task, &records)?;
+                let score = self.score_task(&model, task, &records)?;
                 self.state.cost.strategy_eval_examples += records.len() as u64;
                 scores.push(TaskScore { task: t, score: score as f32 });
             }
@@ -554,9 +555,13 @@ impl<'a> Run<'a> {
         Ok((probe, scores))
     }
 
-    fn score_task(&self, task: &Task, records: &[Record]) -> Result<f64, EngineError> {
-        let model = self.model.as_ref().expect("model").valid();
-        Ok(evaluate_records(&model, &self.formatter, &self.stop_ids, &self.cfg.settings, task, records).score)
+    /// The model as evaluation runs it ([`crate::lm::inference_model`]).
+    fn inference_model(&self) -> CausalLm {
+        crate::lm::inference_model(self.model.as_ref().expect("model"), self.cfg.settings.eval_merge_adapter)
+    }
+
+    fn score_task(&self, model: &CausalLm, task: &Task, records: &[Record]) -> Result<f64, EngineError> {
+        Ok(evaluate_records(model, &self.formatter, &self.stop_ids, &self.cfg.settings, task, records).score)
     }
 
     /// The strategy's end-of-task passes, the memory-strength snapshot and WiSE-FT.
@@ -625,11 +630,12 @@ impl<'a> Run<'a> {
         let mut row = Vec::new();
         let mut probes = Vec::new();
         let mut task_seconds = Vec::new();
+        let model = self.inference_model();
         for (i, t) in self.cfg.suite.tasks.iter().chain(&self.cfg.suite.probes).enumerate() {
             let limit = if i < self.num_tasks() { limit } else { probe_limit };
             let records = &t.test[..t.test.len().min(limit)];
             let t_task = Instant::now();
-            let score = self.score_task(t, records)?;
+            let score = self.score_task(&model, t, records)?;
             task_seconds.push(t_task.elapsed().as_secs_f64());
             self.state.cost.eval_examples += records.len() as u64;
             if i < self.num_tasks() { row.push(score) } else { probes.push(score) }

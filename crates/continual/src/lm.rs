@@ -53,8 +53,21 @@ impl TextCodec {
     }
 }
 
+/// The model as evaluation runs it: without autodiff bookkeeping (`valid()`), and with
+/// `merge_adapter` its active LoRA adapters folded into a copy of each base weight
+/// (`W + s·A·B`), so that each projection is one product instead of three. `model` itself is
+/// not changed: the copy's merged weights are new tensors.
+pub fn inference_model(model: &CausalLm, merge_adapter: bool) -> CausalLm {
+    let mut m = burn::module::Module::valid(model);
+    if merge_adapter {
+        lora::merge_adapters(&mut m);
+    }
+    m
+}
+
 /// Scores `records` of `task` with its metric (`bench_tasks::evaluate`), with the settings'
-/// generation length and evaluation batch size. `model` is evaluated as is: pass `.valid()`.
+/// generation length and evaluation batch size. `model` is evaluated as is: pass
+/// [`inference_model`]'s.
 pub fn evaluate_records(
     model: &CausalLm,
     formatter: &Formatter<TextCodec>,
@@ -69,7 +82,7 @@ pub fn evaluate_records(
 
 /// A model, its formatter and its generation settings: what `bench_tasks::evaluate` needs.
 pub struct LmTaskModel<'a> {
-    /// The network (evaluated as is: pass `model.valid()` to skip autodiff bookkeeping).
+    /// The network (evaluated as is: pass [`inference_model`]'s).
     pub model: &'a CausalLm,
     /// Prompt formatting (chat template, maximum length).
     pub formatter: &'a Formatter<TextCodec>,
@@ -110,43 +123,53 @@ impl TaskModel for LmTaskModel<'_> {
     }
 
     fn score_options(&mut self, task: &Task, batch: &[(&Record, &[String])]) -> Vec<Vec<OptionScore>> {
-        // Per record: the prompt is encoded once and every option continues it (one batch of
-        // continuations over a shared KV cache). When truncation makes the options' prompts
-        // differ (a long option cuts more of the prompt), each option is scored on its own.
-        batch
+        // Every record's prompt is encoded once and its options continue it; the records whose
+        // options all share their prompt run together (`continuation_logprobs_batch`: one
+        // batch of prompts, one of continuations). When truncation makes a record's options'
+        // prompts differ (a long option cuts more of the prompt), each option is scored alone.
+        let miss = OptionScore { logprob: f64::NEG_INFINITY, n_tokens: 0 };
+        let encoded: Vec<Vec<Option<Encoded>>> = batch
             .iter()
-            .map(|(r, options)| {
-                let encoded: Vec<Option<Encoded>> =
-                    options.iter().map(|o| self.formatter.encode_target(task.system.as_deref(), r, o).ok()).collect();
-                let prompt = encoded.iter().flatten().next().map(|e| e.prompt_ids().to_vec());
-                let shared = prompt.as_ref().is_some_and(|p| encoded.iter().flatten().all(|e| e.prompt_ids() == p.as_slice()));
-                let miss = OptionScore { logprob: f64::NEG_INFINITY, n_tokens: 0 };
-                if shared {
-                    let prompt = prompt.expect("checked");
-                    let conts: Vec<Vec<u32>> = encoded.iter().map(|e| e.as_ref().map_or(vec![], |e| e.answer_ids().to_vec())).collect();
-                    self.forwards += 2;
-                    self.tokens += (prompt.len() + conts.iter().map(Vec::len).sum::<usize>()) as u64;
-                    backbone::continuation_logprobs(self.model, &prompt, &conts)
-                        .into_iter()
-                        .zip(&encoded)
-                        .map(|((lp, n), e)| if e.is_some() { OptionScore { logprob: lp, n_tokens: n } } else { miss })
-                        .collect()
-                } else {
-                    encoded
-                        .iter()
-                        .map(|e| match e {
-                            Some(e) => {
-                                self.forwards += 1;
-                                self.tokens += e.input_ids.len() as u64;
-                                let (lp, n) = backbone::continuation_logprobs(self.model, e.prompt_ids(), &[e.answer_ids().to_vec()])[0];
-                                OptionScore { logprob: lp, n_tokens: n }
-                            }
-                            None => miss,
-                        })
-                        .collect()
+            .map(|(r, options)| options.iter().map(|o| self.formatter.encode_target(task.system.as_deref(), r, o).ok()).collect())
+            .collect();
+        let shared_prompt = |enc: &[Option<Encoded>]| -> Option<Vec<u32>> {
+            let prompt = enc.iter().flatten().next()?.prompt_ids();
+            enc.iter().flatten().all(|e| e.prompt_ids() == prompt).then(|| prompt.to_vec())
+        };
+        let mut out: Vec<Vec<OptionScore>> = encoded.iter().map(|enc| vec![miss; enc.len()]).collect();
+        let mut shared: Vec<(usize, Vec<u32>, Vec<Vec<u32>>)> = Vec::new();
+        for (i, enc) in encoded.iter().enumerate() {
+            match shared_prompt(enc) {
+                Some(prompt) => {
+                    let conts = enc.iter().map(|e| e.as_ref().map_or(vec![], |e| e.answer_ids().to_vec())).collect();
+                    shared.push((i, prompt, conts));
                 }
-            })
-            .collect()
+                None => {
+                    for (o, e) in enc.iter().enumerate() {
+                        if let Some(e) = e {
+                            self.forwards += 1;
+                            self.tokens += e.input_ids.len() as u64;
+                            let (lp, n) = backbone::continuation_logprobs(self.model, e.prompt_ids(), &[e.answer_ids().to_vec()])[0];
+                            out[i][o] = OptionScore { logprob: lp, n_tokens: n };
+                        }
+                    }
+                }
+            }
+        }
+        if !shared.is_empty() {
+            self.forwards += 2;
+            self.tokens += shared.iter().map(|(_, p, c)| (p.len() + c.iter().map(Vec::len).sum::<usize>()) as u64).sum::<u64>();
+            let items: Vec<(&[u32], &[Vec<u32>])> = shared.iter().map(|(_, p, c)| (p.as_slice(), c.as_slice())).collect();
+            let scores = backbone::continuation_logprobs_batch(self.model, &items);
+            for ((i, ..), record_scores) in shared.iter().zip(scores) {
+                for (o, (lp, n)) in record_scores.into_iter().enumerate() {
+                    if encoded[*i][o].is_some() {
+                        out[*i][o] = OptionScore { logprob: lp, n_tokens: n };
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -154,4 +177,42 @@ impl TaskModel for LmTaskModel<'_> {
 pub fn sft_batch(encoded: &[&bench_tasks::Encoded]) -> finetune::SftBatch {
     let pairs: Vec<(Vec<u32>, Vec<u32>)> = encoded.iter().map(|e| (e.prompt_ids().to_vec(), e.answer_ids().to_vec())).collect();
     finetune::SftBatch::from_pairs(&pairs, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tensor};
+    use lora::LoraTargets;
+
+    #[test]
+    fn a_merged_inference_model_computes_the_same_logits_and_leaves_the_model_alone() {
+        let device = burn::tensor::Device::flex();
+        let mut model = backbone::random::random_model(&backbone::random::tiny_byte_llama_config(), 3, 0.5, &device);
+        lora::add_adapter(&mut model, "a", &lora::LoraConfig::default(), &device);
+        // A trained adapter: B is no longer zero.
+        model.for_each_linear_mut(&mut |_, l| {
+            if let Some(ad) = l.adapter_mut("a") {
+                let b = Tensor::<2>::random(ad.b.shape(), Distribution::Normal(0.0, 0.5), &device);
+                ad.b = ad.b.clone().map(|_| b);
+            }
+        });
+        let batch = backbone::TokenBatch::padded(&[b"hello there".map(u32::from).to_vec(), vec![104, 105]], 0, false);
+        let logits = |m: &CausalLm| m.forward(&batch, None).into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+        let through_factors = logits(&inference_model(&model, false));
+        let base = lora::with_adapters_disabled(&mut model, |m| logits(m));
+        assert!(base.iter().zip(&through_factors).any(|(a, b)| (a - b).abs() > 1e-2), "the adapter changes the function");
+        let merged_model = inference_model(&model, true);
+        let mut merged_layers = 0;
+        merged_model.for_each_linear(&mut |_, l| merged_layers += usize::from(l.merged));
+        assert!(merged_layers > 0);
+        let merged = logits(&merged_model);
+        let scale = through_factors.iter().fold(0f32, |m, x| m.max(x.abs()));
+        for (a, b) in through_factors.iter().zip(&merged) {
+            assert!((a - b).abs() <= 1e-4 * scale, "{a} vs {b}");
+        }
+        // The model the copy came from still runs through its factors, with its own weights.
+        model.for_each_linear(&mut |_, l| assert!(!l.merged));
+        assert_eq!(logits(&model), through_factors);
+    }
 }

@@ -156,6 +156,10 @@ pub struct TrainSettings {
     pub eval_batch_size: usize,
     /// Greedy generation length for generative metrics (32 tokens).
     pub max_new_tokens: usize,
+    /// Evaluate with the LoRA adapter folded into a copy of the base weights (`W + s·A·B`, one
+    /// product per projection) instead of through its factors (true; our choice, for speed).
+    /// The same function up to float rounding; the trained weights are not touched.
+    pub eval_merge_adapter: bool,
     /// Corpus passages per step for the next-token term (2; used when `ntp_weight > 0`).
     pub corpus_batch_size: usize,
     /// Longest corpus passage in tokens (128).
@@ -242,6 +246,7 @@ impl Default for TrainSettings {
             lora: lora::LoraConfig::default(),
             eval_batch_size: 16,
             max_new_tokens: 32,
+            eval_merge_adapter: true,
             corpus_batch_size: 2,
             corpus_max_tokens: 128,
             replay_budget: None,

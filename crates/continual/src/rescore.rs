@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use backbone::CausalLm;
 use bench_tasks::format::Formatter;
 use bench_tasks::{EvalReport, Suite, SuiteSpec, Task};
-use burn::module::Module;
 use burn::tensor::Device;
 use serde_json::Value;
 
@@ -123,6 +122,18 @@ impl Scorer {
         &self.formatter
     }
 
+    /// The token ids that end a generation.
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+
+    /// Adds a fresh adapter of the settings' LoRA configuration, as a run starts with: its `B`
+    /// factors are zero, so the scores are row 0's but every projection pays the adapter's cost
+    /// (what `cargo xtask bench --eval --suite` times).
+    pub fn add_fresh_adapter(&mut self) {
+        lora::add_adapter(&mut self.model, ADAPTER, &self.settings.lora, &self.device);
+    }
+
     /// Drops the adapter: the backbone as at row 0.
     pub fn remove_adapter(&mut self) {
         lora::remove_adapter(&mut self.model, ADAPTER);
@@ -132,14 +143,15 @@ impl Scorer {
     /// the engine's metric, generation length and batch size.
     pub fn score(&self, task: &Task, limit: usize) -> EvalReport {
         let records = &task.test[..task.test.len().min(limit)];
-        evaluate_records(&self.model.valid(), &self.formatter, &self.stop_ids, &self.settings, task, records)
+        let model = crate::lm::inference_model(&self.model, self.settings.eval_merge_adapter);
+        evaluate_records(&model, &self.formatter, &self.stop_ids, &self.settings, task, records)
     }
 
     /// Mean next-token negative log-likelihood (nats per token) of `passages`, each cut to its
     /// first `max_tokens` tokens: the model's loss on pre-training-like text. Passages of fewer
     /// than 2 tokens are skipped.
     pub fn corpus_nll(&self, passages: &[String], max_tokens: usize) -> CorpusNll {
-        let model = self.model.valid();
+        let model = crate::lm::inference_model(&self.model, self.settings.eval_merge_adapter);
         let ids = corpus_ids(passages, self.formatter.tokenizer(), max_tokens);
         let mut per_passage = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.settings.eval_batch_size.max(1)) {
