@@ -5,7 +5,7 @@
 //! cargo xtask bench                       # SmolLM2-135M, batch 8 x 256, rank 8, 3 timed steps
 //! cargo xtask bench --steps 1 --no-torch  # quicker, Rust only
 //! cargo xtask bench --eval --batch 8 --seq 128 --steps 1   # evaluation examples/s
-//! cargo xtask bench --eval --suite experiments/suites/quick.toml --steps 1   # one evaluation row
+//! cargo xtask bench --suite experiments/suites/quick.toml --steps 1   # one stage: training vs evaluation
 //! cargo xtask bench --sharpness --batch 2 --seq 64 --steps 3 # SAM and XSAM step cost
 //! cargo xtask bench --fused-ab --no-torch --steps 3           # fused kernels off vs on, alternating
 //! # SmolLM2-135M's architecture with random weights (no weight file; e.g. on a GPU machine):
@@ -55,11 +55,16 @@ pub struct BenchArgs {
     /// examples/s of the engine's batched paths against one sequence at a time.
     #[arg(long)]
     eval: bool,
-    /// With `--eval`: time one row of a suite's evaluation instead (every task and probe on
-    /// its `eval_limit` test records, with the suite's batch size and generation length, on the
-    /// model with a fresh adapter as a run evaluates it), task by task, with the tokens run.
-    #[arg(long, value_name = "SUITE.toml", requires = "eval")]
+    /// Time one stage of this suite as the engine runs it instead, with the `--ab` switch off
+    /// and on, alternating task by task: a LoRA step (AdamW) on each task's first training
+    /// batch, and one evaluation row (every task and probe on its `eval_limit` test records, the
+    /// suite's evaluation batch size and generation length, a fresh adapter).
+    #[arg(long, value_name = "SUITE.toml")]
     suite: Option<PathBuf>,
+    /// With `--suite`: `skip-padding` (`backbone::model::set_skip_padding`) or `merge`
+    /// (evaluation through the adapter's factors, then merged: `eval_merge_adapter`).
+    #[arg(long, default_value = "skip-padding", value_parser = ["skip-padding", "merge"])]
+    ab: String,
     /// Benchmark SAM and XSAM (k = 1, ρ = 0.05, alpha_period = 100) against a plain AdamW
     /// LoRA step instead.
     #[arg(long)]
@@ -180,46 +185,81 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
     }))
 }
 
-/// One row of `suite`'s evaluation, task by task, as the engine evaluates (a fresh adapter
-/// on every projection, the suite's batch size and generation length), with the adapter run
-/// through its factors and merged into the weights (`eval_merge_adapter`), alternating task by
-/// task so that both see the same machine. Per task: records, seconds of each, and tokens: those
-/// run through the model (prompts, options, generated steps; as the engine counts them) and the
-/// prompts' own, with the longest prefix all of a task's prompts share.
-fn eval_suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+/// One stage of `suite` as the engine runs it, task by task, with the `args.ab` switch off and
+/// on (alternating, so that both see the same machine): the seconds of a LoRA step on the task's
+/// first training batch and of its evaluation, and tokens: those the step trains on, those the
+/// evaluation runs through the model (prompts, options, generated steps; as the engine counts
+/// them) and the prompts' own, with the longest prefix all of a task's prompts share.
+fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
     let spec = bench_tasks::SuiteSpec::from_path(suite_path)?;
     let data_dir = bench_tasks::resolve_data_dir(None).unwrap_or_else(|_| PathBuf::from("."));
     let suite = spec.load(&data_dir, None)?;
     let sequential = continual::MethodConfig::from_path(std::path::Path::new("experiments/methods/sequential.toml"))?;
     let settings = sequential.train_settings(spec.training.as_ref(), &spec.path)?;
     let source = continual::ModelSource::Path { path: path.to_path_buf() };
+    let merge = args.ab == "merge";
+    let set = |on: bool| {
+        if !merge {
+            backbone::model::set_skip_padding(on);
+        }
+    };
+    // Evaluation: the engine's inference copy (merged as the settings say, or both ways).
     let mut scorer = continual::rescore::Scorer::new(&source, 0, &settings, &suite, device)?;
     scorer.add_fresh_adapter();
-    let models = [false, true].map(|merge| continual::lm::inference_model(scorer.model(), merge));
+    let eval_models = [false, true].map(|on| continual::lm::inference_model(scorer.model(), if merge { on } else { settings.eval_merge_adapter }));
+    // Training: the same model on the autodiff device, only the adapter trainable.
+    let ad = device.clone().autodiff();
+    let mut trainer = continual::rescore::Scorer::new(&source, 0, &settings, &suite, &ad)?;
+    trainer.add_fresh_adapter();
+    let mut model = lora::freeze_base(trainer.into_model());
+    for name in lora::adapter_names(&model) {
+        lora::set_adapter_trainable(&mut model, &name, true);
+    }
+    let mut slot = Some(model);
+    let mut optim = AdamWConfig::new().init();
+    let lr = settings.optim.lr;
     let limit = settings.eval_limit.unwrap_or(usize::MAX);
     let probe_limit = settings.probe_eval_limit.unwrap_or(limit);
     let mut rows = Vec::new();
-    let mut total = [0.0; 2];
+    let (mut eval_total, mut train_total) = ([0.0; 2], [0.0; 2]);
     for round in 0..=args.steps {
         for (i, task) in suite.tasks.iter().chain(&suite.probes).enumerate() {
-            let records = &task.test[..task.test.len().min(if i < suite.tasks.len() { limit } else { probe_limit })];
-            let mut secs = [0.0; 2];
-            let mut tokens = 0;
-            for (v, model) in models.iter().enumerate() {
+            let is_task = i < suite.tasks.len();
+            let records = &task.test[..task.test.len().min(if is_task { limit } else { probe_limit })];
+            let encoded: Vec<bench_tasks::Encoded> = task
+                .train
+                .iter()
+                .filter_map(|r| scorer.formatter().encode(task.system.as_deref(), r).ok())
+                .take(settings.batch_size)
+                .collect();
+            let batch = continual::lm::sft_batch(&encoded.iter().collect::<Vec<_>>());
+            let (mut eval_s, mut train_s, mut tokens) = ([0.0; 2], [0.0; 2], 0);
+            for v in 0..2 {
+                set(v == 1);
                 let mut lm = continual::lm::LmTaskModel {
-                    model, formatter: scorer.formatter(), max_new_tokens: settings.max_new_tokens,
+                    model: &eval_models[v], formatter: scorer.formatter(), max_new_tokens: settings.max_new_tokens,
                     stop_ids: scorer.stop_ids().to_vec(), forwards: 0, tokens: 0,
                 };
                 let t = Instant::now();
                 let _ = bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size);
-                secs[v] = t.elapsed().as_secs_f64();
+                eval_s[v] = t.elapsed().as_secs_f64();
                 tokens = lm.tokens;
+                if is_task && !encoded.is_empty() {
+                    let t = Instant::now();
+                    let m = slot.take().expect("model");
+                    let loss = finetune::sft_loss(&m, &batch).mean;
+                    let grads = GradientsParams::from_grads(loss.backward(), &m);
+                    slot = Some(optim.step(lr, m, grads));
+                    train_s[v] = t.elapsed().as_secs_f64();
+                }
             }
+            set(true);
             if round == 0 {
                 continue; // warm-up
             }
             for v in 0..2 {
-                total[v] += secs[v] / args.steps as f64;
+                eval_total[v] += eval_s[v] / args.steps as f64;
+                train_total[v] += train_s[v] / args.steps as f64;
             }
             if round > 1 {
                 continue;
@@ -233,16 +273,24 @@ fn eval_suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::
             });
             rows.push(serde_json::json!({
                 "task": task.name, "metric": format!("{:?}", task.metric), "records": records.len(),
-                "seconds_factors": secs[0], "seconds_merged": secs[1], "tokens_run": tokens,
-                "prompt_tokens": prompts.iter().map(Vec::len).sum::<usize>(),
+                "eval_seconds": {"off": eval_s[0], "on": eval_s[1]}, "train_step_seconds": {"off": train_s[0], "on": train_s[1]},
+                "train_tokens": batch.tokens.mask.iter().filter(|&&m| m).count(), "train_padded_tokens": batch.tokens.mask.len(),
+                "eval_tokens_run": tokens, "prompt_tokens": prompts.iter().map(Vec::len).sum::<usize>(),
                 "longest_prompt": prompts.iter().map(Vec::len).max().unwrap_or(0), "shared_prefix_tokens": shared,
             }));
         }
     }
+    let steps = settings.steps_per_task.unwrap_or(1) as f64;
+    let n_tasks = suite.tasks.len() as f64;
+    // One stage trains `steps_per_task` steps; the mean step over the tasks stands for them.
+    let stage_train = train_total.map(|t| t / n_tasks * steps);
     let examples: usize = rows.iter().map(|r| r["records"].as_u64().unwrap_or(0) as usize).sum();
-    Ok(serde_json::json!({"suite": spec.name, "eval_limit": limit, "probe_eval_limit": probe_limit, "eval_batch_size": settings.eval_batch_size,
-        "max_new_tokens": settings.max_new_tokens, "row_examples": examples,
-        "row_seconds_factors": total[0], "row_seconds_merged": total[1], "merged_speedup": total[0] / total[1], "tasks": rows}))
+    Ok(serde_json::json!({"suite": spec.name, "ab": args.ab, "eval_limit": limit, "probe_eval_limit": probe_limit,
+        "eval_batch_size": settings.eval_batch_size, "max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size,
+        "steps_per_task": steps, "row_examples": examples,
+        "eval_row_seconds": {"off": eval_total[0], "on": eval_total[1]}, "eval_speedup": eval_total[0] / eval_total[1],
+        "stage_train_seconds": {"off": stage_train[0], "on": stage_train[1]}, "train_speedup": train_total[0] / train_total[1],
+        "eval_over_train": {"off": eval_total[0] / stage_train[0], "on": eval_total[1] / stage_train[1]}, "tasks": rows}))
 }
 
 /// LoRA step time of AdamW, SAM and XSAM on the same batch. XSAM searches α on its first step
@@ -397,19 +445,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         return write_record(&args, &path, "fused-ab-bench", r);
     }
-    if let (true, Some(suite)) = (args.eval, &args.suite) {
-        let r = eval_suite_bench(&args, suite, &path, &device)?;
-        println!("model {} | suite {} | one evaluation row, mean of {} after a warm-up", path.display(), suite.display(), args.steps);
-        println!("{:<22} {:>4} {:>9} {:>9} {:>10} {:>10} {:>8} {:>7}", "task", "recs", "s factors", "s merged", "tokens run", "prompt tok", "longest", "shared");
+    if let Some(suite) = &args.suite {
+        let r = suite_bench(&args, suite, &path, &device)?;
+        println!("model {} | suite {} | one stage, mean of {} after a warm-up | {} off / on, seconds", path.display(), suite.display(), args.steps, args.ab);
+        println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>10} {:>7}", "task", "recs", "eval", "train step", "train tok/pad", "eval tok", "prompt tok", "longest");
         for t in r["tasks"].as_array().into_iter().flatten() {
             let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
-            println!("{:<22} {:>4} {:>9.2} {:>9.2} {:>10} {:>10} {:>8} {:>7}", t["task"].as_str().unwrap_or(""), f("records"), f("seconds_factors"),
-                f("seconds_merged"), f("tokens_run"), f("prompt_tokens"), f("longest_prompt"), f("shared_prefix_tokens"));
+            let pair = |k: &str| format!("{:.2} / {:.2}", t[k]["off"].as_f64().unwrap_or(f64::NAN), t[k]["on"].as_f64().unwrap_or(f64::NAN));
+            println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>10} {:>7}", t["task"].as_str().unwrap_or(""), f("records"), pair("eval_seconds"),
+                pair("train_step_seconds"), format!("{} / {}", t["train_tokens"], t["train_padded_tokens"]), f("eval_tokens_run"), f("prompt_tokens"), f("longest_prompt"));
         }
-        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-        println!("row of {} examples: {:.1} s through the factors, {:.1} s merged ({:.2}x)", r["row_examples"],
-            f("row_seconds_factors"), f("row_seconds_merged"), f("merged_speedup"));
-        return write_record(&args, &path, "eval-suite-bench", r);
+        let g = |k: &str, v: &str| r[k][v].as_f64().unwrap_or(f64::NAN);
+        println!("evaluation row ({} examples): {:.1} / {:.1} s ({:.2}x)", r["row_examples"], g("eval_row_seconds", "off"), g("eval_row_seconds", "on"),
+            r["eval_speedup"].as_f64().unwrap_or(f64::NAN));
+        println!("training of a stage ({} steps): {:.1} / {:.1} s ({:.2}x)", r["steps_per_task"], g("stage_train_seconds", "off"), g("stage_train_seconds", "on"),
+            r["train_speedup"].as_f64().unwrap_or(f64::NAN));
+        println!("evaluation / training: {:.2} / {:.2}", g("eval_over_train", "off"), g("eval_over_train", "on"));
+        return write_record(&args, &path, "suite-bench", r);
     }
     if args.eval {
         let r = eval_bench(&args, &path, &device)?;

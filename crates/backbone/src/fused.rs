@@ -26,7 +26,6 @@
 //! assert!((y[0] - 0.848_528).abs() < 1e-5);
 //! ```
 
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -42,26 +41,17 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Device, Int, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 
-/// 0: not read yet, 1: on, 2: off.
-static ENABLED: AtomicU8 = AtomicU8::new(0);
+static ENABLED: crate::switch::Switch = crate::switch::Switch::new("BACKBONE_FUSED");
 
 /// Whether the fused kernels are used where they apply (default on; `BACKBONE_FUSED=0` turns
 /// them off at start-up).
 pub fn enabled() -> bool {
-    match ENABLED.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("BACKBONE_FUSED").map_or(true, |v| v != "0");
-            ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    ENABLED.get()
 }
 
 /// Turns the fused kernels on or off for the whole process (the composed path is the reference).
 pub fn set_enabled(on: bool) {
-    ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    ENABLED.set(on);
 }
 
 fn use_fused(device: &Device, dtype: DType) -> bool {

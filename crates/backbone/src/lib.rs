@@ -21,6 +21,7 @@ pub mod model;
 pub mod random;
 pub mod rope;
 pub mod score;
+mod switch;
 pub mod tokenizer;
 pub mod weights;
 

@@ -199,7 +199,81 @@ impl KvCache {
     }
 }
 
+static SKIP_PADDING: crate::switch::Switch = crate::switch::Switch::new("BACKBONE_SKIP_PADDING");
+
+/// Whether padded batches run their layers on the real tokens alone (default on; see
+/// `Packing`; `BACKBONE_SKIP_PADDING=0` turns it off at start-up). Off runs every padding
+/// position through the layers too: the reference, for A/B measurements and tests. The outputs
+/// at real tokens agree up to float rounding.
+pub fn set_skip_padding(on: bool) {
+    SKIP_PADDING.set(on);
+}
+
+/// See [`set_skip_padding`].
+pub fn skip_padding() -> bool {
+    SKIP_PADDING.get()
+}
+
+/// Where the real tokens of a padded batch sit, so that every per-token operation (embedding,
+/// norms, projections, RoPE, MLP) runs on the `N` real tokens alone, packed into one row
+/// `[1, N, ·]`; only attention, whose mask is written for the padded layout, unpacks them into
+/// `[B, S, ·]`. Padding then costs no products: a batch of prompts of uneven length, or of
+/// uneven training records, computes what its tokens need.
+struct Packing {
+    batch: usize,
+    seq: usize,
+    /// `[N]`: the flat index `r·S + t` of each real token, in order.
+    real: Tensor<1, Int>,
+    /// `[B·S]`: each slot's index among the real tokens, or `N` (a zero row) for padding.
+    slots: Tensor<1, Int>,
+    tokens: usize,
+}
+
+impl Packing {
+    /// `None` when the batch has no padding (or nothing but padding): nothing to skip.
+    fn of(batch: &TokenBatch, device: &Device) -> Option<Self> {
+        let n = batch.mask.iter().filter(|&&m| m).count();
+        if n == 0 || n == batch.mask.len() || !skip_padding() {
+            return None;
+        }
+        let real: Vec<i64> = (0..batch.mask.len()).filter(|&i| batch.mask[i]).map(|i| i as i64).collect();
+        let mut next = 0;
+        let slots: Vec<i64> = batch
+            .mask
+            .iter()
+            .map(|&m| {
+                let slot = if m { next } else { n as i64 };
+                next += i64::from(m);
+                slot
+            })
+            .collect();
+        Some(Self {
+            batch: batch.batch,
+            seq: batch.seq,
+            real: Tensor::from_data(TensorData::new(real, [n]), device),
+            slots: Tensor::from_data(TensorData::new(slots, [batch.mask.len()]), device),
+            tokens: n,
+        })
+    }
+
+    /// `[B, S, C]` → `[1, N, C]`: the real tokens' rows.
+    fn pack(&self, x: Tensor<3>) -> Tensor<3> {
+        let c = x.dims()[2];
+        x.reshape([self.batch * self.seq, c]).select(0, self.real.clone()).reshape([1, self.tokens, c])
+    }
+
+    /// `[1, N, C]` → `[B, S, C]`, with zeros at the padding.
+    fn unpack(&self, x: Tensor<3>) -> Tensor<3> {
+        let c = x.dims()[2];
+        let zero = Tensor::<2>::zeros([1, c], &x.device());
+        // [N, C] ++ [1, C] → [N + 1, C] → [B·S, C] → [B, S, C]
+        Tensor::cat(vec![x.reshape([self.tokens, c]), zero], 0).select(0, self.slots.clone()).reshape([self.batch, self.seq, c])
+    }
+}
+
 impl Attention {
+    /// `x` is `[B, S, hidden]`, or with `packing` the batch's real tokens `[1, N, hidden]`
+    /// (and `cos_sin` in the same layout); the result has `x`'s layout.
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
@@ -208,16 +282,23 @@ impl Attention {
         cos_sin: &(Tensor<4>, Tensor<4>),
         mask: &Tensor<4, Bool>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        packing: Option<&Packing>,
     ) -> Tensor<3> {
-        let [b, s, _] = x.dims();
+        let [xb, xs, _] = x.dims();
         let (h, kvh, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
-        // [B, S, H·hd] → [B, S, H, hd], rotated there (contiguous), → [B, H, S, hd]
+        let (b, s) = packing.map_or((xb, xs), |p| (p.batch, p.seq));
+        // Rotated in x's layout: [xB, xS, heads·hd] → [xB, xS, heads, hd]; then (packed) into the
+        // padded layout [B, S, heads, hd], and → [B, heads, S, hd].
         let (cos, sin) = cos_sin;
-        let q = self.q_proj.forward(x.clone()).reshape([b, s, h, hd]);
-        let q = crate::fused::rope(q, cos.clone(), sin.clone()).swap_dims(1, 2);
-        let k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, hd]);
-        let k = crate::fused::rope(k, cos.clone(), sin.clone()).swap_dims(1, 2);
-        let v = self.v_proj.forward(x).reshape([b, s, kvh, hd]).swap_dims(1, 2);
+        let to_heads = |t: Tensor<4>, heads: usize| match packing {
+            Some(p) => p.unpack(t.reshape([xb, xs, heads * hd])).reshape([b, s, heads, hd]).swap_dims(1, 2),
+            None => t.swap_dims(1, 2),
+        };
+        let q = self.q_proj.forward(x.clone()).reshape([xb, xs, h, hd]);
+        let q = to_heads(crate::fused::rope(q, cos.clone(), sin.clone()), h);
+        let k = self.k_proj.forward(x.clone()).reshape([xb, xs, kvh, hd]);
+        let k = to_heads(crate::fused::rope(k, cos.clone(), sin.clone()), kvh);
+        let v = to_heads(self.v_proj.forward(x).reshape([xb, xs, kvh, hd]), kvh);
         let (k, v) = match cache {
             Some(slot) => {
                 let (k, v) = match slot.take() {
@@ -250,8 +331,12 @@ impl Attention {
         } else {
             crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale())
         };
-        // [B, H, S, hd] → [B, S, H, hd] → [B, S, H·hd]
+        // [B, H, S, hd] → [B, S, H, hd] → [B, S, H·hd] (→ packed [1, N, H·hd])
         let out = out.swap_dims(1, 2).reshape([b, s, h * hd]);
+        let out = match packing {
+            Some(p) => p.pack(out),
+            None => out,
+        };
         self.o_proj.forward(out)
     }
 }
@@ -276,8 +361,9 @@ impl DecoderLayer {
         cos_sin: &(Tensor<4>, Tensor<4>),
         mask: &Tensor<4, Bool>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        packing: Option<&Packing>,
     ) -> Tensor<3> {
-        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), cfg, cos_sin, mask, cache);
+        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), cfg, cos_sin, mask, cache, packing);
         match (&self.pre_feedforward_layernorm, &self.post_feedforward_layernorm) {
             (Some(pre), Some(post)) => {
                 // Gemma2 "sandwich" norms around both sub-blocks.
@@ -306,7 +392,8 @@ impl CausalLm {
         self.model.embed_tokens.weight.val().device()
     }
 
-    /// Final hidden states `[B, S, hidden]` (after the last norm).
+    /// Final hidden states `[B, S, hidden]` (after the last norm); zeros at padding positions,
+    /// which run through none of the layers.
     pub fn hidden_states(&self, batch: &TokenBatch, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let device = self.device();
         let cfg = &self.config;
@@ -329,8 +416,17 @@ impl CausalLm {
                 }
             }
         }
-        // A pad token takes the position of the next real token; it is masked out as a key.
-        let cos_sin = self.rope.cos_sin(&positions, batch.batch, batch.seq, &device);
+        // Padding costs no products: with any in the batch, the layers run on the real tokens
+        // alone, packed into one row (see `Packing`), and RoPE's table follows that layout.
+        let packing = Packing::of(batch, &device);
+        let cos_sin = match &packing {
+            Some(p) => {
+                let real: Vec<f32> = positions.iter().zip(&batch.mask).filter(|(_, m)| **m).map(|(&pos, _)| pos).collect();
+                self.rope.cos_sin(&real, 1, p.tokens, &device)
+            }
+            // A pad token takes the position of the next real token; it is masked out as a key.
+            None => self.rope.cos_sin(&positions, batch.batch, batch.seq, &device),
+        };
 
         let mut key_mask: Vec<Vec<bool>> = match cache.as_ref() {
             Some(c) => c.key_mask.clone(),
@@ -344,7 +440,15 @@ impl CausalLm {
             attention_mask(&key_mask, past, batch.seq, Some(w), &device)
         });
 
-        let mut x = embedding(self.model.embed_tokens.weight.val(), batch.ids_tensor(&device));
+        let ids = match &packing {
+            // [1, N]: the real tokens' ids
+            Some(p) => {
+                let real: Vec<i64> = batch.ids.iter().zip(&batch.mask).filter(|(_, m)| **m).map(|(&t, _)| t as i64).collect();
+                Tensor::from_data(TensorData::new(real, [1, p.tokens]), &device)
+            }
+            None => batch.ids_tensor(&device),
+        };
+        let mut x = embedding(self.model.embed_tokens.weight.val(), ids);
         if cfg.family == Family::Gemma2 {
             x = x.mul_scalar((cfg.hidden_size as f64).sqrt() as f32);
         }
@@ -354,12 +458,17 @@ impl CausalLm {
                 _ => &global,
             };
             let slot = cache.as_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(x, cfg, &cos_sin, mask, slot);
+            x = layer.forward(x, cfg, &cos_sin, mask, slot, packing.as_ref());
         }
         if let Some(c) = cache.as_mut() {
             c.key_mask = key_mask;
         }
-        self.model.norm.forward(x)
+        let x = self.model.norm.forward(x);
+        match &packing {
+            // [1, N, hidden] → [B, S, hidden]; padding positions hold zeros.
+            Some(p) => p.unpack(x),
+            None => x,
+        }
     }
 
     /// Logits `[B, S, vocab]` from final hidden states.
@@ -460,6 +569,71 @@ impl lora::LoraTargets for CausalLm {
         }
         if let Some(head) = self.lm_head.as_ref() {
             f("lm_head", head);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::{random_model, tiny_byte_llama_config};
+
+    /// Loss and the gradient of every weight of layer 0's projections and the embedding, with
+    /// padding skipped (`on`) or run through the layers.
+    fn loss_and_grads(model: &CausalLm, batch: &TokenBatch, on: bool) -> (f32, Vec<Vec<f32>>) {
+        set_skip_padding(on);
+        let loss = crate::score::next_token_loss(model, batch);
+        set_skip_padding(true);
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = loss.backward();
+        let layer = &model.model.layers[0];
+        let weights = [
+            &model.model.embed_tokens.weight,
+            &layer.self_attn.q_proj.weight,
+            &layer.self_attn.v_proj.weight,
+            &layer.self_attn.o_proj.weight,
+            &layer.mlp.down_proj.weight,
+        ];
+        let g = weights.iter().map(|w| w.val().grad(&grads).expect("tracked").into_data().try_to_vec::<f32>().expect("f32")).collect();
+        (value, g)
+    }
+
+    #[test]
+    fn skipping_padding_gives_the_same_loss_gradients_and_hidden_states() {
+        let device = Device::flex().autodiff();
+        let model = random_model(&tiny_byte_llama_config(), 11, 0.5, &device).set_require_grad(true);
+        let seqs: Vec<Vec<u32>> = ["a short one", "a considerably longer sequence of bytes", "mid length row"]
+            .iter()
+            .map(|t| t.bytes().map(u32::from).collect())
+            .collect();
+        for left in [false, true] {
+            let batch = TokenBatch::padded(&seqs, 0, left);
+            let (l_on, g_on) = loss_and_grads(&model, &batch, true);
+            let (l_off, g_off) = loss_and_grads(&model, &batch, false);
+            assert!((l_on - l_off).abs() < 1e-5 * l_off.abs(), "loss {l_on} vs {l_off}");
+            for (a, b) in g_on.iter().zip(&g_off) {
+                let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+                assert!(scale > 0.0);
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() <= 1e-4 * scale, "gradient {x} vs {y} (left padding: {left})");
+                }
+            }
+            // Hidden states at real tokens agree; padding positions are zeros when skipped.
+            let h_on = model.hidden_states(&batch, None).into_data().try_to_vec::<f32>().expect("f32");
+            set_skip_padding(false);
+            let h_off = model.hidden_states(&batch, None).into_data().try_to_vec::<f32>().expect("f32");
+            set_skip_padding(true);
+            let d = model.config.hidden_size;
+            for (i, &real) in batch.mask.iter().enumerate() {
+                for j in 0..d {
+                    let (x, y) = (h_on[i * d + j], h_off[i * d + j]);
+                    if real {
+                        assert!((x - y).abs() < 1e-4 * y.abs().max(1.0), "{x} vs {y}");
+                    } else {
+                        assert_eq!(x, 0.0);
+                    }
+                }
+            }
         }
     }
 }

@@ -198,7 +198,7 @@ mod tests {
             }
         });
         let batch = backbone::TokenBatch::padded(&[b"hello there".map(u32::from).to_vec(), vec![104, 105]], 0, false);
-        let logits = |m: &CausalLm| m.forward(&batch, None).into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+        let logits = |m: &CausalLm| m.forward(&batch, None).into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
         let through_factors = logits(&inference_model(&model, false));
         let base = lora::with_adapters_disabled(&mut model, |m| logits(m));
         assert!(base.iter().zip(&through_factors).any(|(a, b)| (a - b).abs() > 1e-2), "the adapter changes the function");

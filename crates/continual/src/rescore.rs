@@ -122,6 +122,11 @@ impl Scorer {
         &self.formatter
     }
 
+    /// The model as it scores now, taken out (to train it, e.g. on an autodiff device).
+    pub fn into_model(self) -> CausalLm {
+        self.model
+    }
+
     /// The token ids that end a generation.
     pub fn stop_ids(&self) -> &[u32] {
         &self.stop_ids

@@ -55,26 +55,37 @@ impl Plugin for CrashAt {
     }
 }
 
+/// Compared over six seeds: a single run's forgetting is decided by training noise on this
+/// tiny model (a change of float rounding in the 7th digit, such as another summation order,
+/// grows to 10% loss differences within 60 steps at lr 0.01 and moves one seed's F by 0.1 or
+/// more, either way). The means are what the methods are expected to order.
 #[test]
 fn sequential_training_forgets_and_replay_forgets_less() {
     let dir = tempfile::tempdir().unwrap();
-    let seq = continual::run(&config("sequential", &dir.path().join("seq"), ""), &mut []).unwrap();
-    let rep = continual::run(&config("fixed-replay", &dir.path().join("rep"), ""), &mut []).unwrap();
-    for (name, out) in [("sequential", &seq), ("fixed replay", &rep)] {
-        eprintln!("{name}: {:?}", out.rows);
-        eprintln!("{name}: {}", out.metrics);
-    }
-    assert_eq!(seq.rows.len(), 5);
-    assert!(seq.rows.iter().all(|r| r.len() == 4));
-    let f = |o: &continual::RunOutcome| o.metrics["forgetting"].as_f64().unwrap();
-    let aa = |o: &continual::RunOutcome| o.metrics["aa"].as_f64().unwrap();
-    assert!(f(&seq) > 0.1, "sequential fine-tuning should forget the interfering tasks: F = {}", f(&seq));
-    assert!(f(&rep) < f(&seq), "replay should forget less: {} vs {}", f(&rep), f(&seq));
-    assert!(aa(&rep) > aa(&seq), "replay should end with more: AA {} vs {}", aa(&rep), aa(&seq));
-    assert_eq!(rep.metrics["cost"]["replayed_samples"], 576, "the budget caps replay");
-    assert_eq!(seq.metrics["cost"]["replayed_samples"], 0);
+    const SEEDS: u64 = 6;
+    let mean = |method: &str| -> (f64, f64) {
+        let (mut f, mut aa) = (0.0, 0.0);
+        for seed in 0..SEEDS {
+            let mut cfg = config(method, &dir.path().join(format!("{method}-{seed}")), "");
+            cfg.seed = seed;
+            let out = continual::run(&cfg, &mut []).unwrap();
+            assert_eq!(out.rows.len(), 5);
+            assert!(out.rows.iter().all(|r| r.len() == 4));
+            let replayed = out.metrics["cost"]["replayed_samples"].as_u64().unwrap();
+            assert_eq!(replayed, if method == "sequential" { 0 } else { 576 }, "the budget caps replay");
+            eprintln!("{method} seed {seed}: {:?}\n  {}", out.rows, out.metrics);
+            f += out.metrics["forgetting"].as_f64().unwrap() / SEEDS as f64;
+            aa += out.metrics["aa"].as_f64().unwrap() / SEEDS as f64;
+        }
+        (f, aa)
+    };
+    let (f_seq, aa_seq) = mean("sequential");
+    let (f_rep, aa_rep) = mean("fixed-replay");
+    assert!(f_seq > 0.1, "sequential fine-tuning should forget the interfering tasks: mean F = {f_seq}");
+    assert!(f_rep < f_seq, "replay should forget less: mean F {f_rep} vs {f_seq}");
+    assert!(aa_rep > aa_seq, "replay should end with more: mean AA {aa_rep} vs {aa_seq}");
     let index = std::fs::read_to_string(dir.path().join("index.jsonl")).unwrap();
-    assert_eq!(index.lines().count(), 2);
+    assert_eq!(index.lines().count(), 2 * SEEDS as usize);
 }
 
 #[test]
