@@ -282,6 +282,18 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
     }
     let steps = settings.steps_per_task.unwrap_or(1) as f64;
     let n_tasks = suite.tasks.len() as f64;
+    // The work itself, at equal efficiency: a token run forward costs 2·P FLOPs, a trained one
+    // 4·P (the forward, and the backward to the activations; the frozen base gets no gradient),
+    // P = the decoder's matrix parameters (the head runs on a few rows only, in both).
+    let mut p = 0usize;
+    lora::LoraTargets::for_each_linear(scorer.model(), &mut |name, l| {
+        if name != "lm_head" {
+            p += l.dims()[0] * l.dims()[1];
+        }
+    });
+    let eval_tokens: u64 = rows.iter().map(|r| r["eval_tokens_run"].as_u64().unwrap_or(0)).sum();
+    let train_tokens: u64 = rows.iter().map(|r| r["train_tokens"].as_u64().unwrap_or(0)).sum();
+    let flop_ratio = (2.0 * p as f64 * eval_tokens as f64) / (4.0 * p as f64 * train_tokens as f64 / n_tasks * steps);
     // One stage trains `steps_per_task` steps; the mean step over the tasks stands for them.
     let stage_train = train_total.map(|t| t / n_tasks * steps);
     let examples: usize = rows.iter().map(|r| r["records"].as_u64().unwrap_or(0) as usize).sum();
@@ -290,7 +302,9 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
         "steps_per_task": steps, "row_examples": examples,
         "eval_row_seconds": {"off": eval_total[0], "on": eval_total[1]}, "eval_speedup": eval_total[0] / eval_total[1],
         "stage_train_seconds": {"off": stage_train[0], "on": stage_train[1]}, "train_speedup": train_total[0] / train_total[1],
-        "eval_over_train": {"off": eval_total[0] / stage_train[0], "on": eval_total[1] / stage_train[1]}, "tasks": rows}))
+        "eval_over_train": {"off": eval_total[0] / stage_train[0], "on": eval_total[1] / stage_train[1]},
+        "decoder_matrix_params": p, "eval_tokens_run": eval_tokens, "stage_train_tokens": train_tokens as f64 / n_tasks * steps,
+        "eval_over_train_flops": flop_ratio, "tasks": rows}))
 }
 
 /// LoRA step time of AdamW, SAM and XSAM on the same batch. XSAM searches α on its first step
@@ -460,7 +474,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             r["eval_speedup"].as_f64().unwrap_or(f64::NAN));
         println!("training of a stage ({} steps): {:.1} / {:.1} s ({:.2}x)", r["steps_per_task"], g("stage_train_seconds", "off"), g("stage_train_seconds", "on"),
             r["train_speedup"].as_f64().unwrap_or(f64::NAN));
-        println!("evaluation / training: {:.2} / {:.2}", g("eval_over_train", "off"), g("eval_over_train", "on"));
+        println!("evaluation / training: {:.2} / {:.2} in time; {:.2} in FLOPs (2·P per token run, {} tokens; 4·P per trained token, {:.0})",
+            g("eval_over_train", "off"), g("eval_over_train", "on"), r["eval_over_train_flops"].as_f64().unwrap_or(f64::NAN),
+            r["eval_tokens_run"], r["stage_train_tokens"].as_f64().unwrap_or(f64::NAN));
         return write_record(&args, &path, "suite-bench", r);
     }
     if args.eval {
