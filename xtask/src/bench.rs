@@ -56,9 +56,9 @@ pub struct BenchArgs {
     #[arg(long)]
     eval: bool,
     /// Time one stage of this suite as the engine runs it instead, with the `--ab` switch off
-    /// and on, alternating task by task: a LoRA step (AdamW) on each task's first training
-    /// batch, and one evaluation row (every task and probe on its `eval_limit` test records, the
-    /// suite's evaluation batch size and generation length, a fresh adapter).
+    /// and on, alternating: one evaluation row (every task and probe on its `eval_limit` test
+    /// records, the suite's evaluation batch size and generation length, a fresh adapter) and a
+    /// LoRA step (AdamW) on each task's first training batch.
     #[arg(long, value_name = "SUITE.toml")]
     suite: Option<PathBuf>,
     /// With `--suite`: `skip-padding` (`backbone::model::set_skip_padding`) or `merge`
@@ -185,11 +185,12 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
     }))
 }
 
-/// One stage of `suite` as the engine runs it, task by task, with the `args.ab` switch off and
-/// on (alternating, so that both see the same machine): the seconds of a LoRA step on the task's
-/// first training batch and of its evaluation, and tokens: those the step trains on, those the
-/// evaluation runs through the model (prompts, options, generated steps; as the engine counts
-/// them) and the prompts' own, with the longest prefix all of a task's prompts share.
+/// One stage of `suite` as the engine runs it, with the `args.ab` switch off and on, alternating
+/// (so that both see the same machine): an evaluation row (`continual::lm::evaluate_row`: the
+/// option tasks one by one, the generative ones together) and a LoRA step on each task's first
+/// training batch. Per task: seconds (the generative tasks' only together), training tokens
+/// with and without padding, prompt tokens; in all: the tokens the row runs through the model
+/// and the FLOP ratio of evaluation to training.
 fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
     let spec = bench_tasks::SuiteSpec::from_path(suite_path)?;
     let data_dir = bench_tasks::resolve_data_dir(None).unwrap_or_else(|_| PathBuf::from("."));
@@ -220,66 +221,77 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
     let lr = settings.optim.lr;
     let limit = settings.eval_limit.unwrap_or(usize::MAX);
     let probe_limit = settings.probe_eval_limit.unwrap_or(limit);
-    let mut rows = Vec::new();
-    let (mut eval_total, mut train_total) = ([0.0; 2], [0.0; 2]);
+    let sets: Vec<(&bench_tasks::Task, &[bench_tasks::Record])> = suite
+        .tasks
+        .iter()
+        .chain(&suite.probes)
+        .enumerate()
+        .map(|(i, t)| (t, &t.test[..t.test.len().min(if i < suite.tasks.len() { limit } else { probe_limit })]))
+        .collect();
+    let batches: Vec<_> = suite
+        .tasks
+        .iter()
+        .map(|task| {
+            let encoded: Vec<bench_tasks::Encoded> =
+                task.train.iter().filter_map(|r| scorer.formatter().encode(task.system.as_deref(), r).ok()).take(settings.batch_size).collect();
+            continual::lm::sft_batch(&encoded.iter().collect::<Vec<_>>())
+        })
+        .collect();
+    let mut task_eval_s = vec![[None; 2]; sets.len()];
+    let mut task_train_s = vec![[0.0; 2]; batches.len()];
+    let (mut eval_total, mut gen_total, mut train_total, mut tokens) = ([0.0; 2], [0.0; 2], [0.0; 2], 0);
     for round in 0..=args.steps {
-        for (i, task) in suite.tasks.iter().chain(&suite.probes).enumerate() {
-            let is_task = i < suite.tasks.len();
-            let records = &task.test[..task.test.len().min(if is_task { limit } else { probe_limit })];
-            let encoded: Vec<bench_tasks::Encoded> = task
-                .train
-                .iter()
-                .filter_map(|r| scorer.formatter().encode(task.system.as_deref(), r).ok())
-                .take(settings.batch_size)
-                .collect();
-            let batch = continual::lm::sft_batch(&encoded.iter().collect::<Vec<_>>());
-            let (mut eval_s, mut train_s, mut tokens) = ([0.0; 2], [0.0; 2], 0);
+        let share = if round == 0 { 0.0 } else { 1.0 / args.steps as f64 }; // round 0 warms up
+        // The evaluation row, off then on.
+        for (v, model) in eval_models.iter().enumerate() {
+            set(v == 1);
+            let t = Instant::now();
+            let row = continual::lm::evaluate_row(model, scorer.formatter(), scorer.stop_ids(), &settings, &sets, |i, secs| {
+                if round == 1 {
+                    task_eval_s[i][v] = secs;
+                }
+            });
+            eval_total[v] += t.elapsed().as_secs_f64() * share;
+            gen_total[v] += row.generative_seconds * share;
+            tokens = row.tokens;
+        }
+        // A training step on each task's batch, off then on.
+        for (i, batch) in batches.iter().enumerate() {
             for v in 0..2 {
                 set(v == 1);
-                let mut lm = continual::lm::LmTaskModel {
-                    model: &eval_models[v], formatter: scorer.formatter(), max_new_tokens: settings.max_new_tokens,
-                    stop_ids: scorer.stop_ids().to_vec(), forwards: 0, tokens: 0,
-                };
                 let t = Instant::now();
-                let _ = bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size);
-                eval_s[v] = t.elapsed().as_secs_f64();
-                tokens = lm.tokens;
-                if is_task && !encoded.is_empty() {
-                    let t = Instant::now();
-                    let m = slot.take().expect("model");
-                    let loss = finetune::sft_loss(&m, &batch).mean;
-                    let grads = GradientsParams::from_grads(loss.backward(), &m);
-                    slot = Some(optim.step(lr, m, grads));
-                    train_s[v] = t.elapsed().as_secs_f64();
+                let m = slot.take().expect("model");
+                let loss = finetune::sft_loss(&m, batch).mean;
+                let grads = GradientsParams::from_grads(loss.backward(), &m);
+                slot = Some(optim.step(lr, m, grads));
+                let secs = t.elapsed().as_secs_f64();
+                train_total[v] += secs * share;
+                if round == 1 {
+                    task_train_s[i][v] = secs;
                 }
             }
-            set(true);
-            if round == 0 {
-                continue; // warm-up
-            }
-            for v in 0..2 {
-                eval_total[v] += eval_s[v] / args.steps as f64;
-                train_total[v] += train_s[v] / args.steps as f64;
-            }
-            if round > 1 {
-                continue;
-            }
+        }
+        set(true);
+    }
+    let rows: Vec<serde_json::Value> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (task, records))| {
             let prompts: Vec<Vec<u32>> = records
                 .iter()
                 .filter_map(|r| scorer.formatter().encode_prompt(task.system.as_deref(), r, settings.max_new_tokens).ok())
                 .collect();
-            let shared = prompts.first().map_or(0, |p0| {
-                prompts.iter().map(|p| p.iter().zip(p0).take_while(|(a, b)| a == b).count()).min().unwrap_or(0)
-            });
-            rows.push(serde_json::json!({
+            let batch = batches.get(i);
+            serde_json::json!({
                 "task": task.name, "metric": format!("{:?}", task.metric), "records": records.len(),
-                "eval_seconds": {"off": eval_s[0], "on": eval_s[1]}, "train_step_seconds": {"off": train_s[0], "on": train_s[1]},
-                "train_tokens": batch.tokens.mask.iter().filter(|&&m| m).count(), "train_padded_tokens": batch.tokens.mask.len(),
-                "eval_tokens_run": tokens, "prompt_tokens": prompts.iter().map(Vec::len).sum::<usize>(),
-                "longest_prompt": prompts.iter().map(Vec::len).max().unwrap_or(0), "shared_prefix_tokens": shared,
-            }));
-        }
-    }
+                "eval_seconds": {"off": task_eval_s[i][0], "on": task_eval_s[i][1]},
+                "train_step_seconds": {"off": task_train_s.get(i).map(|s| s[0]), "on": task_train_s.get(i).map(|s| s[1])},
+                "train_tokens": batch.map_or(0, |b| b.tokens.mask.iter().filter(|&&m| m).count()),
+                "train_padded_tokens": batch.map_or(0, |b| b.tokens.mask.len()),
+                "prompt_tokens": prompts.iter().map(Vec::len).sum::<usize>(), "longest_prompt": prompts.iter().map(Vec::len).max().unwrap_or(0),
+            })
+        })
+        .collect();
     let steps = settings.steps_per_task.unwrap_or(1) as f64;
     let n_tasks = suite.tasks.len() as f64;
     // The work itself, at equal efficiency: a token run forward costs 2·P FLOPs, a trained one
@@ -291,7 +303,7 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
             p += l.dims()[0] * l.dims()[1];
         }
     });
-    let eval_tokens: u64 = rows.iter().map(|r| r["eval_tokens_run"].as_u64().unwrap_or(0)).sum();
+    let eval_tokens = tokens;
     let train_tokens: u64 = rows.iter().map(|r| r["train_tokens"].as_u64().unwrap_or(0)).sum();
     let flop_ratio = (2.0 * p as f64 * eval_tokens as f64) / (4.0 * p as f64 * train_tokens as f64 / n_tasks * steps);
     // One stage trains `steps_per_task` steps; the mean step over the tasks stands for them.
@@ -301,6 +313,7 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
         "eval_batch_size": settings.eval_batch_size, "max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size,
         "steps_per_task": steps, "row_examples": examples,
         "eval_row_seconds": {"off": eval_total[0], "on": eval_total[1]}, "eval_speedup": eval_total[0] / eval_total[1],
+        "generative_sets_seconds": {"off": gen_total[0], "on": gen_total[1]},
         "stage_train_seconds": {"off": stage_train[0], "on": stage_train[1]}, "train_speedup": train_total[0] / train_total[1],
         "eval_over_train": {"off": eval_total[0] / stage_train[0], "on": eval_total[1] / stage_train[1]},
         "decoder_matrix_params": p, "eval_tokens_run": eval_tokens, "stage_train_tokens": train_tokens as f64 / n_tasks * steps,
@@ -462,13 +475,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(suite) = &args.suite {
         let r = suite_bench(&args, suite, &path, &device)?;
         println!("model {} | suite {} | one stage, mean of {} after a warm-up | {} off / on, seconds", path.display(), suite.display(), args.steps, args.ab);
-        println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>10} {:>7}", "task", "recs", "eval", "train step", "train tok/pad", "eval tok", "prompt tok", "longest");
+        println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>7}", "task", "recs", "eval", "train step", "train tok/pad", "prompt tok", "longest");
         for t in r["tasks"].as_array().into_iter().flatten() {
             let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
-            let pair = |k: &str| format!("{:.2} / {:.2}", t[k]["off"].as_f64().unwrap_or(f64::NAN), t[k]["on"].as_f64().unwrap_or(f64::NAN));
-            println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>10} {:>7}", t["task"].as_str().unwrap_or(""), f("records"), pair("eval_seconds"),
-                pair("train_step_seconds"), format!("{} / {}", t["train_tokens"], t["train_padded_tokens"]), f("eval_tokens_run"), f("prompt_tokens"), f("longest_prompt"));
+            let pair = |k: &str| match (t[k]["off"].as_f64(), t[k]["on"].as_f64()) {
+                (Some(a), Some(b)) => format!("{a:.2} / {b:.2}"),
+                _ => "together".to_string(),
+            };
+            let train = if t["train_padded_tokens"].as_u64() == Some(0) { "-".to_string() } else { pair("train_step_seconds") };
+            println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>7}", t["task"].as_str().unwrap_or(""), f("records"), pair("eval_seconds"),
+                train, format!("{} / {}", t["train_tokens"], t["train_padded_tokens"]), f("prompt_tokens"), f("longest_prompt"));
         }
+        println!("generative sets together: {:.1} / {:.1} s", r["generative_sets_seconds"]["off"].as_f64().unwrap_or(f64::NAN),
+            r["generative_sets_seconds"]["on"].as_f64().unwrap_or(f64::NAN));
         let g = |k: &str, v: &str| r[k][v].as_f64().unwrap_or(f64::NAN);
         println!("evaluation row ({} examples): {:.1} / {:.1} s ({:.2}x)", r["row_examples"], g("eval_row_seconds", "off"), g("eval_row_seconds", "on"),
             r["eval_speedup"].as_f64().unwrap_or(f64::NAN));

@@ -285,6 +285,7 @@ impl Attention {
         packing: Option<&Packing>,
     ) -> Tensor<3> {
         let [xb, xs, _] = x.dims();
+        let x_device_autodiff = x.device().is_autodiff();
         let (h, kvh, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
         let (b, s) = packing.map_or((xb, xs), |p| (p.batch, p.seq));
         // Rotated in x's layout: [xB, xS, heads·hd] → [xB, xS, heads, hd]; then (packed) into the
@@ -311,24 +312,29 @@ impl Attention {
             None => (k, v),
         };
         let t = k.dims()[2];
-        // GQA: each key/value head serves h/kvh consecutive query heads.
+        // GQA: each key/value head serves g = h/kvh consecutive query heads.
+        let g = h / kvh;
         // [B, kvH, T, hd] → [B, kvH, 1, T, hd] → [B, kvH, g, T, hd] → [B, H, T, hd]
-        let (k, v) = if kvh != h {
-            let g = h / kvh;
-            let expand = |t4: Tensor<4>| t4.unsqueeze_dim::<5>(2).expand([b, kvh, g, t, hd]).reshape([b, h, t, hd]);
-            (expand(k), expand(v))
-        } else {
-            (k, v)
-        };
+        let expand = |t4: Tensor<4>| t4.unsqueeze_dim::<5>(2).expand([b, kvh, g, t, hd]).reshape([b, h, t, hd]);
         let out = if cfg.attn_logit_softcapping.is_some() {
             // Written out: soft-capping sits between scaling and masking, where fused kernels
             // may differ; the explicit form is the reference's.
+            let (k, v) = if g > 1 { (expand(k), expand(v)) } else { (k, v) };
             let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(cfg.attention_scale()); // [B, H, S, T]
             let cap = cfg.attn_logit_softcapping.unwrap_or(1.0);
             let scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
             let scores = scores.mask_fill(mask.clone().expand([b, h, s, t]), f32::NEG_INFINITY);
             softmax(scores, 3).matmul(v)
+        } else if g > 1 && !x_device_autodiff {
+            // Inference: the g query heads of a key/value head attend as one head of g·S rows,
+            // so the keys and values (the whole KV cache, when decoding) are never copied per
+            // query head. [B, H, S, hd] → [B, kvH, g·S, hd], rows in (g, S) order; the mask's
+            // rows repeat in the same order: [B, 1, S, T] → [B, 1, g·S, T].
+            let q = q.reshape([b, kvh, g * s, hd]);
+            let mask = mask.clone().repeat_dim(2, g);
+            crate::fused::attention(q, k, v, mask, cfg.attention_scale()).reshape([b, h, s, hd])
         } else {
+            let (k, v) = if g > 1 { (expand(k), expand(v)) } else { (k, v) };
             crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale())
         };
         // [B, H, S, hd] → [B, S, H, hd] → [B, S, H·hd] (→ packed [1, N, H·hd])

@@ -27,6 +27,6 @@ pub use error::{DataError, Location, Result};
 pub use format::{
     ByteTokenizer, Encoded, FormatConfig, FormatError, Formatter, RecordFormatError, TokenCounter,
 };
-pub use score::{EvalReport, LengthNorm, OptionScore, TaskModel, evaluate};
+pub use score::{EvalReport, LengthNorm, OptionScore, TaskModel, evaluate, evaluate_generative};
 pub use suite::{Suite, SuiteSpec, TaskSpec, load_corpus};
 pub use task::{Metric, Record, SplitCounts, Task, TaskKind};

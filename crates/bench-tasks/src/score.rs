@@ -357,6 +357,24 @@ pub trait TaskModel {
     /// stop strings (the answer text only).
     fn generate(&mut self, task: &Task, batch: &[&Record]) -> Vec<String>;
 
+    /// Greedy generations for a batch of records of several tasks, each formatted as its own
+    /// task asks: what [`evaluate_generative`] calls, so that one decoding pass serves the
+    /// records of every generative task. The default calls [`TaskModel::generate`] once per run
+    /// of records of the same task; a model that decodes a batch for the cost of one row
+    /// overrides it.
+    fn generate_mixed(&mut self, batch: &[(&Task, &Record)]) -> Vec<String> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut start = 0;
+        while start < batch.len() {
+            let task = batch[start].0;
+            let end = start + batch[start..].iter().take_while(|(t, _)| std::ptr::eq(*t, task)).count();
+            let records: Vec<&Record> = batch[start..end].iter().map(|(_, r)| *r).collect();
+            out.extend(self.generate(task, &records));
+            start = end;
+        }
+        out
+    }
+
     /// Log-likelihood of every option (as the continuation of the record's prompt), for a
     /// batch of records; one `Vec` per record, one [`OptionScore`] per option, same order.
     fn score_options(
@@ -408,6 +426,34 @@ pub fn evaluate(
         per_record.iter().sum::<f64>() / per_record.len() as f64
     };
     EvalReport { score, per_record }
+}
+
+/// Scores several generative tasks together: the records of every set, in order, go to
+/// [`TaskModel::generate_mixed`] in batches of `batch_size` that may span tasks, so that a
+/// decoding pass (whose cost is reading the weights, nearly the same for 6 rows or 30) serves
+/// them all. One report per set, each as [`evaluate`] would give it for a set whose metric
+/// generates.
+pub fn evaluate_generative(
+    sets: &[(&Task, &[Record])],
+    model: &mut dyn TaskModel,
+    batch_size: usize,
+) -> Vec<EvalReport> {
+    let items: Vec<(&Task, &Record)> = sets.iter().flat_map(|(t, recs)| recs.iter().map(move |r| (*t, r))).collect();
+    let mut scores = Vec::with_capacity(items.len());
+    for chunk in items.chunks(batch_size.max(1)) {
+        let gens = model.generate_mixed(chunk);
+        for ((task, r), g) in chunk.iter().zip(&gens) {
+            scores.push(score_generation(task.metric, &task.kind, r, g));
+        }
+    }
+    let mut scores = scores.into_iter();
+    sets.iter()
+        .map(|(_, recs)| {
+            let per_record: Vec<f64> = scores.by_ref().take(recs.len()).collect();
+            let score = if per_record.is_empty() { 0.0 } else { per_record.iter().sum::<f64>() / per_record.len() as f64 };
+            EvalReport { score, per_record }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -627,6 +673,44 @@ mod tests {
         let t = task(TaskKind::MultipleChoice, Metric::RankAccuracy, test.clone());
         let rep = evaluate(&t, &test, &mut Fixed, 8);
         assert_eq!(rep.per_record, [1.0, 0.0]);
+    }
+
+    /// Answers each prompt with its own text, or "wrong" for the task named "misses", and
+    /// records the tasks of every `generate` call.
+    #[derive(Default)]
+    struct Echo {
+        calls: Vec<Vec<String>>,
+    }
+    impl TaskModel for Echo {
+        fn generate(&mut self, task: &Task, batch: &[&Record]) -> Vec<String> {
+            self.calls.push(batch.iter().map(|_| task.name.clone()).collect());
+            batch.iter().map(|r| if task.name == "misses" { "wrong".to_string() } else { r.prompt.clone() }).collect()
+        }
+        fn score_options(&mut self, _: &Task, _: &[(&Record, &[String])]) -> Vec<Vec<OptionScore>> {
+            unreachable!("generative tasks only")
+        }
+    }
+
+    #[test]
+    fn generative_sets_scored_together_match_each_set_alone_and_batches_span_tasks() {
+        // Exact match against answers equal to the prompts: the "misses" task's answers miss,
+        // the others hit; batches of 3 over 2 + 3 + 1 records span the tasks.
+        let recs = |ps: &[&str]| -> Vec<Record> { ps.iter().map(|p| Record::new(*p, *p)).collect() };
+        let mut a = task(TaskKind::ShortAnswerQa, Metric::ExactMatch, recs(&["a", "b"]));
+        a.name = "hits".into();
+        let mut b = task(TaskKind::ShortAnswerQa, Metric::ExactMatch, recs(&["c", "d", "e"]));
+        b.name = "misses".into();
+        let mut c = task(TaskKind::ShortAnswerQa, Metric::ExactMatch, recs(&["f"]));
+        c.name = "hits2".into();
+        let sets: Vec<(&Task, &[Record])> = vec![(&a, &a.test), (&b, &b.test), (&c, &c.test)];
+        let mut model = Echo::default();
+        let together = evaluate_generative(&sets, &mut model, 3);
+        assert_eq!(model.calls, [vec!["hits", "hits"], vec!["misses"], vec!["misses", "misses"], vec!["hits2"]]);
+        let alone: Vec<EvalReport> = sets.iter().map(|(t, r)| evaluate(t, r, &mut Echo::default(), 3)).collect();
+        assert_eq!(together, alone);
+        assert_eq!(together[0].per_record, [1.0, 1.0]);
+        assert_eq!(together[1].per_record, [0.0, 0.0, 0.0]);
+        assert_eq!(together[2].score, 1.0);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sharpness::{SharpnessAware, SharpnessAwareRecord};
 
-use crate::lm::{TextCodec, evaluate_records, sft_batch};
+use crate::lm::{TextCodec, evaluate_records, evaluate_row, sft_batch};
 use crate::method::{DivergencePolicy, MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
 use crate::metrics::{AccuracyMatrix, Cost, general_forgetting};
 use crate::params::TrainableSnapshot;
@@ -627,26 +627,33 @@ impl<'a> Run<'a> {
         }
         let limit = self.cfg.settings.eval_limit.unwrap_or(usize::MAX);
         let probe_limit = self.cfg.settings.probe_eval_limit.unwrap_or(limit);
-        let mut row = Vec::new();
-        let mut probes = Vec::new();
-        let mut task_seconds = Vec::new();
+        let n_tasks = self.num_tasks();
+        let sets: Vec<(&Task, &[Record])> = self
+            .cfg
+            .suite
+            .tasks
+            .iter()
+            .chain(&self.cfg.suite.probes)
+            .enumerate()
+            .map(|(i, t)| (t, &t.test[..t.test.len().min(if i < n_tasks { limit } else { probe_limit })]))
+            .collect();
         let model = self.inference_model();
-        for (i, t) in self.cfg.suite.tasks.iter().chain(&self.cfg.suite.probes).enumerate() {
-            let limit = if i < self.num_tasks() { limit } else { probe_limit };
-            let records = &t.test[..t.test.len().min(limit)];
-            let t_task = Instant::now();
-            let score = self.score_task(&model, t, records)?;
-            task_seconds.push(t_task.elapsed().as_secs_f64());
-            self.state.cost.eval_examples += records.len() as u64;
-            if i < self.num_tasks() { row.push(score) } else { probes.push(score) }
+        let mut task_seconds: Vec<Option<f64>> = vec![None; sets.len()];
+        let mut scored = 0;
+        let report = evaluate_row(&model, &self.formatter, &self.stop_ids, &self.cfg.settings, &sets, |i, secs| {
+            task_seconds[i] = secs;
+            scored += 1;
             for p in plugins.iter_mut() {
-                p.eval_progress(i + 1, self.num_tasks() + self.cfg.suite.probes.len());
+                p.eval_progress(scored, sets.len());
             }
             crate::test_pause("eval");
-        }
+        });
+        self.state.cost.eval_examples += sets.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
+        let scores: Vec<f64> = report.reports.iter().map(|r| r.score).collect();
+        let (row, probes) = (scores[..n_tasks].to_vec(), scores[n_tasks..].to_vec());
         let secs = t0.elapsed().as_secs_f64();
         self.state.cost.eval_seconds += secs;
-        self.log.write(&json!({"type": "eval", "stage": stage, "step": self.state.global_step, "scores": row, "probe_scores": probes, "seconds": secs, "task_seconds": task_seconds}))?;
+        self.log.write(&json!({"type": "eval", "stage": stage, "step": self.state.global_step, "scores": row, "probe_scores": probes, "seconds": secs, "task_seconds": task_seconds, "generative_seconds": report.generative_seconds}))?;
         for p in plugins.iter_mut() {
             p.after_eval(&self.ctx(task, 0), stage, &row, &probes);
         }

@@ -80,6 +80,59 @@ pub fn evaluate_records(
     bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size)
 }
 
+/// What [`evaluate_row`] gives: a report per set, in the sets' order, the seconds of the
+/// generative sets together, and the model calls and tokens run (as [`LmTaskModel`] counts).
+pub struct RowReport {
+    /// One report per set.
+    pub reports: Vec<EvalReport>,
+    /// Seconds of the generative sets' shared passes.
+    pub generative_seconds: f64,
+    /// Model calls.
+    pub forwards: u64,
+    /// Tokens through the model (prompts, options, generated steps).
+    pub tokens: u64,
+}
+
+/// One row of the accuracy matrix: every `(task, records)` set scored with its metric, with the
+/// settings' generation length and evaluation batch size. Sets that rank options are scored one
+/// at a time; the generative ones together (`bench_tasks::evaluate_generative`), so that one
+/// decoding pass, whose cost is reading the weights, serves the records of several tasks.
+/// `done(i, seconds)` is called as set `i` is scored, with its own seconds when it was scored
+/// alone (`None` for the generative sets, which share their passes).
+pub fn evaluate_row(
+    model: &CausalLm,
+    formatter: &Formatter<TextCodec>,
+    stop_ids: &[u32],
+    settings: &TrainSettings,
+    sets: &[(&Task, &[Record])],
+    mut done: impl FnMut(usize, Option<f64>),
+) -> RowReport {
+    let mut lm = LmTaskModel { model, formatter, max_new_tokens: settings.max_new_tokens, stop_ids: stop_ids.to_vec(), forwards: 0, tokens: 0 };
+    let mut reports: Vec<Option<EvalReport>> = vec![None; sets.len()];
+    let generative: Vec<usize> = (0..sets.len()).filter(|&i| !sets[i].0.metric.is_ranking()).collect();
+    for (i, (task, records)) in sets.iter().enumerate() {
+        if !generative.contains(&i) {
+            let t = std::time::Instant::now();
+            reports[i] = Some(bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size));
+            done(i, Some(t.elapsed().as_secs_f64()));
+        }
+    }
+    let t = std::time::Instant::now();
+    let gen_sets: Vec<(&Task, &[Record])> = generative.iter().map(|&i| sets[i]).collect();
+    let gen_reports = bench_tasks::evaluate_generative(&gen_sets, &mut lm, settings.eval_batch_size);
+    let generative_seconds = t.elapsed().as_secs_f64();
+    for (&i, r) in generative.iter().zip(gen_reports) {
+        reports[i] = Some(r);
+        done(i, None);
+    }
+    RowReport {
+        reports: reports.into_iter().map(|r| r.expect("every set is scored")).collect(),
+        generative_seconds,
+        forwards: lm.forwards,
+        tokens: lm.tokens,
+    }
+}
+
 /// A model, its formatter and its generation settings: what `bench_tasks::evaluate` needs.
 pub struct LmTaskModel<'a> {
     /// The network (evaluated as is: pass [`inference_model`]'s).
@@ -98,10 +151,17 @@ pub struct LmTaskModel<'a> {
 
 impl TaskModel for LmTaskModel<'_> {
     fn generate(&mut self, task: &Task, batch: &[&Record]) -> Vec<String> {
-        // The records' prompts decode together (left-padded, one KV cache); a record whose
-        // prompt cannot fit gets an empty answer, scored as a miss.
-        let prompts: Vec<Option<Vec<u32>>> =
-            batch.iter().map(|r| self.formatter.encode_prompt(task.system.as_deref(), r, self.max_new_tokens).ok()).collect();
+        let mixed: Vec<(&Task, &Record)> = batch.iter().map(|r| (task, *r)).collect();
+        self.generate_mixed(&mixed)
+    }
+
+    fn generate_mixed(&mut self, batch: &[(&Task, &Record)]) -> Vec<String> {
+        // The records' prompts, each formatted by its own task, decode together (left-padded,
+        // one KV cache); a record whose prompt cannot fit gets an empty answer, scored as a miss.
+        let prompts: Vec<Option<Vec<u32>>> = batch
+            .iter()
+            .map(|(task, r)| self.formatter.encode_prompt(task.system.as_deref(), r, self.max_new_tokens).ok())
+            .collect();
         let fitting: Vec<Vec<u32>> = prompts.iter().flatten().cloned().collect();
         let cfg = GenerateConfig { max_new_tokens: self.max_new_tokens, stop_ids: self.stop_ids.clone(), ..Default::default() };
         let generated = backbone::generate_greedy_batch(self.model, &fitting, &cfg);
