@@ -219,15 +219,7 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
     let mut slot = Some(model);
     let mut optim = AdamWConfig::new().init();
     let lr = settings.optim.lr;
-    let limit = settings.eval_limit.unwrap_or(usize::MAX);
-    let probe_limit = settings.probe_eval_limit.unwrap_or(limit);
-    let sets: Vec<(&bench_tasks::Task, &[bench_tasks::Record])> = suite
-        .tasks
-        .iter()
-        .chain(&suite.probes)
-        .enumerate()
-        .map(|(i, t)| (t, &t.test[..t.test.len().min(if i < suite.tasks.len() { limit } else { probe_limit })]))
-        .collect();
+    let sets = continual::lm::eval_sets(&suite, &settings);
     let batches: Vec<_> = suite
         .tasks
         .iter()
@@ -309,7 +301,7 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
     // One stage trains `steps_per_task` steps; the mean step over the tasks stands for them.
     let stage_train = train_total.map(|t| t / n_tasks * steps);
     let examples: usize = rows.iter().map(|r| r["records"].as_u64().unwrap_or(0) as usize).sum();
-    Ok(serde_json::json!({"suite": spec.name, "ab": args.ab, "eval_limit": limit, "probe_eval_limit": probe_limit,
+    Ok(serde_json::json!({"suite": spec.name, "ab": args.ab, "eval_limit": settings.eval_limit, "probe_eval_limit": settings.probe_eval_limit,
         "eval_batch_size": settings.eval_batch_size, "max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size,
         "steps_per_task": steps, "row_examples": examples,
         "eval_row_seconds": {"off": eval_total[0], "on": eval_total[1]}, "eval_speedup": eval_total[0] / eval_total[1],

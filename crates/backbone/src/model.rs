@@ -187,11 +187,9 @@ impl KvCache {
     /// A cache whose row `i` is a copy of row `rows[i]` of this one: prompts encoded once and
     /// then each continued several ways (scoring the options of multiple-choice questions).
     pub fn select_rows(&self, rows: &[usize]) -> Self {
-        let pick = |t: &Tensor<4>| {
-            let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &t.device());
-            t.clone().select(0, idx)
-        };
+        let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let idx = self.layers.iter().flatten().next().map(|(k, _)| Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &k.device()));
+        let pick = |t: &Tensor<4>| t.clone().select(0, idx.clone().expect("a cached layer"));
         Self {
             layers: self.layers.iter().map(|l| l.as_ref().map(|(k, v)| (pick(k), pick(v)))).collect(),
             key_mask: rows.iter().map(|&r| self.key_mask[r].clone()).collect(),
@@ -224,8 +222,10 @@ struct Packing {
     seq: usize,
     /// `[N]`: the flat index `r·S + t` of each real token, in order.
     real: Tensor<1, Int>,
-    /// `[B·S]`: each slot's index among the real tokens, or `N` (a zero row) for padding.
+    /// `[B·S]`: each slot's index among the real tokens; padding slots name token 0.
     slots: Tensor<1, Int>,
+    /// `[B·S, 1]`: 1 at real tokens, 0 at padding.
+    real_mask: Tensor<2>,
     tokens: usize,
 }
 
@@ -242,16 +242,18 @@ impl Packing {
             .mask
             .iter()
             .map(|&m| {
-                let slot = if m { next } else { n as i64 };
+                let slot = if m { next } else { 0 };
                 next += i64::from(m);
                 slot
             })
             .collect();
+        let real_mask: Vec<f32> = batch.mask.iter().map(|&m| f32::from(u8::from(m))).collect();
         Some(Self {
             batch: batch.batch,
             seq: batch.seq,
             real: Tensor::from_data(TensorData::new(real, [n]), device),
             slots: Tensor::from_data(TensorData::new(slots, [batch.mask.len()]), device),
+            real_mask: Tensor::from_data(TensorData::new(real_mask, [batch.mask.len(), 1]), device),
             tokens: n,
         })
     }
@@ -262,12 +264,19 @@ impl Packing {
         x.reshape([self.batch * self.seq, c]).select(0, self.real.clone()).reshape([1, self.tokens, c])
     }
 
-    /// `[1, N, C]` → `[B, S, C]`, with zeros at the padding.
+    /// `[1, N, C]` → `[B, S, C]`, one gather. Padding slots hold a copy of token 0: inside
+    /// attention they are masked as keys and dropped (by [`Packing::pack`]) as queries, so their
+    /// values never reach a real token, nor a gradient (their softmax weights are exact zeros).
+    fn spread(&self, x: Tensor<3>) -> Tensor<3> {
+        let c = x.dims()[2];
+        x.reshape([self.tokens, c]).select(0, self.slots.clone()).reshape([self.batch, self.seq, c])
+    }
+
+    /// [`Packing::spread`] with zeros at the padding: the model's output layout.
     fn unpack(&self, x: Tensor<3>) -> Tensor<3> {
         let c = x.dims()[2];
-        let zero = Tensor::<2>::zeros([1, c], &x.device());
-        // [N, C] ++ [1, C] → [N + 1, C] → [B·S, C] → [B, S, C]
-        Tensor::cat(vec![x.reshape([self.tokens, c]), zero], 0).select(0, self.slots.clone()).reshape([self.batch, self.seq, c])
+        // [B, S, C] → [B·S, C] · [B·S, 1] → [B, S, C]
+        (self.spread(x).reshape([self.batch * self.seq, c]) * self.real_mask.clone()).reshape([self.batch, self.seq, c])
     }
 }
 
@@ -285,14 +294,14 @@ impl Attention {
         packing: Option<&Packing>,
     ) -> Tensor<3> {
         let [xb, xs, _] = x.dims();
-        let x_device_autodiff = x.device().is_autodiff();
+        let grouped = query_groups(cfg, &x.device());
         let (h, kvh, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
         let (b, s) = packing.map_or((xb, xs), |p| (p.batch, p.seq));
         // Rotated in x's layout: [xB, xS, heads·hd] → [xB, xS, heads, hd]; then (packed) into the
         // padded layout [B, S, heads, hd], and → [B, heads, S, hd].
         let (cos, sin) = cos_sin;
         let to_heads = |t: Tensor<4>, heads: usize| match packing {
-            Some(p) => p.unpack(t.reshape([xb, xs, heads * hd])).reshape([b, s, heads, hd]).swap_dims(1, 2),
+            Some(p) => p.spread(t.reshape([xb, xs, heads * hd])).reshape([b, s, heads, hd]).swap_dims(1, 2),
             None => t.swap_dims(1, 2),
         };
         let q = self.q_proj.forward(x.clone()).reshape([xb, xs, h, hd]);
@@ -325,14 +334,11 @@ impl Attention {
             let scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
             let scores = scores.mask_fill(mask.clone().expand([b, h, s, t]), f32::NEG_INFINITY);
             softmax(scores, 3).matmul(v)
-        } else if g > 1 && !x_device_autodiff {
-            // Inference: the g query heads of a key/value head attend as one head of g·S rows,
-            // so the keys and values (the whole KV cache, when decoding) are never copied per
-            // query head. [B, H, S, hd] → [B, kvH, g·S, hd], rows in (g, S) order; the mask's
-            // rows repeat in the same order: [B, 1, S, T] → [B, 1, g·S, T].
+        } else if grouped.is_some() {
+            // [B, H, S, hd] → [B, kvH, g·S, hd], rows in (g, S) order, as the mask's
+            // (`query_groups`).
             let q = q.reshape([b, kvh, g * s, hd]);
-            let mask = mask.clone().repeat_dim(2, g);
-            crate::fused::attention(q, k, v, mask, cfg.attention_scale()).reshape([b, h, s, hd])
+            crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale()).reshape([b, h, s, hd])
         } else {
             let (k, v) = if g > 1 { (expand(k), expand(v)) } else { (k, v) };
             crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale())
@@ -441,10 +447,13 @@ impl CausalLm {
         for (r, km) in key_mask.iter_mut().enumerate() {
             km.extend_from_slice(&batch.mask[r * batch.seq..(r + 1) * batch.seq]);
         }
-        let global = attention_mask(&key_mask, past, batch.seq, None, &device);
-        let sliding = cfg.sliding_window.map(|w| {
-            attention_mask(&key_mask, past, batch.seq, Some(w), &device)
-        });
+        // Built once for every layer; with grouped query heads its rows repeat g times.
+        let grouped = |m: Tensor<4, Bool>| match query_groups(cfg, &device) {
+            Some(g) => m.repeat_dim(2, g), // [B, 1, S, T] → [B, 1, g·S, T]
+            None => m,
+        };
+        let global = grouped(attention_mask(&key_mask, past, batch.seq, None, &device));
+        let sliding = cfg.sliding_window.map(|w| grouped(attention_mask(&key_mask, past, batch.seq, Some(w), &device)));
 
         let ids = match &packing {
             // [1, N]: the real tokens' ids
@@ -508,6 +517,18 @@ impl CausalLm {
         let h = self.hidden_states(batch, cache);
         self.logits_from_hidden(h)
     }
+}
+
+/// `Some(g)` when attention runs with grouped query heads: at inference (no autodiff), for a
+/// model whose g = H / kvH query heads share each key/value head, without soft-capping (whose
+/// written-out form expands the keys). The g query heads of a key/value head then attend as
+/// one head of g·S rows (`[B, H, S, hd]` → `[B, kvH, g·S, hd]`, rows in (g, S) order, and the
+/// mask's rows repeated g times in the same order), so the keys and values, the whole KV cache
+/// when decoding, are never copied per query head. Training keeps the expanded form: its fused
+/// attention converts the mask in every layer, g times more of it grouped (not measured).
+fn query_groups(cfg: &ModelConfig, device: &Device) -> Option<usize> {
+    let g = cfg.num_attention_heads / cfg.num_key_value_heads;
+    (g > 1 && !device.is_autodiff() && cfg.attn_logit_softcapping.is_none()).then_some(g)
 }
 
 /// Builds the boolean attention mask `[B, 1, S, T]` (`true` = may not attend; the same for every

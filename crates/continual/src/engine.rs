@@ -625,18 +625,8 @@ impl<'a> Run<'a> {
         for p in plugins.iter_mut() {
             p.before_eval(&self.ctx(task, 0), stage);
         }
-        let limit = self.cfg.settings.eval_limit.unwrap_or(usize::MAX);
-        let probe_limit = self.cfg.settings.probe_eval_limit.unwrap_or(limit);
         let n_tasks = self.num_tasks();
-        let sets: Vec<(&Task, &[Record])> = self
-            .cfg
-            .suite
-            .tasks
-            .iter()
-            .chain(&self.cfg.suite.probes)
-            .enumerate()
-            .map(|(i, t)| (t, &t.test[..t.test.len().min(if i < n_tasks { limit } else { probe_limit })]))
-            .collect();
+        let sets = crate::lm::eval_sets(&self.cfg.suite, &self.cfg.settings);
         let model = self.inference_model();
         let mut task_seconds: Vec<Option<f64>> = vec![None; sets.len()];
         let mut scored = 0;

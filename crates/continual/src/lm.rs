@@ -5,7 +5,7 @@
 use backbone::{CausalLm, GenerateConfig, TextTokenizer};
 use bench_tasks::Encoded;
 use bench_tasks::format::{ByteTokenizer, Formatter, TokenCounter};
-use bench_tasks::{EvalReport, OptionScore, Record, Task, TaskModel};
+use bench_tasks::{EvalReport, OptionScore, Record, Suite, Task, TaskModel};
 
 use crate::method::TrainSettings;
 
@@ -76,21 +76,29 @@ pub fn evaluate_records(
     task: &Task,
     records: &[Record],
 ) -> EvalReport {
-    let mut lm = LmTaskModel { model, formatter, max_new_tokens: settings.max_new_tokens, stop_ids: stop_ids.to_vec(), forwards: 0, tokens: 0 };
+    let mut lm = LmTaskModel::new(model, formatter, stop_ids, settings);
     bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size)
 }
 
 /// What [`evaluate_row`] gives: a report per set, in the sets' order, the seconds of the
-/// generative sets together, and the model calls and tokens run (as [`LmTaskModel`] counts).
+/// generative sets together, and the tokens run (as [`LmTaskModel`] counts them).
 pub struct RowReport {
     /// One report per set.
     pub reports: Vec<EvalReport>,
     /// Seconds of the generative sets' shared passes.
     pub generative_seconds: f64,
-    /// Model calls.
-    pub forwards: u64,
     /// Tokens through the model (prompts, options, generated steps).
     pub tokens: u64,
+}
+
+/// The sets a row of the accuracy matrix scores: every task of `suite` on its first
+/// `eval_limit` test records, then every probe on its first `probe_eval_limit` (default:
+/// `eval_limit`).
+pub fn eval_sets<'s>(suite: &'s Suite, settings: &TrainSettings) -> Vec<(&'s Task, &'s [Record])> {
+    let limit = settings.eval_limit.unwrap_or(usize::MAX);
+    let probe_limit = settings.probe_eval_limit.unwrap_or(limit);
+    let first = |t: &'s Task, n: usize| (t, &t.test[..t.test.len().min(n)]);
+    suite.tasks.iter().map(|t| first(t, limit)).chain(suite.probes.iter().map(|t| first(t, probe_limit))).collect()
 }
 
 /// One row of the accuracy matrix: every `(task, records)` set scored with its metric, with the
@@ -107,7 +115,7 @@ pub fn evaluate_row(
     sets: &[(&Task, &[Record])],
     mut done: impl FnMut(usize, Option<f64>),
 ) -> RowReport {
-    let mut lm = LmTaskModel { model, formatter, max_new_tokens: settings.max_new_tokens, stop_ids: stop_ids.to_vec(), forwards: 0, tokens: 0 };
+    let mut lm = LmTaskModel::new(model, formatter, stop_ids, settings);
     let mut reports: Vec<Option<EvalReport>> = vec![None; sets.len()];
     let generative: Vec<usize> = (0..sets.len()).filter(|&i| !sets[i].0.metric.is_ranking()).collect();
     for (i, (task, records)) in sets.iter().enumerate() {
@@ -128,7 +136,6 @@ pub fn evaluate_row(
     RowReport {
         reports: reports.into_iter().map(|r| r.expect("every set is scored")).collect(),
         generative_seconds,
-        forwards: lm.forwards,
         tokens: lm.tokens,
     }
 }
@@ -147,6 +154,13 @@ pub struct LmTaskModel<'a> {
     pub forwards: u64,
     /// Tokens through the model so far.
     pub tokens: u64,
+}
+
+impl<'a> LmTaskModel<'a> {
+    /// With the settings' generation length, counters at zero.
+    pub fn new(model: &'a CausalLm, formatter: &'a Formatter<TextCodec>, stop_ids: &[u32], settings: &TrainSettings) -> Self {
+        Self { model, formatter, max_new_tokens: settings.max_new_tokens, stop_ids: stop_ids.to_vec(), forwards: 0, tokens: 0 }
+    }
 }
 
 impl TaskModel for LmTaskModel<'_> {
