@@ -14,6 +14,10 @@ use crate::sample::{SampleRef, Slot, SlotLoss, TaskScore};
 ///   [`ExtraPasses::probe`].
 /// - `scores`: the scores of the tasks requested in [`ExtraPasses::evaluate`].
 /// - `train_loss`: the mean loss of the current task's batch, when known.
+/// - `allowance`: in [`Scheduler::before_update`], how many samples the scheduler may replay
+///   at this step (the engine's paced share of the replay budget, never more than the budget
+///   left); `None` is unlimited. A scheduler decides within it: the engine never cuts a
+///   decision afterwards, and refuses one that exceeds it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Signals<'a> {
     /// Global optimizer step.
@@ -26,6 +30,8 @@ pub struct Signals<'a> {
     pub scores: &'a [TaskScore],
     /// Mean loss of the current task's batch.
     pub train_loss: Option<f32>,
+    /// Samples the scheduler may replay at this step (`None`: unlimited).
+    pub allowance: Option<usize>,
 }
 
 impl Signals<'_> {
@@ -35,6 +41,23 @@ impl Signals<'_> {
             step,
             ..Default::default()
         }
+    }
+
+    /// These signals with an allowance of `samples` replayed samples.
+    pub fn with_allowance(self, samples: Option<usize>) -> Self {
+        Self {
+            allowance: samples,
+            ..self
+        }
+    }
+
+    /// How many whole replay batches of `batch_samples` fit in the allowance. The built-in
+    /// schedulers replay whole batches only (our choice): a batch that does not fit waits for
+    /// a later step, so a paced budget is spent as full `r·|B|` batches, never as a trickle of
+    /// smaller ones.
+    pub fn whole_batches(&self, batch_samples: usize) -> usize {
+        self.allowance
+            .map_or(usize::MAX, |a| a / batch_samples.max(1))
     }
 }
 
@@ -219,7 +242,8 @@ pub trait Scheduler {
         ExtraPasses::none()
     }
 
-    /// Before the update of `signals.step`: which samples to replay in it, and why.
+    /// Before the update of `signals.step`: which samples to replay in it, and why. The
+    /// decision holds at most `signals.allowance` samples.
     fn before_update(&mut self, signals: &Signals<'_>, buffer: &ReplayBuffer) -> ReplayDecision;
 
     /// After the update of `signals.step`, with the replayed samples' losses (the memory

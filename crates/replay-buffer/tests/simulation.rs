@@ -4,7 +4,7 @@
 //! same replayed-sample budget.
 
 use replay_buffer::memory_strength::MemoryConfig;
-use replay_buffer::schedulers::{FixedIntervalConfig, MssrConfig, MssrVariant};
+use replay_buffer::schedulers::{FixedIntervalConfig, MssrConfig, MssrVariant, ThresholdMode};
 use replay_buffer::{
     CapacityPolicy, HookPoint, InsertionPolicy, Replay, ReplayBufferConfig, ReplaySize, SampleRef,
     SamplerKind, Scheduler, SchedulerConfig, Signals, SlotLoss, StrengthSampler,
@@ -160,6 +160,7 @@ fn defaults() -> Setting {
     Setting {
         mssr: MssrConfig {
             size: SIZE,
+            thresholds: ThresholdMode::Absolute,
             ..Default::default()
         },
         memory: MemoryConfig::default(),
@@ -175,6 +176,7 @@ fn post_update_scale() -> Setting {
     Setting {
         mssr: MssrConfig {
             size: SIZE,
+            thresholds: ThresholdMode::Absolute,
             high_strength: 0.8,
             low_strength: 0.5,
             ..Default::default()
@@ -394,4 +396,25 @@ fn schedulers_are_usable_as_trait_objects() {
     let s: Box<dyn Scheduler> = Box::new(MssrConfig::default().init());
     let replay = Replay::new(ReplayBufferConfig::default().init(), s);
     assert_eq!(replay.scheduler.name(), "mssr");
+}
+
+#[test]
+fn mssr_with_relative_thresholds_adapts_and_keeps_recall_higher_than_fixed_interval_replay() {
+    let setting = Setting {
+        mssr: MssrConfig {
+            size: SIZE,
+            ..Default::default()
+        },
+        memory: MemoryConfig::default(),
+    };
+    let c = compare(DEFAULT_WORLD, setting);
+    println!("relative thresholds (defaults: m_hi = 0.97, m_lo = 0.85 of the reference)");
+    print(&c);
+    assert!(c.every >= 2, "the fixed schedule must be evenly spread");
+    assert!(
+        c.mssr.mean_recall > c.fixed.mean_recall,
+        "MSSR {:.4} vs fixed {:.4}",
+        c.mssr.mean_recall,
+        c.fixed.mean_recall
+    );
 }

@@ -137,13 +137,17 @@ impl Scheduler for AccuracySupervised {
         }
         let mut batches = Vec::new();
         let n = self.flagged.len();
-        for _ in 0..n.min(self.config.max_replay_batches) {
+        let size = self.config.size.samples();
+        let batches_now = n
+            .min(self.config.max_replay_batches)
+            .min(signals.whole_batches(size));
+        for _ in 0..batches_now {
             let (task, score) = self.flagged[self.cursor % n];
             self.cursor += 1;
             let slots = self.config.sampler.sample(
                 buffer,
                 Candidates::Slots(buffer.task_slots(task)),
-                self.config.size.samples(),
+                size,
                 signals.step,
                 &mut self.rng,
             );

@@ -87,17 +87,20 @@ impl Scheduler for FixedInterval {
     fn before_update(&mut self, signals: &Signals<'_>, buffer: &ReplayBuffer) -> ReplayDecision {
         let every = self.config.every.max(1);
         let budget_left = self.config.max_batches.is_none_or(|m| self.batches < m);
-        if self.past.is_empty() || !signals.step.is_multiple_of(every) || !budget_left {
+        let size = self.config.size.samples();
+        // A step of the period whose batch does not fit the allowance is skipped, not shrunk.
+        if self.past.is_empty()
+            || !signals.step.is_multiple_of(every)
+            || !budget_left
+            || signals.whole_batches(size) == 0
+        {
             return ReplayDecision::none();
         }
         let candidates = self.past.slots(buffer, &mut self.scratch);
-        let slots = self.config.sampler.sample(
-            buffer,
-            candidates,
-            self.config.size.samples(),
-            signals.step,
-            &mut self.rng,
-        );
+        let slots =
+            self.config
+                .sampler
+                .sample(buffer, candidates, size, signals.step, &mut self.rng);
         if slots.is_empty() {
             return ReplayDecision::none();
         }

@@ -145,7 +145,8 @@ impl Scheduler for LossDriven {
                 n += 1;
             }
         }
-        if n == 0 {
+        let size = self.config.size.samples();
+        if n == 0 || signals.whole_batches(size) == 0 {
             return ReplayDecision::none();
         }
         let (probe, reference) = ((probe / n as f64) as f32, (reference / n as f64) as f32);
@@ -158,13 +159,10 @@ impl Scheduler for LossDriven {
             return ReplayDecision::none();
         };
         let candidates = self.past.slots(buffer, &mut self.scratch);
-        let slots = self.config.sampler.sample(
-            buffer,
-            candidates,
-            self.config.size.samples(),
-            signals.step,
-            &mut self.rng,
-        );
+        let slots =
+            self.config
+                .sampler
+                .sample(buffer, candidates, size, signals.step, &mut self.rng);
         ReplayDecision {
             batches: vec![ReplayBatch::new(
                 buffer,

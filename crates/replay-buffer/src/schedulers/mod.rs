@@ -10,7 +10,7 @@ mod none;
 pub use accuracy::{AccuracySupervised, AccuracySupervisedConfig};
 pub use fixed::{FixedInterval, FixedIntervalConfig};
 pub use loss_driven::{LossDriven, LossDrivenConfig};
-pub use mssr::{Mssr, MssrConfig, MssrVariant, TaskClock};
+pub use mssr::{Mssr, MssrConfig, MssrVariant, TaskClock, ThresholdMode};
 pub use none::NoReplay;
 
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@ use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
-use crate::sample::Slot;
+use crate::sample::{SampleRef, Slot};
 use crate::sampler::{Candidates, Sampler, StrengthSampler, UniformSampler};
 use crate::scheduler::{
     PastTasks, ReplayBatch, ReplayDecision, ReplayReason, ReplaySize, Scheduler, Signals,
@@ -26,6 +26,23 @@ pub enum MssrVariant {
     SchedulerOnly,
 }
 
+/// How [`Mssr`] reads its strength thresholds `m_hi` and `m_lo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdMode {
+    /// Relative to the replayed samples' own recall quality when their task ended (our
+    /// choice, the default): `m̄ ≥ relative_high · m̄_ref` grows the interval and
+    /// `m̄ < relative_low · m̄_ref` shrinks it, where `m̄_ref` is the mean of
+    /// `q_i = exp(−l̄_i)` over the same samples at their task's end. It means the same on any
+    /// loss scale: "recalled at least as well as when learnt" against "recalled worse".
+    #[default]
+    Relative,
+    /// METHODS.md's literal form: `m̄ ≥ high_strength` grows, `m̄ < low_strength` shrinks.
+    /// With SmolLM2-135M's 2-3 nat answer losses `m̄` is 0.05-0.15, so every interval shrinks
+    /// to `I_min` (measured on the quick suite, 2026-12; docs/replay-strategies.md).
+    Absolute,
+}
+
 /// Configuration of [`Mssr`]; defaults from METHODS.md section 3.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -38,9 +55,17 @@ pub struct MssrConfig {
     pub grow: f64,
     /// `c_shrink`: interval factor when `m̄ < m_lo`. Default 0.5.
     pub shrink: f64,
-    /// `m_hi`. Default 0.6.
+    /// Whether the thresholds are relative (default) or absolute.
+    pub thresholds: ThresholdMode,
+    /// `m_hi` as a fraction of the reference, in the relative mode. Default 0.97: with
+    /// `β = 0.7` a batch whose loss is within about 0.1 nat of its loss when learnt.
+    pub relative_high: f32,
+    /// `m_lo` as a fraction of the reference, in the relative mode. Default 0.85: a batch
+    /// about 0.5 nat worse than when learnt.
+    pub relative_low: f32,
+    /// `m_hi` in the absolute mode. Default 0.6.
     pub high_strength: f32,
-    /// `m_lo`. Default 0.3.
+    /// `m_lo` in the absolute mode. Default 0.3.
     pub low_strength: f32,
     /// `I_min`. Default 1.
     pub min_interval: f64,
@@ -65,6 +90,9 @@ impl Default for MssrConfig {
             initial_interval: 4.0,
             grow: 1.5,
             shrink: 0.5,
+            thresholds: ThresholdMode::Relative,
+            relative_high: 0.97,
+            relative_low: 0.85,
             high_strength: 0.6,
             low_strength: 0.3,
             min_interval: 1.0,
@@ -85,6 +113,7 @@ impl MssrConfig {
             config: *self,
             past: PastTasks::default(),
             clocks: Vec::new(),
+            references: Vec::new(),
             pending: Vec::new(),
             rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
@@ -92,11 +121,31 @@ impl MssrConfig {
     }
 
     /// The interval update: `clamp(I · (m̄ ≥ m_hi ? c_grow : (m̄ < m_lo ? c_shrink : 1)),
-    /// I_min, I_max)`.
+    /// I_min, I_max)`, with the absolute thresholds `high_strength`/`low_strength`.
     pub fn next_interval(&self, interval: f64, mean_strength: f32) -> f64 {
-        let factor = if mean_strength >= self.high_strength {
+        self.interval_update(
+            interval,
+            mean_strength,
+            self.high_strength,
+            self.low_strength,
+        )
+    }
+
+    /// The same update in the relative mode: `m̄` against `relative_high · reference` and
+    /// `relative_low · reference`.
+    pub fn next_interval_relative(&self, interval: f64, mean_strength: f32, reference: f32) -> f64 {
+        self.interval_update(
+            interval,
+            mean_strength,
+            self.relative_high * reference,
+            self.relative_low * reference,
+        )
+    }
+
+    fn interval_update(&self, interval: f64, m: f32, high: f32, low: f32) -> f64 {
+        let factor = if m >= high {
             self.grow
-        } else if mean_strength < self.low_strength {
+        } else if m < low {
             self.shrink
         } else {
             1.0
@@ -120,6 +169,14 @@ pub struct TaskClock {
     pub next_due: u64,
     /// `m̄` after the task's last replay (its mean strength at its end before that).
     pub mean_strength: f32,
+    /// `m̄ / m̄_ref` after the task's last replay: the batch's strength against the same
+    /// samples' recall quality at their task's end (1 before the first replay).
+    #[serde(default = "one")]
+    pub relative_strength: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 /// MSSR. Each past task `d` has an interval `I_d` and a due step `next_d`. At a step `t` with
@@ -138,6 +195,10 @@ pub struct Mssr {
     config: MssrConfig,
     past: PastTasks,
     clocks: Vec<TaskClock>,
+    /// Each past task's buffered samples with their recall quality `q_i = exp(−l̄_i)` when
+    /// the task ended, sorted by sample: the relative thresholds' reference.
+    #[serde(default)]
+    references: Vec<(SampleRef, f32)>,
     /// Batches scheduled in `before_update`, awaiting `after_update`: (task, slots).
     pending: Vec<(Option<u32>, Vec<Slot>)>,
     rng: ReplayRng,
@@ -154,6 +215,24 @@ impl Mssr {
     /// The per-task clocks, in the order the tasks ended.
     pub fn clocks(&self) -> &[TaskClock] {
         &self.clocks
+    }
+
+    /// The recall quality of `sample` when its task ended (the relative thresholds'
+    /// reference), if it was buffered then.
+    pub fn reference(&self, sample: SampleRef) -> Option<f32> {
+        self.references
+            .binary_search_by(|(s, _)| s.cmp(&sample))
+            .ok()
+            .map(|i| self.references[i].1)
+    }
+
+    /// The strength a due task is ranked by ("weakest first"): `m̄ / m̄_ref` in the relative
+    /// mode, `m̄` in the absolute one.
+    fn rank_strength(&self, clock: &TaskClock) -> f32 {
+        match self.config.thresholds {
+            ThresholdMode::Relative => clock.relative_strength,
+            ThresholdMode::Absolute => clock.mean_strength,
+        }
     }
 
     fn draw(&mut self, buffer: &ReplayBuffer, candidates: Candidates<'_>, step: u64) -> Vec<Slot> {
@@ -188,6 +267,14 @@ impl Scheduler for Mssr {
             .memory()
             .mean_strength(buffer.task_slots(task), signals.step)
             .unwrap_or(0.0);
+        for &slot in buffer.task_slots(task) {
+            let sample = buffer.sample(slot);
+            let quality = buffer.memory().recall_quality(slot as usize);
+            match self.references.binary_search_by(|(s, _)| s.cmp(&sample)) {
+                Ok(i) => self.references[i].1 = quality,
+                Err(i) => self.references.insert(i, (sample, quality)),
+            }
+        }
         let interval = self
             .config
             .initial_interval
@@ -197,6 +284,7 @@ impl Scheduler for Mssr {
             interval,
             next_due: signals.step + (interval.round() as u64).max(1),
             mean_strength,
+            relative_strength: 1.0,
         });
     }
 
@@ -205,7 +293,8 @@ impl Scheduler for Mssr {
         self.pending.clear();
         if self.config.variant == MssrVariant::SamplerOnly {
             let every = self.config.sampler_only_every.max(1);
-            if self.past.is_empty() || !step.is_multiple_of(every) {
+            let fits = signals.whole_batches(self.config.size.samples()) > 0;
+            if self.past.is_empty() || !step.is_multiple_of(every) || !fits {
                 return ReplayDecision::none();
             }
             let mut scratch = std::mem::take(&mut self.scratch);
@@ -235,14 +324,18 @@ impl Scheduler for Mssr {
         if due.is_empty() {
             return ReplayDecision::none();
         }
-        // Weakest first: lowest m̄ (of the task's last replay batch), ties by task id.
+        // Weakest first: lowest m̄ (relative or absolute, of the task's last replay batch),
+        // ties by task id.
         due.sort_by(|&a, &b| {
             let (a, b) = (&self.clocks[a], &self.clocks[b]);
-            a.mean_strength
-                .total_cmp(&b.mean_strength)
+            self.rank_strength(a)
+                .total_cmp(&self.rank_strength(b))
                 .then(a.task.cmp(&b.task))
         });
-        due.truncate(self.config.max_replay_batches);
+        // Within the allowance, in whole batches: due tasks not served stay due, their clocks
+        // untouched until they are.
+        let fit = signals.whole_batches(self.config.size.samples());
+        due.truncate(self.config.max_replay_batches.min(fit));
         let mut batches = Vec::with_capacity(due.len());
         for i in due {
             let clock = self.clocks[i];
@@ -275,12 +368,31 @@ impl Scheduler for Mssr {
             let Some(m) = buffer.memory().mean_strength(&slots, step) else {
                 continue;
             };
+            let (mut sum, mut n) = (0.0f32, 0usize);
+            for &slot in &slots {
+                if let Some(r) = self.reference(buffer.sample(slot)) {
+                    sum += r;
+                    n += 1;
+                }
+            }
+            // Samples without a reference (none, for the built-in buffers) rank as unchanged.
+            let relative = if n > 0 && sum > 0.0 {
+                m / (sum / n as f32)
+            } else {
+                1.0
+            };
             let config = self.config;
             if let Some(c) = self.clocks.iter_mut().find(|c| c.task == task) {
                 if config.adaptive() {
-                    c.interval = config.next_interval(c.interval, m);
+                    c.interval = match config.thresholds {
+                        ThresholdMode::Relative => {
+                            config.next_interval_relative(c.interval, relative, 1.0)
+                        }
+                        ThresholdMode::Absolute => config.next_interval(c.interval, m),
+                    };
                 }
                 c.mean_strength = m;
+                c.relative_strength = relative;
                 c.next_due = step + (c.interval.round() as u64).max(1);
             }
         }
@@ -364,18 +476,187 @@ mod tests {
         let mut b = buffer();
         let mut s = MssrConfig::default().init();
         s.after_training_exp(0, &Signals::at(100), &b);
-        // Replayed at 104 with loss 0.1: every replayed sample had l̄ = 0.1 → 0.7·0.1+0.3·0.1
-        // = 0.1 and R = 1 after the update, so m̄ = exp(-0.1) = 0.905 ≥ 0.6 → I = 6,
-        // next = 110.
-        step(&mut s, &mut b, 104, 0.1);
+        // Replayed at 104 with loss 0.05: every replayed sample had l̄ = 0.1 → 0.7·0.1 +
+        // 0.3·0.05 = 0.085 and R = 1 after the update, so m̄ = exp(-0.085) = 0.918, against
+        // its reference exp(-0.1) = 0.905 a ratio of 1.015 ≥ 1 → I = 6, next = 110.
+        step(&mut s, &mut b, 104, 0.05);
         assert_eq!(s.clocks()[0].interval, 6.0);
         assert_eq!(s.clocks()[0].next_due, 110);
-        // At 110 every sample of the batch is replayed with loss 5: l̄ ≥ 0.7·0.1 + 0.3·5 =
-        // 1.57, m̄ ≤ exp(-1.57) = 0.208 < 0.3 → I = 3, next = 113.
+        // At 110 every sample of the batch is replayed with loss 5: l̄ ≥ 0.7·0.085 + 0.3·5 =
+        // 1.56, m̄ ≤ exp(-1.56) = 0.21, a ratio ≤ 0.23 < 0.95 → I = 3, next = 113.
         assert!(step(&mut s, &mut b, 109, 5.0).batches.is_empty());
         step(&mut s, &mut b, 110, 5.0);
         assert_eq!(s.clocks()[0].interval, 3.0);
         assert_eq!(s.clocks()[0].next_due, 113);
+    }
+
+    /// A buffer of `tasks` tasks with 16 samples each, all inserted with `loss`.
+    fn buffer_with_loss(tasks: u32, loss: f32) -> ReplayBuffer {
+        let mut b = ReplayBufferConfig {
+            capacity: CapacityPolicy::PerTask { quota: 16 },
+            ..Default::default()
+        }
+        .init();
+        for task in 0..tasks {
+            for i in 0..16 {
+                b.offer(SampleRef::new(task, i), loss, 0, None);
+            }
+        }
+        b
+    }
+
+    /// Like `step`, with an allowance, and a per-task loss.
+    fn step_allowed(
+        s: &mut Mssr,
+        b: &mut ReplayBuffer,
+        t: u64,
+        allowance: Option<usize>,
+        loss_of_task: impl Fn(u32) -> f32,
+    ) -> ReplayDecision {
+        let d = s.before_update(&Signals::at(t).with_allowance(allowance), b);
+        let losses: Vec<SlotLoss> = d
+            .batches
+            .iter()
+            .flat_map(|x| {
+                let loss = loss_of_task(x.task.unwrap());
+                x.slots.iter().map(move |&slot| SlotLoss { slot, loss })
+            })
+            .collect();
+        b.record_replay(t, &losses);
+        s.after_update(
+            &Signals {
+                step: t,
+                replay_losses: &losses,
+                ..Default::default()
+            },
+            b,
+        );
+        d
+    }
+
+    #[test]
+    fn relative_thresholds_grow_a_retained_task_and_shrink_a_forgotten_one_at_a_real_loss_scale() {
+        // Answer losses of 2.5 nats, as SmolLM2-135M gives: q = exp(-2.5) = 0.082, below the
+        // absolute m_lo = 0.3 whatever happens.
+        let mut b = buffer_with_loss(2, 2.5);
+        let mut s = MssrConfig::default().init();
+        s.after_training_exp(0, &Signals::at(0), &b);
+        s.after_training_exp(1, &Signals::at(0), &b);
+        assert!((s.reference(SampleRef::new(1, 3)).unwrap() - (-2.5f32).exp()).abs() < 1e-6);
+        // Step 4: both due, one batch per step, tie → task 0, recalled a little better than
+        // when learnt (2.3): l̄ = 0.7·2.5 + 0.3·2.3 = 2.44, m̄ / m̄_ref = exp(0.06) = 1.06
+        // ≥ relative_high = 1 → I = 4 · 1.5 = 6.
+        let loss = |task: u32| if task == 0 { 2.3 } else { 4.0 };
+        assert_eq!(
+            step_allowed(&mut s, &mut b, 4, None, loss).batches[0].task,
+            Some(0)
+        );
+        // Step 5: task 1, forgotten (4.0): l̄ = 0.7·2.5 + 0.3·4.0 = 2.95,
+        // m̄ / m̄_ref = exp(-(2.95 - 2.5)) = 0.638 < 0.95 → I = 4 · 0.5 = 2.
+        assert_eq!(
+            step_allowed(&mut s, &mut b, 5, None, loss).batches[0].task,
+            Some(1)
+        );
+        let c = s.clocks();
+        assert_eq!((c[0].interval, c[0].next_due), (6.0, 10));
+        assert_eq!((c[1].interval, c[1].next_due), (2.0, 7));
+        assert!(
+            (c[1].relative_strength - (-0.45f32).exp()).abs() < 1e-4,
+            "{}",
+            c[1].relative_strength
+        );
+        // The absolute form on the same stream shrinks both (m̄ ≈ 0.08 and 0.05 < 0.3).
+        let mut b = buffer_with_loss(2, 2.5);
+        let mut a = MssrConfig {
+            thresholds: ThresholdMode::Absolute,
+            ..Default::default()
+        }
+        .init();
+        a.after_training_exp(0, &Signals::at(0), &b);
+        a.after_training_exp(1, &Signals::at(0), &b);
+        step_allowed(&mut a, &mut b, 4, None, loss);
+        step_allowed(&mut a, &mut b, 5, None, loss);
+        assert_eq!((a.clocks()[0].interval, a.clocks()[1].interval), (2.0, 2.0));
+    }
+
+    #[test]
+    fn the_relatively_weakest_due_task_is_served_first() {
+        let mut b = buffer_with_loss(2, 2.5);
+        let mut s = MssrConfig {
+            initial_interval: 1.0,
+            max_replay_batches: 2,
+            ..Default::default()
+        }
+        .init();
+        s.after_training_exp(0, &Signals::at(0), &b);
+        s.after_training_exp(1, &Signals::at(0), &b);
+        // Step 1 serves both: task 0 retained (2.3 → ratio 1.06, I = 1.5, due at 3), task 1
+        // forgotten (4.0 → ratio 0.64, I = 1, due at 2).
+        let loss = |task: u32| if task == 0 { 2.3 } else { 4.0 };
+        assert_eq!(step_allowed(&mut s, &mut b, 1, None, loss).batches.len(), 2);
+        assert_eq!((s.clocks()[0].next_due, s.clocks()[1].next_due), (3, 2));
+        step_allowed(&mut s, &mut b, 2, None, loss);
+        // Both due at 3, room for one batch: task 1, the weaker relative to its own reference,
+        // goes before task 0 (whose id would win a tie).
+        let d = step_allowed(&mut s, &mut b, 3, Some(8), loss);
+        assert_eq!(d.batches.len(), 1);
+        assert_eq!(d.batches[0].task, Some(1));
+    }
+
+    #[test]
+    fn a_due_task_waits_for_an_allowance_of_a_whole_batch_and_keeps_its_clock() {
+        let mut b = buffer();
+        let mut s = MssrConfig {
+            max_replay_batches: 2,
+            ..Default::default()
+        }
+        .init();
+        s.after_training_exp(0, &Signals::at(0), &b);
+        s.after_training_exp(1, &Signals::at(0), &b);
+        let before = s.clocks().to_vec();
+        // Zero, then 7 < r·|B| = 8: nothing is replayed and the clocks do not move.
+        for (t, allowance) in [(4, Some(0)), (5, Some(7))] {
+            assert!(
+                step_allowed(&mut s, &mut b, t, allowance, |_| 0.05)
+                    .batches
+                    .is_empty()
+            );
+            assert_eq!(s.clocks(), &before[..]);
+        }
+        // 12: one whole batch (task 0, the tie's first), task 1 stays due.
+        let d = step_allowed(&mut s, &mut b, 6, Some(12), |_| 0.05);
+        assert_eq!(d.batches.len(), 1);
+        assert_eq!(d.num_samples(), 8);
+        assert_eq!(d.batches[0].task, Some(0));
+        // Recalled better than when buffered (0.05 < 0.1): m̄ / m̄_ref > 1 → grows from the
+        // served step: 6 + round(6) = 12.
+        assert_eq!((s.clocks()[0].interval, s.clocks()[0].next_due), (6.0, 12));
+        assert_eq!(s.clocks()[1], before[1]);
+        // 16: both batches allowed, but only task 1 is due.
+        let d = step_allowed(&mut s, &mut b, 7, Some(16), |_| 0.05);
+        assert_eq!(
+            d.batches.iter().map(|x| x.task).collect::<Vec<_>>(),
+            vec![Some(1)]
+        );
+        // Unlimited: both due again at 12 → two batches.
+        let d = step_allowed(&mut s, &mut b, 13, None, |_| 0.05);
+        assert_eq!(d.batches.len(), 2);
+    }
+
+    #[test]
+    fn sampler_only_skips_a_period_step_whose_batch_does_not_fit() {
+        let mut b = buffer();
+        let mut s = MssrConfig {
+            variant: MssrVariant::SamplerOnly,
+            ..Default::default()
+        }
+        .init();
+        s.after_training_exp(0, &Signals::at(0), &b);
+        let d = s.before_update(&Signals::at(4).with_allowance(Some(7)), &b);
+        assert!(d.batches.is_empty());
+        let d = s.before_update(&Signals::at(8).with_allowance(Some(8)), &b);
+        assert_eq!(d.num_samples(), 8);
+        b.record_replay(8, &[]);
     }
 
     #[test]
@@ -388,7 +669,11 @@ mod tests {
             .map(|&slot| SlotLoss { slot, loss: 3.0 })
             .collect();
         b.record_replay(0, &weak);
-        let mut s = MssrConfig::default().init();
+        let mut s = MssrConfig {
+            thresholds: ThresholdMode::Absolute,
+            ..Default::default()
+        }
+        .init();
         for task in 0..3 {
             s.after_training_exp(task, &Signals::at(10), &b);
         }
@@ -427,7 +712,7 @@ mod tests {
         }
         .init();
         s.after_training_exp(2, &Signals::at(0), &b);
-        step(&mut s, &mut b, 4, 0.1);
+        step(&mut s, &mut b, 4, 0.05);
         assert_eq!(s.clocks()[0].interval, 6.0);
     }
 }
