@@ -398,8 +398,12 @@ fn schedulers_are_usable_as_trait_objects() {
     assert_eq!(replay.scheduler.name(), "mssr");
 }
 
+/// MSSR's default relative thresholds adapt the replay rate to how fast the world forgets:
+/// where every sample's true stability is 10x longer, it replays less. At equal budget it does
+/// not beat fixed interleaved replay in this world (printed: 0.755 against 0.769 mean recall
+/// on 2026-12-07); the absolute thresholds on the post-update scale above do.
 #[test]
-fn mssr_with_relative_thresholds_adapts_and_keeps_recall_higher_than_fixed_interval_replay() {
+fn mssr_with_relative_thresholds_replays_less_where_memories_last_longer() {
     let setting = Setting {
         mssr: MssrConfig {
             size: SIZE,
@@ -410,11 +414,20 @@ fn mssr_with_relative_thresholds_adapts_and_keeps_recall_higher_than_fixed_inter
     let c = compare(DEFAULT_WORLD, setting);
     println!("relative thresholds (defaults: m_hi = 0.97, m_lo = 0.85 of the reference)");
     print(&c);
-    assert!(c.every >= 2, "the fixed schedule must be evenly spread");
+    let slow = World {
+        task_scale: [10.0; TASKS as usize],
+        ..DEFAULT_WORLD
+    };
+    let slow = run(SchedulerConfig::Mssr(setting.mssr), slow, setting.memory);
+    println!(
+        "stabilities x10: MSSR full mean recall {:.4} with {} replayed samples",
+        slow.mean_recall, slow.replayed_samples
+    );
     assert!(
-        c.mssr.mean_recall > c.fixed.mean_recall,
-        "MSSR {:.4} vs fixed {:.4}",
-        c.mssr.mean_recall,
-        c.fixed.mean_recall
+        // 496 against 952 on 2026-12-07.
+        slow.replayed_samples * 4 < c.mssr.replayed_samples * 3,
+        "{} vs {}",
+        slow.replayed_samples,
+        c.mssr.replayed_samples
     );
 }

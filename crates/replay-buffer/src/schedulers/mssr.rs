@@ -5,7 +5,7 @@ use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
-use crate::sample::{SampleRef, Slot};
+use crate::sample::Slot;
 use crate::sampler::{Candidates, Sampler, StrengthSampler, UniformSampler};
 use crate::scheduler::{
     PastTasks, ReplayBatch, ReplayDecision, ReplayReason, ReplaySize, Scheduler, Signals,
@@ -30,11 +30,14 @@ pub enum MssrVariant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdMode {
-    /// Relative to the replayed samples' own recall quality when their task ended (our
+    /// Relative to the replayed samples' own recall quality just before the replay (our
     /// choice, the default): `m̄ ≥ relative_high · m̄_ref` grows the interval and
     /// `m̄ < relative_low · m̄_ref` shrinks it, where `m̄_ref` is the mean of
-    /// `q_i = exp(−l̄_i)` over the same samples at their task's end. It means the same on any
-    /// loss scale: "recalled at least as well as when learnt" against "recalled worse".
+    /// `q_i = exp(−l̄_i)` over the same samples before the update. After the update `R = 1`,
+    /// so `m̄ / m̄_ref` compares like with like: with `β = 0.7` it is about
+    /// `exp(−0.3 · (l − l̄))`, below 1 when the batch's loss rose above its samples' smoothed
+    /// loss (forgetting since their last review, or since they were learnt) and above 1 when it
+    /// fell. It means the same on any loss scale.
     #[default]
     Relative,
     /// METHODS.md's literal form: `m̄ ≥ high_strength` grows, `m̄ < low_strength` shrinks.
@@ -113,7 +116,6 @@ impl MssrConfig {
             config: *self,
             past: PastTasks::default(),
             clocks: Vec::new(),
-            references: Vec::new(),
             pending: Vec::new(),
             rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
@@ -158,6 +160,19 @@ impl MssrConfig {
     }
 }
 
+/// The mean recall quality `exp(−l̄_i)` of `slots` (the relative thresholds' reference,
+/// taken before the update).
+fn mean_recall_quality(buffer: &ReplayBuffer, slots: &[Slot]) -> f32 {
+    if slots.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = slots
+        .iter()
+        .map(|&s| buffer.memory().recall_quality(s as usize) as f64)
+        .sum();
+    (sum / slots.len() as f64) as f32
+}
+
 /// The replay clock of one past task.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TaskClock {
@@ -170,7 +185,7 @@ pub struct TaskClock {
     /// `m̄` after the task's last replay (its mean strength at its end before that).
     pub mean_strength: f32,
     /// `m̄ / m̄_ref` after the task's last replay: the batch's strength against the same
-    /// samples' recall quality at their task's end (1 before the first replay).
+    /// samples' recall quality just before it (1 before the first replay).
     #[serde(default = "one")]
     pub relative_strength: f32,
 }
@@ -195,12 +210,9 @@ pub struct Mssr {
     config: MssrConfig,
     past: PastTasks,
     clocks: Vec<TaskClock>,
-    /// Each past task's buffered samples with their recall quality `q_i = exp(−l̄_i)` when
-    /// the task ended, sorted by sample: the relative thresholds' reference.
-    #[serde(default)]
-    references: Vec<(SampleRef, f32)>,
-    /// Batches scheduled in `before_update`, awaiting `after_update`: (task, slots).
-    pending: Vec<(Option<u32>, Vec<Slot>)>,
+    /// Batches scheduled in `before_update`, awaiting `after_update`: (task, slots, mean
+    /// recall quality of those slots before the update).
+    pending: Vec<(Option<u32>, Vec<Slot>, f32)>,
     rng: ReplayRng,
     #[serde(skip)]
     scratch: Vec<Slot>,
@@ -215,15 +227,6 @@ impl Mssr {
     /// The per-task clocks, in the order the tasks ended.
     pub fn clocks(&self) -> &[TaskClock] {
         &self.clocks
-    }
-
-    /// The recall quality of `sample` when its task ended (the relative thresholds'
-    /// reference), if it was buffered then.
-    pub fn reference(&self, sample: SampleRef) -> Option<f32> {
-        self.references
-            .binary_search_by(|(s, _)| s.cmp(&sample))
-            .ok()
-            .map(|i| self.references[i].1)
     }
 
     /// The strength a due task is ranked by ("weakest first"): `m̄ / m̄_ref` in the relative
@@ -267,14 +270,6 @@ impl Scheduler for Mssr {
             .memory()
             .mean_strength(buffer.task_slots(task), signals.step)
             .unwrap_or(0.0);
-        for &slot in buffer.task_slots(task) {
-            let sample = buffer.sample(slot);
-            let quality = buffer.memory().recall_quality(slot as usize);
-            match self.references.binary_search_by(|(s, _)| s.cmp(&sample)) {
-                Ok(i) => self.references[i].1 = quality,
-                Err(i) => self.references.insert(i, (sample, quality)),
-            }
-        }
         let interval = self
             .config
             .initial_interval
@@ -304,7 +299,7 @@ impl Scheduler for Mssr {
             if slots.is_empty() {
                 return ReplayDecision::none();
             }
-            self.pending.push((None, slots.clone()));
+            self.pending.push((None, slots.clone(), 0.0));
             return ReplayDecision {
                 batches: vec![ReplayBatch::new(
                     buffer,
@@ -344,7 +339,9 @@ impl Scheduler for Mssr {
                 Candidates::Slots(buffer.task_slots(clock.task)),
                 step,
             );
-            self.pending.push((Some(clock.task), slots.clone()));
+            let quality = mean_recall_quality(buffer, &slots);
+            self.pending
+                .push((Some(clock.task), slots.clone(), quality));
             batches.push(ReplayBatch::new(
                 buffer,
                 Some(clock.task),
@@ -362,25 +359,13 @@ impl Scheduler for Mssr {
 
     fn after_update(&mut self, signals: &Signals<'_>, buffer: &ReplayBuffer) {
         let step = signals.step;
-        for (task, slots) in std::mem::take(&mut self.pending) {
+        for (task, slots, before) in std::mem::take(&mut self.pending) {
             let Some(task) = task else { continue };
             // m̄ after the memory update (R = 1 for the replayed samples): METHODS.md.
             let Some(m) = buffer.memory().mean_strength(&slots, step) else {
                 continue;
             };
-            let (mut sum, mut n) = (0.0f32, 0usize);
-            for &slot in &slots {
-                if let Some(r) = self.reference(buffer.sample(slot)) {
-                    sum += r;
-                    n += 1;
-                }
-            }
-            // Samples without a reference (none, for the built-in buffers) rank as unchanged.
-            let relative = if n > 0 && sum > 0.0 {
-                m / (sum / n as f32)
-            } else {
-                1.0
-            };
+            let relative = if before > 0.0 { m / before } else { 1.0 };
             let config = self.config;
             if let Some(c) = self.clocks.iter_mut().find(|c| c.task == task) {
                 if config.adaptive() {
@@ -542,7 +527,6 @@ mod tests {
         let mut s = MssrConfig::default().init();
         s.after_training_exp(0, &Signals::at(0), &b);
         s.after_training_exp(1, &Signals::at(0), &b);
-        assert!((s.reference(SampleRef::new(1, 3)).unwrap() - (-2.5f32).exp()).abs() < 1e-6);
         // Step 4: both due, one batch per step, tie → task 0, recalled a little better than
         // when learnt (2.3): l̄ = 0.7·2.5 + 0.3·2.3 = 2.44, m̄ / m̄_ref = exp(0.06) = 1.06
         // ≥ relative_high = 1 → I = 4 · 1.5 = 6.
