@@ -606,6 +606,104 @@ mod tests {
         assert!(stats.read().psi.unwrap().abs() < 1e-3, "v0 ∥ v1: ψ ≈ 0");
     }
 
+    /// One trainable vector `w` under an anisotropic curvature: `L(w) = ½(w₀² + 8·w₁²)`, so
+    /// `∇L(w) = (w₀, 8·w₁)` turns away from the ascent direction as `w` moves along it.
+    #[derive(Module, Debug)]
+    struct Anisotropic {
+        w: Param<Tensor<1>>,
+    }
+
+    impl Anisotropic {
+        fn new(w: [f32; 2], device: &Device) -> Self {
+            Self {
+                w: Param::from_data(TensorData::new(w.to_vec(), [2]), device),
+            }
+        }
+
+        fn loss(&self) -> Tensor<1> {
+            let w = self.w.val();
+            let curvature =
+                Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 8.0], [2]), &w.device());
+            (w.square() * curvature).sum().mul_scalar(0.5)
+        }
+    }
+
+    /// The gradient `optim` applies in one step of plain SGD at lr 1 from `w = (6, 1)`:
+    /// `w − w'`. With the hand computation shared by the tests below:
+    ///
+    /// ```text
+    /// θ0 = (6, 1)           g0 = ∇L(θ0) = (6, 8)         ‖g0‖ = 10       L(θ0) = ½(36 + 8) = 22
+    /// ρ = 5:  ϑ1 = θ0 + 5·g0/10 = (6, 1) + (3, 4) = (9, 5)
+    /// g1 = ∇L(ϑ1) = (9, 40)                               ‖g1‖ = √(81 + 1600) = 41
+    /// v0 = (ϑ1 − θ0)/‖ϑ1 − θ0‖ = (3, 4)/5 = (0.6, 0.8)     v1 = g1/41 = (9, 40)/41
+    /// cos ψ = <v0, v1> = (0.6·9 + 0.8·40)/41 = 37.4/41 = 187/205
+    /// sin ψ = √(205² − 187²)/205 = √7056/205 = 84/205     ψ = atan2(84, 187) ≈ 0.422 rad (24.2°)
+    /// ```
+    fn applied_by(mut optim: SharpnessAware) -> ([f64; 2], StepLog) {
+        let model = Anisotropic::new([6.0, 1.0], &device());
+        let (model, stats) = optim.step(1.0, model, Anisotropic::loss);
+        let w = values(model.w.val());
+        let applied = [6.0 - f64::from(w[0]), 1.0 - f64::from(w[1])];
+        (applied, stats.read())
+    }
+
+    fn xsam(alpha: f64) -> SharpnessAware {
+        XsamConfig::new(SamConfig::new().with_rho(5.0))
+            .with_fixed_alpha(Some(alpha))
+            .init(SgdConfig::new().init())
+    }
+
+    fn assert_close(got: [f64; 2], expected: [f64; 2], what: &str) {
+        let far = (got[0] - expected[0])
+            .abs()
+            .max((got[1] - expected[1]).abs());
+        assert!(far < 1e-4, "{what}: applied {got:?}, expected {expected:?}");
+    }
+
+    #[test]
+    fn xsam_with_fixed_alpha_zero_applies_the_ascent_direction_when_the_gradient_turns() {
+        // α = 0 (numbers in `applied_by`): v(0) = v0, so the applied gradient is
+        // ‖g1‖·v0 = 41·(0.6, 0.8) = (24.6, 32.8), not SAM's g1 = (9, 40): the two differ by
+        // (15.6, −7.2), far beyond the f32 tolerance of 1e-4.
+        let (applied, log) = applied_by(xsam(0.0));
+        assert_close(applied, [24.6, 32.8], "XSAM α = 0");
+        assert!((log.loss - 22.0).abs() < 1e-4, "L(θ0) = {}", log.loss);
+        assert!(
+            (log.grad_norm - 41.0).abs() < 1e-4,
+            "‖g1‖ = {}",
+            log.grad_norm
+        );
+        let psi = 84f64.atan2(187.0);
+        let got_psi = log.psi.unwrap();
+        assert!(
+            (got_psi - psi).abs() < 1e-5,
+            "ψ = {got_psi}, expected {psi}"
+        );
+
+        // The same step under SAM (and XSAM α = 1) applies g1 itself: the test above tells them
+        // apart.
+        let sam = SamConfig::new().with_rho(5.0).init(SgdConfig::new().init());
+        let (sam_applied, _) = applied_by(sam);
+        assert_close(sam_applied, [9.0, 40.0], "SAM");
+        assert_close(applied_by(xsam(1.0)).0, [9.0, 40.0], "XSAM α = 1");
+        let gap = (applied[0] - sam_applied[0]).abs() + (applied[1] - sam_applied[1]).abs();
+        assert!(
+            gap > 1.0,
+            "α = 0 and SAM must differ here: {applied:?} vs {sam_applied:?}"
+        );
+    }
+
+    #[test]
+    fn xsam_with_fixed_alpha_half_applies_the_bisector_of_the_ascent_and_gradient_directions() {
+        // α = 0.5 (numbers in `applied_by`): c0 = c1 = sin(ψ/2)/sin ψ = 1/(2·cos(ψ/2)), with
+        // cos(ψ/2) = √((1 + cos ψ)/2) = √(196/205) = 14/√205, so c0 = c1 = √205/28 and
+        // applied = 41·(√205/28)·(v0 + v1) = (√205/28)·(41·(0.6, 0.8) + (9, 40))
+        //         = (√205/28)·(33.6, 72.8) = (√205/5)·(6, 13) ≈ (17.18139, 37.22633).
+        let (applied, _) = applied_by(xsam(0.5));
+        let scale = 205f64.sqrt() / 5.0;
+        assert_close(applied, [6.0 * scale, 13.0 * scale], "XSAM α = 0.5");
+    }
+
     /// A small two-layer perceptron with a mean-squared loss on a fixed batch.
     #[derive(Module, Debug)]
     struct Mlp {
