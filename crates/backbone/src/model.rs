@@ -407,6 +407,10 @@ impl CausalLm {
     /// Final hidden states `[B, S, hidden]` (after the last norm); zeros at padding positions,
     /// which run through none of the layers.
     pub fn hidden_states(&self, batch: &TokenBatch, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        FORWARDS.with(|f| {
+            let (passes, tokens) = f.get();
+            f.set((passes + 1, tokens + batch.mask.iter().filter(|&&m| m).count() as u64));
+        });
         let device = self.device();
         let cfg = &self.config;
         let past = cache.as_ref().map_or(0, |c| c.len());
@@ -598,6 +602,19 @@ impl lora::LoraTargets for CausalLm {
             f("lm_head", head);
         }
     }
+}
+
+thread_local! {
+    /// Forward passes run by this thread and their real tokens (see [`forward_count`]).
+    static FORWARDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Forward passes through [`CausalLm::hidden_states`] run on the calling thread so far, and
+/// the real (unpadded) tokens they took: every forward of a model, training or inference, goes
+/// through it. A counter for tests and benches that check what a training step actually ran
+/// (a thread's own count, so tests running in parallel do not see each other's passes).
+pub fn forward_count() -> (u64, u64) {
+    FORWARDS.with(|f| f.get())
 }
 
 #[cfg(test)]

@@ -23,14 +23,11 @@ use bench_tasks::format::{FormatConfig, Formatter};
 use bench_tasks::{Encoded, Record, Suite, SuiteSpec, Task};
 use burn::module::Module;
 use burn::tensor::Device;
-use finetune::{LossParts, Reference, SftBatch, TrainMode, Trainer};
+use finetune::{KlReference, LossParts, Reference, SftBatch, TrainMode, Trainer};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use replay_buffer::schedulers::AnyScheduler;
-use replay_buffer::{
-    CapacityPolicy, ExtraPasses, HookPoint, Replay, ReplayDecision, ReplayReason, SampleRef, SchedulerConfig, Signals, SlotLoss,
-    TaskScore,
-};
+use replay_buffer::{ExtraPasses, HookPoint, Replay, ReplayReason, SampleRef, Scheduler, SchedulerConfig, Signals, SlotLoss, TaskScore};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sharpness::{SharpnessAware, SharpnessAwareRecord};
@@ -130,10 +127,13 @@ pub(crate) const ADAPTER: &str = "cl";
 struct Run<'a> {
     cfg: &'a RunConfig,
     model: Option<CausalLm>,
-    /// Full fine-tuning with KL: the frozen initial model.
+    /// The KL reference when it is not the adapters-off backbone: the frozen initial model
+    /// (full fine-tuning), or the model at the current stage's start (`kl_reference =
+    /// "stage_start"`, rebuilt at every stage start and resume).
     reference: Option<CausalLm>,
-    /// WiSE-FT: the trainable weights after the previous stage.
-    wise_prev: Option<TrainableSnapshot>,
+    /// The trainable weights at the current stage's start (after the previous stage's
+    /// WiSE-FT), kept for WiSE-FT and a stage-start KL reference; checkpointed.
+    stage_start: Option<TrainableSnapshot>,
     trainer: Trainer,
     sam: Option<SharpnessAware<burn::optim::ModuleOptimizer>>,
     formatter: Formatter<TextCodec>,
@@ -188,9 +188,11 @@ impl<'a> Run<'a> {
             }
             TrainModeName::Full => TrainMode::Full,
         };
-        let reference = (s.mode == TrainModeName::Full && cfg.method.objective.kl_weight > 0.0).then(|| model.valid());
+        let objective = &cfg.method.objective;
+        let reference =
+            (s.mode == TrainModeName::Full && objective.kl_weight > 0.0 && objective.kl_reference == KlReference::Initial).then(|| model.valid());
         let model = finetune::prepare_model(model, &mode)?;
-        let wise_prev = cfg.method.wise_ft.map(|_| TrainableSnapshot::of(&model));
+        let stage_start = (cfg.method.wise_ft.is_some() || stage_start_kl(cfg)).then(|| TrainableSnapshot::of(&model));
 
         let sam = match &cfg.method.optimizer {
             OptimizerConfig::Adamw => None,
@@ -201,16 +203,16 @@ impl<'a> Run<'a> {
             .suite
             .tasks
             .iter()
-            .map(|t| encode_train(&formatter, t))
-            .collect();
+            .map(|t| encode_train(&formatter, t, s.validation_records))
+            .collect::<Result<_, _>>()?;
         let steps = task_steps(s, &train);
         let corpus = corpus_ids(&cfg.corpus, formatter.tokenizer(), s.corpus_max_tokens);
-        let replay = Replay::new(buffer_config(cfg).init(), scheduler_config(cfg).init());
+        let replay = Replay::new(buffer_config(cfg, steps.iter().sum()).init(), scheduler_config(cfg).init());
         let mut run = Run {
             cfg,
             model: Some(model),
             reference,
-            wise_prev,
+            stage_start,
             trainer: Trainer::new(s.optim.clone()),
             sam,
             formatter,
@@ -257,6 +259,7 @@ impl<'a> Run<'a> {
         'tasks: while self.state.task < self.num_tasks() {
             let k = self.state.task;
             let steps = self.steps_in_task(k);
+            self.refresh_stage_reference()?;
             if self.state.step_in_task == 0 {
                 self.state.replay.before_training_exp(k as u32);
                 for p in plugins.iter_mut() {
@@ -291,12 +294,15 @@ impl<'a> Run<'a> {
                 continue 'tasks;
             }
             self.state.cost.train_seconds += t_end.elapsed().as_secs_f64();
-            // A measurement, outside the training time and the cost counters.
+            // Measurements, outside the training time and the cost counters.
             if self.cfg.settings.sharpness_rho > 0.0
                 && let Err(e) = self.sharpness_probe(k)
             {
                 self.roll_back(e)?;
                 continue 'tasks;
+            }
+            if self.cfg.settings.landscape_points >= 2 {
+                self.landscape_slice(k)?;
             }
             self.log.write(&json!({"type": "stage", "stage": k + 1, "task": k, "step": self.state.global_step, "train_seconds": self.state.cost.train_seconds}))?;
             self.evaluate(k + 1, plugins)?;
@@ -323,6 +329,34 @@ impl<'a> Run<'a> {
         self.steps[k]
     }
 
+    /// How many of task `t`'s training records are trained on: all but the held-out
+    /// validation records at their end.
+    fn pool_len(&self, t: usize) -> usize {
+        let n = self.train[t].len();
+        n - held_out(n, self.cfg.settings.validation_records)
+    }
+
+    /// The held-out validation records of every task that fit the context: the fixed probe
+    /// set of the sharpness and landscape measurements.
+    fn validation_refs(&self) -> Vec<SampleRef> {
+        (0..self.train.len())
+            .flat_map(|t| (self.pool_len(t)..self.train[t].len()).filter(move |&i| self.train[t][i].is_some()).map(move |i| SampleRef::new(t as u32, i as u32)))
+            .collect()
+    }
+
+    /// With `kl_reference = "stage_start"`: the KL reference becomes a frozen copy of the
+    /// model at the current stage's start (from the checkpointed snapshot, so a resumed or
+    /// rolled-back run rebuilds the same reference).
+    fn refresh_stage_reference(&mut self) -> Result<(), EngineError> {
+        if !stage_start_kl(self.cfg) {
+            return Ok(());
+        }
+        let snapshot = self.stage_start.as_ref().expect("kept with a stage-start KL reference");
+        let model = self.model.as_ref().expect("model").clone();
+        self.reference = Some(snapshot.restore(model)?.valid());
+        Ok(())
+    }
+
     /// The task samples of step `s` of task `k`: consecutive slices of per-epoch shuffles,
     /// each shuffle seeded by (seed, task, epoch). Joint training draws from tasks `0..=k`.
     fn task_samples(&self, k: usize, s: usize) -> Vec<SampleRef> {
@@ -332,7 +366,9 @@ impl<'a> Run<'a> {
         };
         let pool: Vec<SampleRef> = tasks
             .iter()
-            .flat_map(|&t| self.train[t].iter().enumerate().filter(|(_, e)| e.is_some()).map(move |(i, _)| SampleRef::new(t as u32, i as u32)))
+            .flat_map(|&t| {
+                self.train[t][..self.pool_len(t)].iter().enumerate().filter(|(_, e)| e.is_some()).map(move |(i, _)| SampleRef::new(t as u32, i as u32))
+            })
             .collect();
         if pool.is_empty() {
             return vec![];
@@ -361,9 +397,15 @@ impl<'a> Run<'a> {
         // 1. What to replay: the scheduler's extra passes, then its decision (within budget).
         let passes = self.state.replay.wants(HookPoint::BeforeUpdate { step });
         let (probe, scores) = self.extra_passes(&passes)?;
-        let signals = Signals { step, probe_losses: &probe, scores: &scores, ..Default::default() };
-        let mut decision = self.state.replay.before_update(&signals);
-        self.clip_to_budget(&mut decision);
+        let allowance = self.replay_allowance();
+        let signals = Signals { step, probe_losses: &probe, scores: &scores, allowance, ..Default::default() };
+        let decision = self.state.replay.before_update(&signals);
+        if let Some(allowed) = allowance
+            && decision.num_samples() > allowed
+        {
+            let scheduler = self.state.replay.scheduler.name().to_string();
+            return Err(EngineError::OverAllowance { scheduler, step, decided: decision.num_samples(), allowed });
+        }
         let replay_slots: Vec<u32> = decision.batches.iter().flat_map(|b| b.slots.iter().copied()).collect();
         let replayed: Vec<SampleRef> = decision.batches.iter().flat_map(|b| b.samples.iter().copied()).collect();
         // 2. One batch [|B| + R, S]: the task's samples, then the replayed ones.
@@ -387,13 +429,19 @@ impl<'a> Run<'a> {
             self.state.replay.offer(r, l, step, None);
         }
         // 5. Accounting and the log.
-        let tokens = (batch.tokens.mask.iter().filter(|&&m| m).count()) as u64;
+        let tokens = real_tokens(&batch.tokens);
+        let corpus_tokens = corpus.as_ref().map_or(0, real_tokens);
         let c = &mut self.state.cost;
         c.optimizer_steps += 1;
         c.replayed_samples += replayed.len() as u64;
-        c.tokens += tokens * losses.forwards_per_batch;
-        c.forward_passes += losses.forwards;
-        c.backward_passes += losses.backwards;
+        let p = &losses.passes;
+        let by = &mut c.tokens_by_pass;
+        by.sft += tokens * p.sft;
+        by.kl_reference += tokens * p.kl_reference;
+        by.corpus += corpus_tokens * p.corpus;
+        c.tokens += tokens * (p.sft + p.kl_reference) + corpus_tokens * p.corpus;
+        c.forward_passes += p.forwards();
+        c.backward_passes += p.backward;
         let record = StepRecord {
             task: k,
             step,
@@ -407,13 +455,19 @@ impl<'a> Run<'a> {
             tokens,
         };
         self.log.write(&json!({"type": "step", "task": k, "step": step, "lr": lr, "loss": losses.total, "sft": losses.sft,
-            "kl": losses.kl, "ntp": losses.ntp, "grad_norm": grad_norm, "replayed": replayed.len(), "tokens": tokens}))?;
+            "kl": losses.kl, "ntp": losses.ntp, "grad_norm": grad_norm, "replayed": replayed.len(), "allowance": allowance,
+            "tokens": tokens, "corpus_tokens": corpus_tokens, "forwards": p.forwards(), "backwards": p.backward}))?;
         for b in &decision.batches {
-            self.log.write(&json!({"type": "replay", "step": step, "task": b.task, "n": b.slots.len(), "reason": b.reason}))?;
+            let mut by_task = std::collections::BTreeMap::<u32, usize>::new();
+            for r in &b.samples {
+                *by_task.entry(r.task).or_default() += 1;
+            }
+            self.log.write(&json!({"type": "replay", "step": step, "task": b.task, "n": b.slots.len(), "samples_by_task": by_task, "reason": b.reason}))?;
             if let (ReplayReason::Due { task, .. }, AnyScheduler::Mssr(m)) = (&b.reason, &self.state.replay.scheduler)
                 && let Some(c) = m.clocks().iter().find(|c| c.task == *task)
             {
-                self.log.write(&json!({"type": "interval", "step": step, "task": task, "interval": c.interval, "mean_strength": c.mean_strength}))?;
+                self.log.write(&json!({"type": "interval", "step": step, "task": task, "interval": c.interval, "next_due": c.next_due,
+                    "mean_strength": c.mean_strength, "relative_strength": c.relative_strength}))?;
             }
         }
         if let Some(sh) = &losses.sharpness {
@@ -429,12 +483,19 @@ impl<'a> Run<'a> {
             Some(r) => Reference::Model(r),
             None => Reference::AdaptersOff,
         };
-        let per_batch = 1 + u64::from(objective.kl_weight > 0.0) + u64::from(corpus.is_some() && objective.ntp_weight > 0.0);
+        // What one evaluation of the objective runs: the batch through the model, through the
+        // KL reference, and the corpus batch through the model.
+        let per_call = Passes {
+            sft: 1,
+            kl_reference: u64::from(objective.kl_weight > 0.0),
+            corpus: u64::from(corpus.is_some() && objective.ntp_weight > 0.0),
+            backward: 1,
+        };
         let mut model = self.model.take().expect("model present between steps");
         let (model, info, losses) = match self.sam.as_mut() {
             None => {
                 let parts = finetune::objective(&mut model, reference, batch, corpus, objective);
-                let losses = StepLosses::read(&parts, per_batch, 1);
+                let losses = StepLosses::read(&parts, per_call);
                 let (model, info) = self.trainer.backward_step(model, parts.total);
                 (model, info, losses)
             }
@@ -446,16 +507,17 @@ impl<'a> Run<'a> {
                     let mut m = m.clone();
                     let parts = finetune::objective(&mut m, reference, batch, corpus, objective);
                     if first.is_none() {
-                        first = Some(StepLosses::read(&parts, per_batch, 1));
+                        first = Some(StepLosses::read(&parts, per_call));
                     }
                     parts.total
                 });
                 let mut losses = first.expect("SAM evaluates the loss at least once");
                 let log = stats.read();
+                // Every objective evaluation runs its forwards; XSAM's α grid evaluations are
+                // among `calls` and are forward-only, the others each take a backward.
                 let grid = log.alpha_losses.as_ref().map_or(0, Vec::len) as u64;
-                losses.forwards = per_batch * (calls + grid);
-                losses.forwards_per_batch = calls + grid;
-                losses.backwards = calls;
+                losses.passes = per_call.times(calls);
+                losses.passes.backward = calls - grid;
                 losses.sharpness = Some(log);
                 let (model, info) = self.trainer.grads_step(model, grads);
                 (model, info, losses)
@@ -484,31 +546,21 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Drops what exceeds the replay budget. With `replay_pacing = "even"` the budget is also
-    /// spread over the run: by global step `t` at most `⌊budget · (t − t₁) / (T − t₁)⌋ + r·|B|`
-    /// samples (never more than the budget), `t₁` being the end of the first task (the first
-    /// step replay is possible), `T` the run's last step and `r·|B|` one replay batch. A
-    /// strategy cannot spend it all early and train the last tasks without replay, and the
-    /// slack of one batch lets a strategy that replays at the budget's own rate (fixed replay
-    /// whose interval spends exactly the budget) draw whole batches from its first replay on.
-    fn clip_to_budget(&self, decision: &mut ReplayDecision) {
-        let Some(budget) = self.cfg.settings.replay_budget else { return };
-        let mut allowed = budget;
-        if self.cfg.settings.replay_pacing == crate::method::ReplayPacing::Even {
-            let t1 = self.steps_in_task(0) as f64;
-            let total: f64 = (0..self.num_tasks()).map(|k| self.steps_in_task(k) as f64).sum();
-            let t = self.state.global_step as f64 + 1.0;
-            let share = ((t - t1) / (total - t1).max(1.0)).clamp(0.0, 1.0);
-            let batch = replay_size(&self.cfg.settings).samples() as u64;
-            allowed = ((budget as f64 * share).floor() as u64 + batch).min(budget);
-        }
-        let mut left = allowed.saturating_sub(self.state.cost.replayed_samples) as usize;
-        decision.batches.retain_mut(|b| {
-            b.slots.truncate(left);
-            b.samples.truncate(left);
-            left -= b.slots.len();
-            !b.slots.is_empty()
-        });
+    /// The replayed samples the strategy may add at the coming step: the budget left, and with
+    /// `replay_pacing = "even"` at most the elapsed share of it. By global step `t` (counted
+    /// from 1) the run may have replayed `⌊budget · (t − t₁) / (T − t₁)⌋ + r·|B|` samples
+    /// (never more than the budget), `t₁` being the end of the first task (the first step
+    /// replay is possible), `T` the run's last step and `r·|B|` one replay batch: a strategy
+    /// cannot spend it all early and train the last tasks without replay, and the slack of one
+    /// batch lets a strategy that replays at the budget's own rate draw whole batches from its
+    /// first replay on. `None`: no budget. The strategy decides within this allowance
+    /// (`Signals::allowance`); nothing is cut after its decision.
+    fn replay_allowance(&self) -> Option<usize> {
+        let s = &self.cfg.settings;
+        let total: u64 = self.steps.iter().map(|&n| n as u64).sum();
+        let batch = replay_size(s).samples() as u64;
+        let allowed = replay_allowance(s.replay_budget?, s.replay_pacing, self.steps[0] as u64, total, self.state.global_step, batch);
+        Some(allowed.saturating_sub(self.state.cost.replayed_samples) as usize)
     }
 
     fn sft_batch(&self, samples: &[SampleRef]) -> SftBatch {
@@ -517,12 +569,15 @@ impl<'a> Run<'a> {
         sft_batch(&encoded)
     }
 
+    /// The corpus batch of global step `step`: one every `corpus_every` steps, walking the
+    /// corpus in order (batch `step / corpus_every` holds passages `b·n .. b·n + n`, wrapping).
     fn corpus_batch(&self, step: u64) -> Option<backbone::TokenBatch> {
-        let n = self.cfg.settings.corpus_batch_size;
-        if self.cfg.method.objective.ntp_weight <= 0.0 || self.corpus.is_empty() || n == 0 {
+        let (n, every) = (self.cfg.settings.corpus_batch_size, self.cfg.settings.corpus_every.max(1) as u64);
+        if self.cfg.method.objective.ntp_weight <= 0.0 || self.corpus.is_empty() || n == 0 || !step.is_multiple_of(every) {
             return None;
         }
-        let seqs: Vec<Vec<u32>> = (0..n).map(|i| self.corpus[(step as usize * n + i) % self.corpus.len()].clone()).collect();
+        let b = (step / every) as usize;
+        let seqs: Vec<Vec<u32>> = (0..n).map(|i| self.corpus[(b * n + i) % self.corpus.len()].clone()).collect();
         Some(backbone::TokenBatch::padded(&seqs, 0, false))
     }
 
@@ -538,11 +593,16 @@ impl<'a> Run<'a> {
             let model = self.model.as_ref().expect("model").valid();
             let per: Vec<f32> = finetune::sft_loss(&model, &batch).per_sample.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
             probe = slots.iter().zip(per).map(|(&slot, loss)| SlotLoss { slot, loss }).collect();
-            self.state.cost.probe_forwards += slots.len() as u64;
-            self.state.cost.forward_passes += 1;
+            let tokens = real_tokens(&batch.tokens);
+            let c = &mut self.state.cost;
+            c.probe_forwards += slots.len() as u64;
+            c.forward_passes += 1;
+            c.tokens += tokens;
+            c.tokens_by_pass.probe += tokens;
         }
         if let Some(req) = &passes.evaluate {
-            let n = self.cfg.settings.validation_records.min(req.examples_per_task.max(1));
+            // Loading checked that the held-out records cover the request.
+            let n = req.examples_per_task.min(self.cfg.settings.validation_records);
             let model = self.inference_model();
             for &t in &req.tasks {
                 let task = &self.cfg.suite.tasks[t as usize];
@@ -575,11 +635,12 @@ impl<'a> Run<'a> {
         if !strengths.is_empty() {
             self.log.write(&json!({"type": "strengths", "step": step, "stage": k + 1, "values": strengths}))?;
         }
-        if let (Some(w), Some(prev)) = (self.cfg.method.wise_ft, &self.wise_prev) {
+        if let (Some(w), Some(prev)) = (self.cfg.method.wise_ft, &self.stage_start) {
             let model = self.model.take().expect("model");
-            let model = prev.interpolate(model, w.alpha)?;
-            self.wise_prev = Some(TrainableSnapshot::of(&model));
-            self.model = Some(model);
+            self.model = Some(prev.interpolate(model, w.alpha)?);
+        }
+        if self.stage_start.is_some() {
+            self.stage_start = Some(TrainableSnapshot::of(self.model.as_ref().expect("model")));
         }
         let steps = self.steps_in_task(k);
         for p in plugins.iter_mut() {
@@ -588,19 +649,28 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// A 1-D loss-landscape slice around the model that finished task `k`, along a random
+    /// filter-normalised direction of the trainable parameters (seeded by the run, the same
+    /// draw at every stage), on the held-out validation records of every task. A
+    /// measurement: logged as a `landscape` event, outside the cost counters.
+    fn landscape_slice(&mut self, k: usize) -> Result<(), EngineError> {
+        let refs = self.validation_refs();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let batch = self.sft_batch(&refs);
+        let s = &self.cfg.settings;
+        let config = sharpness::LandscapeConfig::new().with_points(s.landscape_points).with_span(s.landscape_span).with_seed(mix(&[self.cfg.seed, 3]));
+        let model = self.model.as_ref().expect("model");
+        let slice = config.evaluate(model, |m| finetune::sft_loss(m, &batch).mean);
+        self.log.write(&json!({"type": "landscape", "stage": k + 1, "step": self.state.global_step, "a": slice.a, "b": slice.b,
+            "losses": slice.losses, "seed": slice.seed, "records": refs.len()}))
+    }
+
     /// The SAM sharpness of the model that finished task `k`, on a probe set fixed for the whole
     /// run (the validation records of every task), so stages and methods compare on equal terms.
     fn sharpness_probe(&mut self, k: usize) -> Result<(), EngineError> {
-        let n = self.cfg.settings.validation_records.max(1);
-        let refs: Vec<SampleRef> = self
-            .train
-            .iter()
-            .enumerate()
-            .flat_map(|(t, recs)| {
-                let start = recs.len().saturating_sub(n);
-                (start..recs.len()).filter(|&i| recs[i].is_some()).map(move |i| SampleRef::new(t as u32, i as u32))
-            })
-            .collect();
+        let refs = self.validation_refs();
         if refs.is_empty() {
             return Ok(());
         }
@@ -676,7 +746,8 @@ impl<'a> Run<'a> {
                 "provenance": c.provenance,
                 "tasks": c.suite.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
                 "probes": c.suite.probes.iter().map(|t| &t.name).collect::<Vec<_>>(),
-                "train_records_used": self.train.iter().map(|t| t.iter().flatten().count()).collect::<Vec<_>>(),
+                "train_records_used": (0..self.train.len()).map(|t| self.train[t][..self.pool_len(t)].iter().flatten().count()).collect::<Vec<_>>(),
+                "validation_records_held_out": self.cfg.suite.tasks.iter().map(|t| held_out(t.train.len(), c.settings.validation_records)).collect::<Vec<_>>(),
             }),
         )
     }
@@ -692,7 +763,7 @@ impl<'a> Run<'a> {
             self.state.task,
             &crate::checkpoint::Contents {
                 trainable: &TrainableSnapshot::of(model),
-                wise_prev: self.wise_prev.as_ref(),
+                wise_prev: self.stage_start.as_ref(),
                 trainer: &self.trainer,
                 state: &serde_json::to_value(&self.state).expect("state serialises"),
             },
@@ -706,7 +777,7 @@ impl<'a> Run<'a> {
         let model = self.model.take().expect("model");
         self.model = Some(loaded.trainable.restore(model)?);
         if loaded.wise_prev.is_some() {
-            self.wise_prev = loaded.wise_prev;
+            self.stage_start = loaded.wise_prev;
         }
         self.load_trainer(dir)?;
         if let (Some(sam), Some(rec)) = (self.sam.take(), self.state.sam.clone()) {
@@ -784,7 +855,7 @@ impl<'a> Run<'a> {
             "general_forgetting": general_forgetting(&self.state.probe_rows),
             "cost": {
                 "optimizer_steps": c.optimizer_steps, "forward_passes": c.forward_passes, "backward_passes": c.backward_passes,
-                "tokens": c.tokens, "replayed_samples": c.replayed_samples, "probe_forwards": c.probe_forwards,
+                "tokens": c.tokens, "tokens_by_pass": c.tokens_by_pass, "replayed_samples": c.replayed_samples, "probe_forwards": c.probe_forwards,
                 "strategy_eval_examples": c.strategy_eval_examples, "eval_examples": c.eval_examples,
                 "wall_seconds": wall, "train_seconds": c.train_seconds, "eval_seconds": c.eval_seconds,
                 "this_process_seconds": self.started.elapsed().as_secs_f64(),
@@ -810,6 +881,30 @@ impl<'a> Run<'a> {
     }
 }
 
+/// The passes of one optimizer step, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Passes {
+    /// Forwards of the step's batch through the trained model.
+    sft: u64,
+    /// Forwards of the batch through the KL reference.
+    kl_reference: u64,
+    /// Forwards of the corpus batch.
+    corpus: u64,
+    /// Backward passes.
+    backward: u64,
+}
+
+impl Passes {
+    /// `n` evaluations of an objective that runs `self` once.
+    fn times(self, n: u64) -> Self {
+        Self { sft: self.sft * n, kl_reference: self.kl_reference * n, corpus: self.corpus * n, backward: self.backward * n }
+    }
+
+    fn forwards(&self) -> u64 {
+        self.sft + self.kl_reference + self.corpus
+    }
+}
+
 /// Loss values of one step, read back to the host.
 struct StepLosses {
     total: f64,
@@ -817,14 +912,12 @@ struct StepLosses {
     kl: Option<f64>,
     ntp: Option<f64>,
     per_sample: Vec<f32>,
-    forwards: u64,
-    forwards_per_batch: u64,
-    backwards: u64,
+    passes: Passes,
     sharpness: Option<sharpness::StepLog>,
 }
 
 impl StepLosses {
-    fn read(parts: &LossParts, per_batch: u64, passes: u64) -> Self {
+    fn read(parts: &LossParts, passes: Passes) -> Self {
         let scalar = |t: &burn::tensor::Tensor<1>| f64::from(t.clone().into_scalar::<f32>());
         Self {
             total: scalar(&parts.total),
@@ -832,24 +925,54 @@ impl StepLosses {
             kl: parts.kl.as_ref().map(scalar),
             ntp: parts.ntp.as_ref().map(scalar),
             per_sample: parts.sft.per_sample.clone().into_data().convert::<f32>().try_to_vec::<f32>().expect("f32"),
-            forwards: per_batch * passes,
-            forwards_per_batch: passes,
-            backwards: passes,
+            passes,
             sharpness: None,
         }
     }
+}
+
+/// Real (unpadded) tokens of a batch.
+fn real_tokens(batch: &backbone::TokenBatch) -> u64 {
+    batch.mask.iter().filter(|&&m| m).count() as u64
+}
+
+/// Whether the method's KL term is taken against the model at each stage's start.
+fn stage_start_kl(cfg: &RunConfig) -> bool {
+    cfg.method.objective.kl_weight > 0.0 && cfg.method.objective.kl_reference == KlReference::StageStart
+}
+
+/// Validation records held out of a task with `n` training records.
+fn held_out(n: usize, validation_records: usize) -> usize {
+    validation_records.min(n)
+}
+
+/// Replayed samples a run may have spent by the end of global step `step` (counted from 0;
+/// see `Run::replay_allowance`): the whole `budget` unpaced, else its elapsed share after the
+/// first task's `first_task_steps`, plus one replay batch, never more than the budget.
+pub(crate) fn replay_allowance(budget: u64, pacing: crate::method::ReplayPacing, first_task_steps: u64, total_steps: u64, step: u64, batch: u64) -> u64 {
+    if pacing != crate::method::ReplayPacing::Even {
+        return budget;
+    }
+    let (t1, t) = (first_task_steps as f64, step as f64 + 1.0);
+    let share = ((t - t1) / (total_steps as f64 - t1).max(1.0)).clamp(0.0, 1.0);
+    ((budget as f64 * share).floor() as u64 + batch).min(budget)
 }
 
 fn adamw(c: &finetune::TrainConfig) -> burn::optim::ModuleOptimizer {
     burn::optim::AdamWConfig::new().with_beta_1(c.beta_1).with_beta_2(c.beta_2).with_epsilon(c.epsilon).with_weight_decay(c.weight_decay).init()
 }
 
-/// The buffer: `buffer_per_task` entries per task unless the method sets a capacity, seeded
-/// by the run.
-fn buffer_config(cfg: &RunConfig) -> replay_buffer::ReplayBufferConfig {
-    let mut b = cfg.method.replay.buffer.clone();
-    if b.capacity == CapacityPolicy::default() {
-        b.capacity = CapacityPolicy::PerTask { quota: cfg.settings.buffer_per_task };
+/// The buffer: `buffer_per_task` entries per task unless the method file gives a capacity,
+/// seeded by the run; `S0` from the run's `total_steps` when the method sets
+/// `initial_stability_run_fraction`.
+fn buffer_config(cfg: &RunConfig, total_steps: usize) -> replay_buffer::ReplayBufferConfig {
+    let replay = &cfg.method.replay;
+    let mut b = replay.buffer.clone();
+    if !replay.explicit_capacity {
+        b.capacity = replay_buffer::CapacityPolicy::PerTask { quota: cfg.settings.buffer_per_task };
+    }
+    if let Some(f) = replay.initial_stability_run_fraction {
+        b.memory.initial_stability = ((f * total_steps as f64) as f32).max(b.memory.min_stability);
     }
     b.seed = mix(&[cfg.seed, 1]);
     b
@@ -867,20 +990,34 @@ fn scheduler_config(cfg: &RunConfig) -> SchedulerConfig {
     s
 }
 
-/// Optimizer steps per task: `steps_per_task`, or `epochs · ⌈n / |B|⌉` over the records that fit.
+/// Optimizer steps per task: `steps_per_task`, or `epochs · ⌈n / |B|⌉` over the training
+/// records (validation records held out) that fit.
 fn task_steps(s: &TrainSettings, train: &[Vec<Option<Encoded>>]) -> Vec<usize> {
     train
         .iter()
-        .map(|t| s.steps_per_task.unwrap_or_else(|| s.epochs * t.iter().flatten().count().div_ceil(s.batch_size)))
+        .map(|t| {
+            let pool = &t[..t.len() - held_out(t.len(), s.validation_records)];
+            s.steps_per_task.unwrap_or_else(|| s.epochs * pool.iter().flatten().count().div_ceil(s.batch_size))
+        })
         .collect()
 }
 
 /// A task's training records encoded; a record that does not fit the context (its answer alone
 /// exceeds `max_len`) is skipped with a warning naming the task, the record's index in the task's
 /// train records and the start of its prompt.
-fn encode_train(formatter: &Formatter<TextCodec>, task: &Task) -> Vec<Option<Encoded>> {
+///
+/// Every record is encoded, the held-out validation records at the end included (the
+/// sharpness and landscape probes run on them); a task whose training records would all be
+/// held out is an error naming `training.validation_records`.
+fn encode_train(formatter: &Formatter<TextCodec>, task: &Task, validation_records: usize) -> Result<Vec<Option<Encoded>>, EngineError> {
+    if !task.train.is_empty() && task.train.len() <= validation_records {
+        return Err(EngineError::config(
+            Path::new("training.validation_records"),
+            format!("task `{}` has {} training records and validation_records = {validation_records} holds them all out", task.name, task.train.len()),
+        ));
+    }
     let origin = format!("task `{}` (train)", task.name);
-    formatter
+    Ok(formatter
         .encode_each(task.system.as_deref(), &origin, &task.train)
         .into_iter()
         .map(|r| match r {
@@ -890,11 +1027,12 @@ fn encode_train(formatter: &Formatter<TextCodec>, task: &Task) -> Vec<Option<Enc
                 None
             }
         })
-        .collect()
+        .collect())
 }
 
-/// Validation records of a task: the last `n` of its training records (the test records stay
-/// untouched by the strategy; our choice, METHODS.md leaves the split to the engine).
+/// Validation records of a task: the last `n` of its training records, held out of training
+/// (`training.validation_records`), so neither trained on, buffered nor tested on; our choice,
+/// METHODS.md leaves the split to the engine.
 fn validation_slice(task: &Task, n: usize) -> Vec<Record> {
     let start = task.train.len().saturating_sub(n);
     task.train[start..].to_vec()

@@ -48,7 +48,7 @@ use std::time::Instant;
 
 pub use engine::{ModelSource, RunConfig, RunOutcome, run};
 pub use method::{MethodConfig, TrainSettings};
-pub use metrics::{AccuracyMatrix, Cost, Metrics, general_forgetting};
+pub use metrics::{AccuracyMatrix, Cost, Metrics, PassTokens, general_forgetting};
 
 /// Errors of a run: each names the file, key, task or step it is about.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,20 @@ pub enum EngineError {
     /// The accuracy matrix is malformed.
     #[error("metrics: {0}")]
     Metrics(String),
+    /// A replay strategy decided to replay more samples than it was allowed at a step (the
+    /// paced share of the replay budget it was given): a defect of the strategy, never cut
+    /// silently.
+    #[error("the replay strategy `{scheduler}` decided {decided} samples at step {step}, over its allowance of {allowed}")]
+    OverAllowance {
+        /// The scheduler's name.
+        scheduler: String,
+        /// Global step.
+        step: u64,
+        /// Samples it decided to replay.
+        decided: usize,
+        /// Samples it was allowed.
+        allowed: usize,
+    },
     /// A loss or gradient became NaN or infinite.
     #[error("training diverged on task {task:?} at step {step}: the {term} is {value}")]
     Diverged {

@@ -109,13 +109,28 @@ pub struct ReplaySettings {
     /// When and what to replay (`kind = "none" | "fixed_interval" | "loss_driven" |
     /// "accuracy_supervised" | "mssr"`, with that scheduler's settings).
     pub scheduler: SchedulerConfig,
-    /// The buffer (capacity, insertion, memory model).
+    /// The buffer (capacity, insertion, memory model). Without a `capacity` table the buffer
+    /// keeps `training.buffer_per_task` entries per task; its `seed` is the run's.
     pub buffer: ReplayBufferConfig,
+    /// `S0`, the memory model's initial stability, as a fraction of the run's optimizer steps
+    /// (`None`: `buffer.memory.initial_stability`, 200 steps, as METHODS.md). Our choice for
+    /// short runs: with `S0 = 200` a 44-step run keeps every retention at or above 0.82, so
+    /// time since review barely counts; the shipped MSSR methods set 0.25. Setting both this
+    /// and `buffer.memory.initial_stability` is an error.
+    pub initial_stability_run_fraction: Option<f64>,
+    /// Whether the method file gave `buffer.capacity` (then it is used as given).
+    #[serde(skip)]
+    pub explicit_capacity: bool,
 }
 
 impl Default for ReplaySettings {
     fn default() -> Self {
-        Self { scheduler: SchedulerConfig::None, buffer: ReplayBufferConfig::default() }
+        Self {
+            scheduler: SchedulerConfig::None,
+            buffer: ReplayBufferConfig::default(),
+            initial_stability_run_fraction: None,
+            explicit_capacity: false,
+        }
     }
 }
 
@@ -160,8 +175,12 @@ pub struct TrainSettings {
     /// product per projection) instead of through its factors (true; our choice, for speed).
     /// The same function up to float rounding; the trained weights are not touched.
     pub eval_merge_adapter: bool,
-    /// Corpus passages per step for the next-token term (2; used when `ntp_weight > 0`).
+    /// Corpus passages per corpus batch for the next-token term (2; used when
+    /// `ntp_weight > 0`).
     pub corpus_batch_size: usize,
+    /// One corpus batch every this many optimizer steps (4, METHODS.md section 5's default):
+    /// at global steps `t` with `t % corpus_every == 0`.
+    pub corpus_every: usize,
     /// Longest corpus passage in tokens (128).
     pub corpus_max_tokens: usize,
     /// Replayed-sample budget of the whole run (`None`: unlimited). Replay methods are
@@ -189,9 +208,18 @@ pub struct TrainSettings {
     /// parameters only); 0 (the default) measures nothing. Logged as `sharpness_probe` events
     /// and shown in the report. A measurement: it does not count in the run's cost.
     pub sharpness_rho: f64,
-    /// Validation records per task for strategy-requested evaluations, taken from the end
-    /// of the task's training records (16).
+    /// Records per task held out of training as its validation split (16): the last
+    /// `validation_records` of the task's training records. No method trains on them or
+    /// buffers them; strategy-requested evaluations (accuracy-supervised replay) and the
+    /// sharpness and landscape probes use them, and the test records stay untouched.
     pub validation_records: usize,
+    /// Grid points of the 1-D loss-landscape slice measured after every stage along a random
+    /// filter-normalised direction of the trainable parameters, on the validation records of
+    /// every task (0, the default: none). Logged as `landscape` events and drawn in the
+    /// report. A measurement: not counted in the run's cost.
+    pub landscape_points: usize,
+    /// The slice's coordinates run over `[-landscape_span, landscape_span]` (1.0).
+    pub landscape_span: f64,
     /// What a NaN or infinite loss term or gradient norm does: `stop` the run with an error
     /// (the default) or `rollback` to the last checkpoint with the learning rate multiplied by
     /// `divergence_lr_factor`, at most `divergence_max_rollbacks` times, then stop.
@@ -248,6 +276,7 @@ impl Default for TrainSettings {
             max_new_tokens: 32,
             eval_merge_adapter: true,
             corpus_batch_size: 2,
+            corpus_every: 4,
             corpus_max_tokens: 128,
             replay_budget: None,
             replay_pacing: ReplayPacing::None,
@@ -258,6 +287,8 @@ impl Default for TrainSettings {
             probe_eval_limit: None,
             sharpness_rho: 0.0,
             validation_records: 16,
+            landscape_points: 0,
+            landscape_span: 1.0,
             on_divergence: DivergencePolicy::Stop,
             divergence_lr_factor: 0.5,
             divergence_max_rollbacks: 3,
@@ -313,8 +344,10 @@ impl MethodConfig {
     /// Parses a method from TOML text (`origin` names it in errors).
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, EngineError> {
         let raw: toml::Table = toml::from_str(text).map_err(|e| EngineError::config(origin, e.to_string()))?;
-        let m: MethodConfig = raw.clone().try_into().map_err(|e: toml::de::Error| EngineError::config(origin, e.to_string()))?;
-        reject_unknown(&toml::Value::Table(raw), &m, origin, &["train"])?;
+        let mut m: MethodConfig = raw.clone().try_into().map_err(|e: toml::de::Error| EngineError::config(origin, e.to_string()))?;
+        reject_unknown(&toml::Value::Table(raw.clone()), &m, origin, &["train"])?;
+        reject_engine_owned(&raw, origin)?;
+        m.replay.explicit_capacity = lookup(&raw, &["replay", "buffer", "capacity"]).is_some();
         m.validate(origin)?;
         Ok(m)
     }
@@ -349,12 +382,22 @@ impl MethodConfig {
         {
             return bad(field, &format!("{value} must be at least 1"));
         }
+        if let Some(f) = self.replay.initial_stability_run_fraction
+            && !(f.is_finite() && f > 0.0)
+        {
+            return bad("replay.initial_stability_run_fraction", &format!("{f} must be a finite number > 0"));
+        }
         if let Some(w) = self.wise_ft
             && !(0.0..=1.0).contains(&w.alpha)
         {
             return bad("wise_ft.alpha", &format!("{} is outside [0, 1]", w.alpha));
         }
         Ok(())
+    }
+
+    /// This method's file, or `origin` when it was not read from one.
+    fn path_or(&self, origin: &Path) -> PathBuf {
+        if self.path.as_os_str().is_empty() { origin.to_path_buf() } else { self.path.clone() }
     }
 
     /// The training settings: the suite's `[training]` table with this method's `[train]`
@@ -403,8 +446,65 @@ impl MethodConfig {
         if !(s.sharpness_rho.is_finite() && s.sharpness_rho >= 0.0) {
             return bad("sharpness_rho", format!("{} must be a finite number >= 0", s.sharpness_rho));
         }
+        if s.optim.grad_accum_steps != 1 {
+            return bad(
+                "optim.grad_accum_steps",
+                format!("{} is not supported: the engine takes one optimizer step per batch (raise batch_size instead)", s.optim.grad_accum_steps),
+            );
+        }
+        if s.corpus_every == 0 {
+            return bad("corpus_every", "must be at least 1".into());
+        }
+        if s.landscape_points == 1 || !(s.landscape_span.is_finite() && s.landscape_span > 0.0) {
+            return bad("landscape_points", format!("{} points over ±{}: use 0 (off) or at least 2 points and a span > 0", s.landscape_points, s.landscape_span));
+        }
+        // A strategy's validation slice is the size it asks for, or the run does not start.
+        if let SchedulerConfig::AccuracySupervised(c) = &self.replay.scheduler
+            && c.eval_examples > s.validation_records
+        {
+            return Err(EngineError::config(
+                &self.path_or(origin),
+                format!(
+                    "replay.scheduler.eval_examples = {} exceeds training.validation_records = {} (the records held out per task): lower one or raise the other",
+                    c.eval_examples, s.validation_records
+                ),
+            ));
+        }
         Ok(s)
     }
+}
+
+/// The value at `path` in `table`, if present.
+fn lookup<'a>(table: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Value> {
+    let (first, rest) = path.split_first()?;
+    let v = table.get(*first)?;
+    match (rest.is_empty(), v) {
+        (true, _) => Some(v),
+        (false, toml::Value::Table(t)) => lookup(t, rest),
+        _ => None,
+    }
+}
+
+/// Keys a method file may not set because the engine sets them for every run: a value there
+/// would be parsed and then overwritten, so it is an error naming the key and what to set.
+fn reject_engine_owned(raw: &toml::Table, origin: &Path) -> Result<(), EngineError> {
+    let owned: [(&[&str], &str); 3] = [
+        (&["replay", "scheduler", "size"], "the replay batch size is training.batch_size × training.replay_ratio: set those"),
+        (&["replay", "scheduler", "seed"], "the scheduler is seeded from the run's seed (--seeds / --first-seed)"),
+        (&["replay", "buffer", "seed"], "the buffer is seeded from the run's seed (--seeds / --first-seed)"),
+    ];
+    for (path, why) in owned {
+        if lookup(raw, path).is_some() {
+            return Err(EngineError::config(origin, format!("{}: set by the engine, not by a method file ({why})", path.join("."))));
+        }
+    }
+    if lookup(raw, &["replay", "initial_stability_run_fraction"]).is_some() && lookup(raw, &["replay", "buffer", "memory", "initial_stability"]).is_some() {
+        return Err(EngineError::config(
+            origin,
+            "replay.initial_stability_run_fraction and replay.buffer.memory.initial_stability both set S0: keep one".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Lays `over` onto `base`, recursing into tables (how `[train]` and `--set` override a
@@ -531,6 +631,36 @@ mod tests {
         assert!(e.contains("training.divergence_max_rollbacks"), "{e}");
         let e = settings("divergence_max_rollback = 2\n").unwrap_err().to_string();
         assert!(e.contains("divergence_max_rollback"), "{e}");
+    }
+
+    #[test]
+    fn keys_the_engine_sets_are_refused_in_a_method_file_naming_them() {
+        for (toml, key) in [
+            ("[replay.scheduler]\nkind = \"mssr\"\n[replay.scheduler.size]\nbatch_size = 2\n", "replay.scheduler.size"),
+            ("[replay.scheduler]\nkind = \"fixed_interval\"\nseed = 7\n", "replay.scheduler.seed"),
+            ("[replay.buffer]\nseed = 7\n", "replay.buffer.seed"),
+            ("[replay]\ninitial_stability_run_fraction = 0.2\n[replay.buffer.memory]\ninitial_stability = 50.0\n", "replay.initial_stability_run_fraction"),
+        ] {
+            let e = parse(toml).unwrap_err().to_string();
+            assert!(e.contains("m.toml") && e.contains(key), "{key}: {e}");
+        }
+        // A capacity table is the method's own: used as given, even when it equals the default.
+        let m = parse("[replay.buffer.capacity]\nkind = \"total\"\ncapacity = 1000\n").unwrap();
+        assert!(m.replay.explicit_capacity);
+        assert!(!parse("").unwrap().replay.explicit_capacity);
+    }
+
+    #[test]
+    fn gradient_accumulation_and_an_oversized_validation_slice_are_refused_at_load() {
+        let m = parse("").unwrap();
+        let e = m.train_settings(Some(&toml::from_str("[optim]\ngrad_accum_steps = 2\n").unwrap()), Path::new("s.toml")).unwrap_err().to_string();
+        assert!(e.contains("s.toml") && e.contains("training.optim.grad_accum_steps"), "{e}");
+        let m = parse("[replay.scheduler]\nkind = \"accuracy_supervised\"\neval_examples = 8\n").unwrap();
+        let e = m.train_settings(Some(&toml::from_str("validation_records = 4\n").unwrap()), Path::new("s.toml")).unwrap_err().to_string();
+        assert!(e.contains("replay.scheduler.eval_examples = 8") && e.contains("validation_records = 4"), "{e}");
+        assert!(m.train_settings(Some(&toml::from_str("validation_records = 8\n").unwrap()), Path::new("s.toml")).is_ok());
+        let e = parse("").unwrap().train_settings(Some(&toml::from_str("corpus_every = 0\n").unwrap()), Path::new("s.toml")).unwrap_err().to_string();
+        assert!(e.contains("training.corpus_every"), "{e}");
     }
 
     #[test]

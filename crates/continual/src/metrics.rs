@@ -139,6 +139,20 @@ pub fn general_forgetting(probe_rows: &[Vec<f64>]) -> Option<f64> {
     Some(first.iter().zip(last).map(|(a, b)| a - b).sum::<f64>() / first.len() as f64)
 }
 
+/// Tokens through the training forward passes, by kind of pass. A pass that runs several
+/// times in a step (SAM's ascents, XSAM's α grid) counts each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PassTokens {
+    /// The step's batch (task and replayed samples) through the trained model.
+    pub sft: u64,
+    /// The same batch through the KL reference (adapters off or a frozen copy).
+    pub kl_reference: u64,
+    /// Corpus passages for the next-token term.
+    pub corpus: u64,
+    /// Buffered samples through the strategy's forward-only probes.
+    pub probe: u64,
+}
+
 /// What a run spent (METHODS.md section 1, "Cost"), kept across resumes. The protocol's own
 /// evaluations after every stage are counted apart (`eval_examples`, `eval_seconds`): every
 /// method pays them equally. What a strategy asks for itself (probe forwards, validation
@@ -152,8 +166,12 @@ pub struct Cost {
     pub forward_passes: u64,
     /// Backward passes.
     pub backward_passes: u64,
-    /// Tokens through the training forward passes.
+    /// Tokens through the training forward passes, of every kind (the sum of
+    /// `tokens_by_pass`).
     pub tokens: u64,
+    /// The same tokens by pass kind.
+    #[serde(default)]
+    pub tokens_by_pass: PassTokens,
     /// Samples replayed from the buffer.
     pub replayed_samples: u64,
     /// Probe forwards asked for by the strategy (one per sample).

@@ -2,47 +2,11 @@
 //! interfering tasks): forgetting shows, replay reduces it, and a crashed run resumes to the
 //! same accuracy matrix bit for bit.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use continual::engine::{ModelSource, RunConfig};
-use continual::{HookContext, MethodConfig, Plugin, StepRecord};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn config(method: &str, out: &Path, set: &str) -> RunConfig {
-    config_with(method, out, set, |_| {})
-}
-
-/// [`config`] with the suite file edited before it is loaded.
-fn config_with(method: &str, out: &Path, set: &str, edit: impl FnOnce(&mut bench_tasks::SuiteSpec)) -> RunConfig {
-    let mut spec = bench_tasks::SuiteSpec::from_path(&root().join("experiments/suites/smoke.toml")).unwrap();
-    edit(&mut spec);
-    let over: toml::Table = toml::from_str(set).unwrap();
-    let training = spec.training.get_or_insert_with(Default::default);
-    for (k, v) in over {
-        training.insert(k, v);
-    }
-    let suite = spec.load(&root(), None).unwrap();
-    let method = MethodConfig::from_path(&root().join(format!("experiments/methods/{method}.toml"))).unwrap();
-    let settings = method.train_settings(spec.training.as_ref(), &spec.path).unwrap();
-    RunConfig {
-        suite_spec: spec,
-        suite,
-        method,
-        settings,
-        seed: 3,
-        model: ModelSource::TinyRandom,
-        device_name: "cpu".into(),
-        device: burn::tensor::Device::flex(),
-        out_dir: out.to_path_buf(),
-        index_path: Some(out.join("../index.jsonl")),
-        resume: false,
-        provenance: serde_json::json!({"test": true}),
-        corpus: vec![],
-    }
-}
+use common::{config, config_with, log_events, root};
+use continual::engine::RunConfig;
+use continual::{HookContext, Plugin, StepRecord};
 
 /// Crashes the run (a panic unwinds out of the engine, like a kill) at a given step.
 struct CrashAt(u64);
@@ -156,15 +120,6 @@ fn the_sharpness_probe_is_logged_after_every_stage_and_changes_no_result() {
     }
     // A step of ρ along the gradient raises the loss of a trained model at this scale.
     assert!(events.iter().all(|e| e["sharpness"].as_f64().unwrap() > 0.0), "{events:?}");
-}
-
-fn log_events(run: &Path, kind: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == kind)
-        .collect()
 }
 
 /// `lr = 1e20` without clipping diverges within a few steps (see above); the rollback factor

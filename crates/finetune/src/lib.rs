@@ -32,7 +32,7 @@ mod train;
 use std::path::{Path, PathBuf};
 
 pub use objectives::{
-    KlDirection, KlTokens, LossParts, ObjectiveConfig, Reference, SftBatch, SftLoss, kl_divergence,
+    KlDirection, KlReference, KlTokens, LossParts, ObjectiveConfig, Reference, SftBatch, SftLoss, kl_divergence,
     kl_loss, ntp_loss, objective, sft_loss,
 };
 pub use train::{

@@ -163,6 +163,20 @@ pub enum KlDirection {
     Reverse,
 }
 
+/// Which model the KL term's reference is (METHODS.md section 5). [`objective`] takes the
+/// reference it is given; a continual engine reads this setting to build it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KlReference {
+    /// The model before any training: the backbone with its LoRA adapters switched off, or a
+    /// frozen copy of the initial weights in full fine-tuning (default).
+    #[default]
+    Initial,
+    /// The model as it was when the current stage (task) started: a frozen copy of the
+    /// trainable weights taken at each stage's start.
+    StageStart,
+}
+
 /// Which positions the KL term averages over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -189,6 +203,9 @@ pub struct ObjectiveConfig {
     pub kl_direction: KlDirection,
     /// KL positions (answer tokens).
     pub kl_tokens: KlTokens,
+    /// The KL reference: the initial model (default) or the model at the current stage's
+    /// start.
+    pub kl_reference: KlReference,
 }
 
 impl Default for ObjectiveConfig {
@@ -199,6 +216,7 @@ impl Default for ObjectiveConfig {
             ntp_weight: 0.0,
             kl_direction: KlDirection::Forward,
             kl_tokens: KlTokens::Answer,
+            kl_reference: KlReference::Initial,
         }
     }
 }

@@ -112,6 +112,10 @@ impl Scheduler for WorstTaskFirst {
         let Some((task, rise)) = worst.filter(|w| w.1 > 0.0) else {
             return ReplayDecision::none();
         };
+        // Decide within the engine's allowance (the paced replay budget): a whole batch or none.
+        if signals.whole_batches(self.batch) == 0 {
+            return ReplayDecision::none();
+        }
         let candidates = Candidates::Slots(buffer.task_slots(task));
         let sampler = StrengthSampler::default();
         let slots = sampler.sample(buffer, candidates, self.batch, signals.step, &mut self.rng);

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Summarise the replay of finished runs from their log.jsonl: replay batch sizes, the tasks
+replayed, MSSR's intervals (min, max, how often they rose and fell), and the spend against the
+budget. Usage: python3 scripts/replay_log_summary.py RUN_DIR [RUN_DIR ...]"""
+import collections
+import json
+import pathlib
+import sys
+
+
+def summarise(run: pathlib.Path) -> str:
+    events = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    replays = [e for e in events if e["type"] == "replay"]
+    sizes = collections.Counter(e["n"] for e in replays)
+    tasks = collections.Counter()
+    for e in replays:
+        if "samples_by_task" in e:  # logs since 2026-12-07: the replayed samples' tasks
+            tasks.update({int(t): n for t, n in e["samples_by_task"].items()})
+        elif e["task"] is not None:  # older logs: single-task batches only
+            tasks[e["task"]] += e["n"]
+    intervals = [e for e in events if e["type"] == "interval"]
+    rises = falls = 0
+    last = {}
+    for e in intervals:
+        if e["task"] in last:
+            rises += e["interval"] > last[e["task"]]
+            falls += e["interval"] < last[e["task"]]
+        last[e["task"]] = e["interval"]
+    metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+    spent = metrics.get("cost", {}).get("replayed_samples")
+    budget = metrics.get("replay_budget")
+    lines = [f"{run}:",
+             f"  replay batches {len(replays)}, sizes {dict(sorted(sizes.items()))}, samples {sum(e['n'] for e in replays)} (spent {spent} of budget {budget})",
+             f"  tasks replayed {len(tasks)} (samples per task): {dict(sorted(tasks.items()))}"]
+    if intervals:
+        values = [e["interval"] for e in intervals]
+        lines.append(f"  intervals: {len(intervals)} updates, min {min(values):g}, max {max(values):g}, rose {rises}, fell {falls}")
+        lines.append("  last interval per task: " + ", ".join(f"{t}: {v:g}" for t, v in sorted(last.items())))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        print(summarise(pathlib.Path(arg)))
