@@ -60,10 +60,23 @@ enum Command {
     Rescore(rescore::RescoreArgs),
 }
 
+/// A wrong command-line value found after parsing (an `--order` the suite does not have):
+/// reported as clap reports its own, `error: ...` on one line with exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 fn main() -> anyhow::Result<()> {
     pin_default_device();
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Data(args) => data::run(args),
         Command::Model(args) => model::run(args),
         Command::Score(args) => score::score(args),
@@ -72,7 +85,14 @@ fn main() -> anyhow::Result<()> {
         Command::Suite(args) => suite::run(args),
         Command::Report(args) => report::run(args),
         Command::Rescore(args) => rescore::run(args),
+    };
+    if let Err(e) = &result
+        && let Some(usage) = e.downcast_ref::<UsageError>()
+    {
+        eprintln!("error: {usage}");
+        std::process::exit(2);
     }
+    result
 }
 
 /// Makes Burn's default device the one `--device` names. Burn materialises loaded optimizer state
@@ -80,12 +100,17 @@ fn main() -> anyhow::Result<()> {
 /// is the first GPU backend compiled in: a `--device cpu` resume would otherwise start WGPU.
 fn pin_default_device() {
     let args: Vec<String> = std::env::args().collect();
-    let name = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--device") {
-        Some("") => args.get(i + 1).cloned(),
-        Some(rest) => rest.strip_prefix('=').map(str::to_string),
-        None => None,
-    });
-    let name = name.or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
+    let name = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--device") {
+            Some("") => args.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        });
+    let name = name
+        .or_else(|| std::env::var("BURN_DEVICE").ok())
+        .unwrap_or_else(|| "cpu".into());
     // Our `cpu` is Burn's Flex backend (Burn's own `cpu` name is its CubeCL CPU runtime).
     let burn_name = match name.to_ascii_lowercase().as_str() {
         "cpu" | "flex" => "flex".to_string(),
@@ -98,7 +123,10 @@ fn pin_default_device() {
 /// The device of a `--device` flag (else `$BURN_DEVICE`, else `cpu`), with the name recorded in
 /// result files.
 pub fn device_named(flag: Option<&str>) -> anyhow::Result<(String, burn::tensor::Device)> {
-    let name = flag.map(str::to_string).or_else(|| std::env::var("BURN_DEVICE").ok()).unwrap_or_else(|| "cpu".into());
+    let name = flag
+        .map(str::to_string)
+        .or_else(|| std::env::var("BURN_DEVICE").ok())
+        .unwrap_or_else(|| "cpu".into());
     let device = backbone::select_device(Some(&name)).map_err(anyhow::Error::msg)?;
     Ok((name, device))
 }

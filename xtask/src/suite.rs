@@ -8,7 +8,10 @@
 //! cargo xtask report                                                 # results/report.html + summary.md
 //! ```
 //!
-//! Runs go to `results/<suite>/<method>/<seed>/` (see docs/results-format.md); a finished run
+//! The tasks train in the order `--order` names, else in the suite's `default_order`, else in
+//! its `[[tasks]]` order. Runs go to `results/<suite>/<method>/<seed>/`, those of an order other
+//! than the suite's default to `results/<suite>@<order>/<method>/<seed>/` (see
+//! docs/results-format.md); a finished run
 //! is skipped when asked again, a started one needs `--resume`. With `--jobs N` each run is a
 //! child process of its own (`RAYON_NUM_THREADS` = cores / N unless set), seeds outermost so
 //! that every method gets seed 0 first; a child's console goes to `console.log` in its run
@@ -19,8 +22,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use bench_tasks::{Suite, SuiteSpec};
 use continual::engine::{ModelSource, RunConfig};
 use continual::{MethodConfig, Progress};
+
+use crate::UsageError;
 
 /// Arguments of `cargo xtask suite`.
 #[derive(clap::Args)]
@@ -47,7 +53,8 @@ pub struct SuiteArgs {
     /// Task data directory (default: $CONTINUAL_DATA_DIR, then ../shared/data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Task order name of the suite (default: its own).
+    /// A task order of the suite's `[orders]` table (default: its `default_order`, else its
+    /// `[[tasks]]` order); another than the default writes to `<out>/<suite>@<order>/`.
     #[arg(long)]
     order: Option<String>,
     /// Results root.
@@ -70,20 +77,24 @@ pub struct SuiteArgs {
 /// Runs `cargo xtask suite`.
 pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level")?,
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let suite_path = resolve(&args.suite, "experiments/suites");
-    let mut spec = bench_tasks::SuiteSpec::from_path(&suite_path)?;
+    let mut spec = SuiteSpec::from_path(&suite_path)?;
     let mut training = spec.training.take().unwrap_or_default();
     for kv in &args.set {
-        let table: toml::Table = toml::from_str(kv).with_context(|| format!("--set {kv:?}: expected KEY=VALUE in TOML syntax"))?;
+        let table: toml::Table = toml::from_str(kv)
+            .with_context(|| format!("--set {kv:?}: expected KEY=VALUE in TOML syntax"))?;
         continual::method::merge(&mut training, &table);
     }
     spec.training = Some(training);
-    let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref()).unwrap_or_else(|_| PathBuf::from("."));
-    let suite = spec.load(&data_dir, args.order.as_deref())?;
+    let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref())
+        .unwrap_or_else(|_| PathBuf::from("."));
+    let suite = ordered_suite(&mut spec, args.order.as_deref(), &data_dir)?;
     let corpus = spec
         .replay_corpus
         .iter()
@@ -91,19 +102,33 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?
         .concat();
     let method_paths: Vec<PathBuf> = if args.methods == "all" {
-        continual::method::method_files(Path::new("experiments/methods"))?.into_iter().map(|(_, p)| p).collect()
+        continual::method::method_files(Path::new("experiments/methods"))?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
     } else {
-        args.methods.split(',').map(|m| resolve(m.trim(), "experiments/methods")).collect()
+        args.methods
+            .split(',')
+            .map(|m| resolve(m.trim(), "experiments/methods"))
+            .collect()
     };
-    let methods = method_paths.iter().map(|p| MethodConfig::from_path(p)).collect::<Result<Vec<_>, _>>()?;
+    let methods = method_paths
+        .iter()
+        .map(|p| MethodConfig::from_path(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let model = match args.model.as_deref() {
         Some("tiny-random") => ModelSource::TinyRandom,
-        Some(p) => ModelSource::Path { path: PathBuf::from(p) },
+        Some(p) => ModelSource::Path {
+            path: PathBuf::from(p),
+        },
         None if spec.name == "smoke" => ModelSource::TinyRandom,
         None => {
             let path = crate::model::default_model_path();
             if !path.exists() {
-                eprintln!("fetching the default model into {}", crate::model::default_cache_dir().display());
+                eprintln!(
+                    "fetching the default model into {}",
+                    crate::model::default_cache_dir().display()
+                );
                 crate::model::fetch_default_model(&crate::model::default_cache_dir(), None)?;
             }
             ModelSource::Path { path }
@@ -111,17 +136,23 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
     };
     if args.jobs > 1 {
         let jobs: Vec<(PathBuf, String, u64)> = (args.first_seed..args.first_seed + args.seeds)
-            .flat_map(|seed| method_paths.iter().zip(&methods).map(move |(p, m)| (p.clone(), m.name.clone(), seed)))
+            .flat_map(|seed| {
+                method_paths
+                    .iter()
+                    .zip(&methods)
+                    .map(move |(p, m)| (p.clone(), m.name.clone(), seed))
+            })
             .collect();
         let model_arg = match &model {
             ModelSource::TinyRandom => "tiny-random".to_string(),
             ModelSource::Path { path } => path.display().to_string(),
         };
-        return run_as_children(&args, &spec.name, &model_arg, &jobs);
+        return run_as_children(&args, &suite.name, &model_arg, &jobs);
     }
     let (device_name, device) = crate::device_named(args.device.as_deref())?;
-    let suite_dir = args.out.join(&spec.name);
-    std::fs::create_dir_all(&suite_dir).with_context(|| format!("creating {}", suite_dir.display()))?;
+    let suite_dir = args.out.join(&suite.name);
+    std::fs::create_dir_all(&suite_dir)
+        .with_context(|| format!("creating {}", suite_dir.display()))?;
     let provenance = crate::provenance();
     for method in &methods {
         let settings = method.train_settings(spec.training.as_ref(), &spec.path)?;
@@ -131,11 +162,19 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
                 eprintln!("{}: complete, skipped", out_dir.display());
                 // A run killed between turning complete and its index append gets its row now.
                 if continual::results::ensure_index_row(&suite_dir.join("index.jsonl"), &out_dir)? {
-                    eprintln!("{}: its index.jsonl row was missing and is written now", out_dir.display());
+                    eprintln!(
+                        "{}: its index.jsonl row was missing and is written now",
+                        out_dir.display()
+                    );
                 }
                 continue;
             }
-            eprintln!("== {} / {} / seed {seed} -> {}", spec.name, method.name, out_dir.display());
+            eprintln!(
+                "== {} / {} / seed {seed} -> {}",
+                suite.name,
+                method.name,
+                out_dir.display()
+            );
             let cfg = RunConfig {
                 suite_spec: spec.clone(),
                 suite: suite.clone(),
@@ -159,13 +198,55 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads the tasks of `spec` in the order `cargo xtask suite` runs: `order` (`--order`), else
+/// the suite's `default_order`, else its `[[tasks]]` order. Records that order in `spec` (its
+/// `default_order`, which run.json's `suite_spec` keeps) and names the suite for its results:
+/// `<suite>` in the default order, `<suite>@<order>` in another, so that runs of different
+/// orders neither share a directory nor an index row. An `order` not in `[orders]` is a
+/// [`UsageError`] naming `--order` and the known orders.
+fn ordered_suite(
+    spec: &mut SuiteSpec,
+    order: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<Suite> {
+    if let Some(o) = order
+        && !spec.orders.contains_key(o)
+    {
+        let known: Vec<&str> = spec.orders.keys().map(String::as_str).collect();
+        let known = if known.is_empty() {
+            "it has no [orders] table".to_string()
+        } else {
+            format!("known: {}", known.join(", "))
+        };
+        return Err(UsageError(format!(
+            "--order {o}: no such order in {} ({known})",
+            spec.path.display()
+        ))
+        .into());
+    }
+    let name = match order {
+        Some(o) if spec.default_order.as_deref() != Some(o) => format!("{}@{o}", spec.name),
+        _ => spec.name.clone(),
+    };
+    spec.default_order = spec.effective_order(order).map(str::to_string);
+    let mut suite = spec.load(data_dir, None)?;
+    suite.name = name;
+    Ok(suite)
+}
+
 /// `--jobs N`: every (method, seed) not yet complete as a child `cargo xtask suite` of one run,
 /// at most N at a time. Fails after all children have ended if any of them failed.
-fn run_as_children(args: &SuiteArgs, suite: &str, model: &str, jobs: &[(PathBuf, String, u64)]) -> anyhow::Result<()> {
+fn run_as_children(
+    args: &SuiteArgs,
+    suite: &str,
+    model: &str,
+    jobs: &[(PathBuf, String, u64)],
+) -> anyhow::Result<()> {
     use std::process::{Child, Command, Stdio};
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| (cores / args.jobs).max(1).to_string());
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .unwrap_or_else(|_| (cores / args.jobs).max(1).to_string());
     let suite_dir = args.out.join(suite);
     let mut queue = jobs.iter().filter(|(_, name, seed)| {
         let dir = suite_dir.join(name).join(seed.to_string());
@@ -179,22 +260,38 @@ fn run_as_children(args: &SuiteArgs, suite: &str, model: &str, jobs: &[(PathBuf,
     let mut failed: Vec<String> = Vec::new();
     loop {
         while running.len() < args.jobs {
-            let Some((path, name, seed)) = queue.next() else { break };
+            let Some((path, name, seed)) = queue.next() else {
+                break;
+            };
             let dir = suite_dir.join(name).join(seed.to_string());
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let console = dir.join("console.log");
-            let log = std::fs::OpenOptions::new().create(true).append(true).open(&console).with_context(|| format!("opening {}", console.display()))?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&console)
+                .with_context(|| format!("opening {}", console.display()))?;
             let mut cmd = Command::new(&exe);
-            cmd.args(["suite", "--suite", &args.suite, "--seeds", "1", "--model", model, "--log-level", &args.log_level])
-                .arg("--methods")
-                .arg(path)
-                .args(["--first-seed", &seed.to_string()])
-                .arg("--out")
-                .arg(&args.out)
-                .env("RAYON_NUM_THREADS", &threads)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log);
+            cmd.args([
+                "suite",
+                "--suite",
+                &args.suite,
+                "--seeds",
+                "1",
+                "--model",
+                model,
+                "--log-level",
+                &args.log_level,
+            ])
+            .arg("--methods")
+            .arg(path)
+            .args(["--first-seed", &seed.to_string()])
+            .arg("--out")
+            .arg(&args.out)
+            .env("RAYON_NUM_THREADS", &threads)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
             for (flag, value) in [("--device", &args.device), ("--order", &args.order)] {
                 if let Some(v) = value {
                     cmd.args([flag, v]);
@@ -209,7 +306,11 @@ fn run_as_children(args: &SuiteArgs, suite: &str, model: &str, jobs: &[(PathBuf,
             if args.resume {
                 cmd.arg("--resume");
             }
-            eprintln!("== {suite} / {name} / seed {seed} -> {} ({threads} thread(s), console: {})", dir.display(), console.display());
+            eprintln!(
+                "== {suite} / {name} / seed {seed} -> {} ({threads} thread(s), console: {})",
+                dir.display(),
+                console.display()
+            );
             running.push((cmd.spawn().context("starting a child xtask")?, dir));
         }
         if running.is_empty() {
@@ -223,17 +324,29 @@ fn run_as_children(args: &SuiteArgs, suite: &str, model: &str, jobs: &[(PathBuf,
                 continue;
             };
             let (_, dir) = running.swap_remove(i);
-            let metrics = std::fs::read_to_string(dir.join("metrics.json")).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            let metrics = std::fs::read_to_string(dir.join("metrics.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
             match metrics {
-                Some(m) if status.success() => eprintln!("   {}: {}", dir.display(), metrics_line(&m)),
+                Some(m) if status.success() => {
+                    eprintln!("   {}: {}", dir.display(), metrics_line(&m))
+                }
                 _ => {
-                    eprintln!("   {}: failed ({status}); see its console.log", dir.display());
+                    eprintln!(
+                        "   {}: failed ({status}); see its console.log",
+                        dir.display()
+                    );
                     failed.push(dir.display().to_string());
                 }
             }
         }
     }
-    anyhow::ensure!(failed.is_empty(), "{} run(s) failed: {}", failed.len(), failed.join(", "));
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} run(s) failed: {}",
+        failed.len(),
+        failed.join(", ")
+    );
     Ok(())
 }
 
@@ -267,5 +380,92 @@ fn resolve(name: &str, dir: &str) -> PathBuf {
         p
     } else {
         Path::new(dir).join(format!("{name}.toml"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smoke suite's first three generated tasks (no data needed) with the orders `fwd`
+    /// (the `[[tasks]]` order) and `rev`, and the top-level lines `head`.
+    fn spec(head: &str) -> SuiteSpec {
+        let task = |n: &str, g: &str| {
+            format!("[[tasks]]\nname = '{n}'\nsource = 'smoke'\ngenerator = '{g}'\n")
+        };
+        let text = format!(
+            "name = 's'\n{head}\n[defaults]\ntrain = 4\ntest = 2\n{}{}{}[orders]\nfwd = ['map-a', 'add-a', 'map-b']\nrev = ['map-b', 'add-a', 'map-a']\n",
+            task("map-a", "label_map"),
+            task("add-a", "offset_add"),
+            task("map-b", "label_map"),
+        );
+        SuiteSpec::from_toml_str(&text, Path::new("s.toml")).unwrap()
+    }
+
+    /// The suite as `cargo xtask suite --order <order>` runs it: its results name, its task
+    /// names, and the order its run.json records (`suite_spec.default_order`).
+    fn run(head: &str, order: Option<&str>) -> (String, Vec<String>, Option<String>) {
+        let mut s = spec(head);
+        let suite = ordered_suite(&mut s, order, Path::new("/nonexistent")).unwrap();
+        assert_eq!(suite.order, s.default_order);
+        (
+            suite.name,
+            suite.tasks.iter().map(|t| t.name.clone()).collect(),
+            s.default_order,
+        )
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_suites_default_order_runs_without_order_and_a_named_one_with_it() {
+        let rev = names(&["map-b", "add-a", "map-a"]);
+        let fwd = names(&["map-a", "add-a", "map-b"]);
+        let with_default = "default_order = 'rev'";
+        assert_eq!(
+            run(with_default, None),
+            ("s".into(), rev.clone(), Some("rev".into()))
+        );
+        // Naming the default order is the same run, in the same directory.
+        assert_eq!(
+            run(with_default, Some("rev")),
+            ("s".into(), rev.clone(), Some("rev".into()))
+        );
+        // Another order gets a results directory (and index rows) of its own.
+        assert_eq!(
+            run(with_default, Some("fwd")),
+            ("s@fwd".into(), fwd.clone(), Some("fwd".into()))
+        );
+        // No default_order: the [[tasks]] order, recorded as none.
+        assert_eq!(run("", None), ("s".into(), fwd.clone(), None));
+        assert_eq!(
+            run("", Some("rev")),
+            ("s@rev".into(), rev, Some("rev".into()))
+        );
+    }
+
+    #[test]
+    fn an_unknown_order_is_a_usage_error_naming_the_flag_and_the_known_orders() {
+        let err =
+            ordered_suite(&mut spec(""), Some("nope"), Path::new("/nonexistent")).unwrap_err();
+        let usage = err
+            .downcast_ref::<UsageError>()
+            .expect("a usage error (exit status 2)");
+        assert_eq!(
+            usage.to_string(),
+            "--order nope: no such order in s.toml (known: fwd, rev)"
+        );
+        let mut plain = SuiteSpec::from_toml_str(
+            "name = 'p'\n[[tasks]]\nname = 'a'\nsource = 'smoke'\ngenerator = 'label_map'\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let err = ordered_suite(&mut plain, Some("o"), Path::new("/nonexistent")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--order o: no such order in p.toml (it has no [orders] table)"
+        );
     }
 }

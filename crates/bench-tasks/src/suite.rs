@@ -27,9 +27,14 @@
 //! train = 0
 //! test = 200
 //!
-//! [orders]                     # optional named task orders (default: the [[tasks]] order)
+//! [orders]                     # optional named task orders
 //! order4 = ["agnews", "lima"]
 //! ```
+//!
+//! A suite trains its tasks in the order `default_order = "order4"` (a top-level key) names,
+//! else in the `[[tasks]]` order; [`SuiteSpec::load`] takes another name of `[orders]`. Order
+//! names are letters, digits, `-`, `_` and `.` (not first): `cargo xtask suite --order` writes
+//! to `results/<suite>@<order>/`.
 //!
 //! Sources (relative to the data directory; splits in brackets, defaults first):
 //! `llm-cl/<Task>` (`llm-cl-benchmark-500/<Task>/{train,test,eval}.json`),
@@ -134,7 +139,7 @@ pub struct SuiteSpec {
     /// Named alternative task orders (each a list of task names).
     #[serde(default)]
     pub orders: BTreeMap<String, Vec<String>>,
-    /// The order [`Suite::load`] uses. Absent: the `[[tasks]]` order.
+    /// The order [`SuiteSpec::load`] uses unless given another. Absent: the `[[tasks]]` order.
     pub default_order: Option<String>,
     /// Names of `corpus/<name>.jsonl` files for approximate replay. Default: none.
     #[serde(default)]
@@ -156,7 +161,8 @@ pub struct SuiteSpec {
 pub struct Suite {
     /// Suite name.
     pub name: String,
-    /// The order used (`None`: the `[[tasks]]` order).
+    /// The order used: the one asked for, else the suite's `default_order` (`None`: the
+    /// `[[tasks]]` order).
     pub order: Option<String>,
     /// Tasks in training order.
     pub tasks: Vec<Task>,
@@ -171,9 +177,7 @@ pub struct Suite {
 impl Suite {
     /// Loads a suite file and its tasks in the suite's default order.
     pub fn load(path: &Path, data_dir: &Path) -> Result<Suite> {
-        let spec = SuiteSpec::from_path(path)?;
-        let order = spec.default_order.clone();
-        spec.load(data_dir, order.as_deref())
+        SuiteSpec::from_path(path)?.load(data_dir, None)
     }
 
     /// Loads a suite file with a named order from its `[orders]` table.
@@ -225,7 +229,13 @@ impl SuiteSpec {
             path: path.to_path_buf(),
             at: e.span().map_or(crate::Location::File, |s| {
                 // 1-based line of the span's start: newlines before it, plus one.
-                crate::Location::Line(text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1)
+                crate::Location::Line(
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count()
+                        + 1,
+                )
             }),
             message: e.message().to_string(),
         })?;
@@ -251,6 +261,16 @@ impl SuiteSpec {
             }
         }
         for (order, list) in &self.orders {
+            let usable = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+            if order.is_empty() || order.starts_with('.') || !order.chars().all(usable) {
+                return Err(DataError::suite(
+                    &self.path,
+                    format!(
+                        "order name `{order}`: use letters, digits, `-`, `_` and `.` (not first); \
+                         it names a results directory"
+                    ),
+                ));
+            }
             let mut seen = HashSet::new();
             for n in list {
                 if !self.tasks.iter().any(|t| &t.name == n) {
@@ -278,16 +298,23 @@ impl SuiteSpec {
         Ok(())
     }
 
-    /// The task specs in an order (`None`: the `[[tasks]]` order).
+    /// The order `order` stands for: itself, else the suite's `default_order` (`None`: the
+    /// `[[tasks]]` order).
+    pub fn effective_order<'a>(&'a self, order: Option<&'a str>) -> Option<&'a str> {
+        order.or(self.default_order.as_deref())
+    }
+
+    /// The task specs in an order (`None`: the suite's `default_order`, else the `[[tasks]]`
+    /// order).
     pub fn ordered_tasks(&self, order: Option<&str>) -> Result<Vec<&TaskSpec>> {
-        let Some(order) = order else {
+        let Some(order) = self.effective_order(order) else {
             return Ok(self.tasks.iter().collect());
         };
         let list = self.orders.get(order).ok_or_else(|| {
-            let known: Vec<_> = self.orders.keys().cloned().collect();
+            let known: Vec<_> = self.orders.keys().map(String::as_str).collect();
             DataError::suite(
                 &self.path,
-                format!("unknown order `{order}` (known: {known:?})"),
+                format!("unknown order `{order}` (known: {})", known.join(", ")),
             )
         })?;
         Ok(list
@@ -296,7 +323,8 @@ impl SuiteSpec {
             .collect())
     }
 
-    /// Loads every task (in `order`) and probe from `data_dir`.
+    /// Loads every task (in `order`; `None`: the suite's `default_order`, else the `[[tasks]]`
+    /// order) and probe from `data_dir`.
     pub fn load(&self, data_dir: &Path, order: Option<&str>) -> Result<Suite> {
         let tasks = self
             .ordered_tasks(order)?
@@ -310,7 +338,7 @@ impl SuiteSpec {
             .collect::<Result<Vec<_>>>()?;
         Ok(Suite {
             name: self.name.clone(),
-            order: order.map(str::to_string),
+            order: self.effective_order(order).map(str::to_string),
             tasks,
             probes,
             replay_corpus: self.replay_corpus.clone(),
@@ -706,7 +734,11 @@ mod tests {
 
     /// The error of loading suite `toml` from `d`, as text.
     fn load_err(toml: &str, d: &tempfile::TempDir) -> String {
-        spec(toml).unwrap().load(d.path(), None).unwrap_err().to_string()
+        spec(toml)
+            .unwrap()
+            .load(d.path(), None)
+            .unwrap_err()
+            .to_string()
     }
 
     /// Replaces the toy task's test split of `d` with `rows`.
@@ -829,7 +861,68 @@ mod tests {
         };
         assert_eq!(names(None), ["a", "b"]);
         assert_eq!(names(Some("rev")), ["b", "a"]);
-        assert!(s.load(d.path(), Some("nope")).is_err());
+        let e = s.load(d.path(), Some("nope")).unwrap_err().to_string();
+        assert!(e.ends_with("unknown order `nope` (known: rev)"), "{e}");
+    }
+
+    /// Three smoke tasks with the orders `fwd` (their own) and `rev`, and `default_order`.
+    fn ordered_spec(default_order: &str) -> SuiteSpec {
+        let task =
+            |n: &str| format!("[[tasks]]\nname='{n}'\nsource='smoke'\ngenerator='label_map'\n");
+        spec(&format!(
+            "name='s'\n{default_order}\n[defaults]\ntrain=4\ntest=2\n{}{}{}\
+             [orders]\nfwd=['a','b','c']\nrev=['c','b','a']\n",
+            task("a"),
+            task("b"),
+            task("c")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn default_order_is_the_order_loaded_when_none_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let names = |s: &Suite| s.tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        let s = ordered_spec("default_order='rev'");
+        let default = s.load(d.path(), None).unwrap();
+        assert_eq!(names(&default), ["c", "b", "a"]);
+        assert_eq!(default.order.as_deref(), Some("rev"));
+        let fwd = s.load(d.path(), Some("fwd")).unwrap();
+        assert_eq!(
+            (names(&fwd), fwd.order.as_deref()),
+            (vec!["a".into(), "b".into(), "c".into()], Some("fwd"))
+        );
+        // Same task, same records, whatever the order.
+        assert_eq!(fwd.tasks[0], default.tasks[2]);
+        // Without a default_order: the [[tasks]] order, recorded as none.
+        let plain = ordered_spec("").load(d.path(), None).unwrap();
+        assert_eq!(
+            (names(&plain), plain.order),
+            (vec!["a".into(), "b".into(), "c".into()], None)
+        );
+        // Suite::load agrees with SuiteSpec::load.
+        let file = d.path().join("s.toml");
+        std::fs::write(&file, toml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(Suite::load(&file, d.path()).unwrap(), default);
+    }
+
+    #[test]
+    fn a_default_order_or_order_name_that_cannot_be_used_is_rejected() {
+        let e = spec("name='s'\ndefault_order='o'\n[[tasks]]\nname='a'\nsource='gsm8k'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("default_order `o` is not in [orders]"), "{e}");
+        for bad in ["", "../x", ".hidden", "a/b", "a b"] {
+            let e = spec(&format!(
+                "name='s'\n[[tasks]]\nname='a'\nsource='gsm8k'\n[orders]\n'{bad}'=['a']\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains(&format!("order name `{bad}`: use letters")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
