@@ -143,14 +143,34 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
                 .collect();
             log.push(json!({"type": "strengths", "step": step, "stage": stage, "values": values}).to_string());
         }
+        if method == "mssr" || method == "xsam" {
+            // A 1-D loss-landscape slice: a bowl that sharpens stage by stage (less under XSAM).
+            let curv = if method == "xsam" { 0.6 } else { 1.0 } * (1.0 + 0.5 * stage as f64);
+            let a: Vec<f64> = (0..21).map(|k| -1.0 + 0.1 * k as f64).collect();
+            let losses: Vec<Vec<f64>> = a
+                .iter()
+                .map(|x| vec![0.4 + 0.05 * stage as f64 + curv * x * x + 0.02 * rng.next()])
+                .collect();
+            log.push(
+                json!({"type": "landscape", "stage": stage, "step": step, "a": a, "b": [0.0],
+                       "losses": losses, "seed": 0, "records": 16})
+                .to_string(),
+            );
+        }
     }
 
     let date = format!("2025-06-{:02}T10:00:00Z", 10 + seed);
+    let scheduler = match method {
+        "er-fixed" => "fixed_interval",
+        "mssr" => "mssr",
+        _ => "none",
+    };
     write_json(
         &dir.join("run.json"),
         &json!({"suite": "synthetic-4", "method": method, "seed": seed,
                 "status": if complete { "complete" } else { "running" },
-                "method_config": {"name": method}, "suite_spec": {"name": "synthetic-4"},
+                "method_config": {"name": method, "replay": {"scheduler": {"kind": scheduler}}},
+                "suite_spec": {"name": "synthetic-4"},
                 "model": "tiny-random", "device": "cpu", "replay_budget": budget,
                 "provenance": {"git_rev": "7727e38c0ffee", "git_dirty": false, "crate_version": "0.1.0",
                                "rustc": "1.95.0", "burn": "0.22.1", "date": date},
@@ -180,7 +200,8 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
                 "cost": {"optimizer_steps": steps, "forward_passes": steps * 2, "backward_passes": steps,
                          "tokens": steps * 512 + replayed * 128, "replayed_samples": replayed, "probe_forwards": 0,
                          "strategy_eval_examples": 0, "eval_examples": 320, "wall_seconds": train + 4.0,
-                         "train_seconds": train, "eval_seconds": 4.0}}),
+                         "train_seconds": train, "eval_seconds": 4.0},
+                "replay_budget": budget}),
     )?;
     fs::write(dir.join("log.jsonl"), log.join("\n") + "\n")
 }

@@ -213,6 +213,81 @@ pub(crate) fn mean_matrix(m: &MethodGroup<'_>) -> Vec<Vec<Option<f64>>> {
         .collect()
 }
 
+/// A count for a table cell: an integer as is (`28`), anything else with one decimal (`4.7`).
+pub(crate) fn fmt_count(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// `replayed / budget` of a method: the replayed samples (`cost.replayed_samples`, mean over the
+/// seeds that recorded it) against the budget the runs were allowed (`metrics.json`'s
+/// `replay_budget`, else `run.json`'s): `28 / 40`, `140 / ∞` (unlimited), `0 / –` (the method
+/// never replays, so no budget applies). Seeds with different budgets give their range
+/// (`40–80`, `40–∞`). `–` alone when no seed recorded what it replayed.
+pub(crate) fn replayed_of_budget(m: &MethodGroup<'_>) -> String {
+    let spent: Vec<f64> = m
+        .runs
+        .iter()
+        .filter_map(|r| r.metrics.cost("replayed_samples"))
+        .filter(|v| v.is_finite())
+        .collect();
+    let Some(spent) = mean_std(&spent) else {
+        return "–".into();
+    };
+    // Budgets of the seeds that replay, finite ones first (ascending), unlimited last.
+    let budgets: BTreeSet<(bool, Option<u64>)> = m
+        .runs
+        .iter()
+        .filter(|r| r.replays())
+        .map(|r| r.allowed_replay_budget())
+        .map(|b| (b.is_none(), b))
+        .collect();
+    let show = |b: Option<u64>| b.map_or_else(|| "∞".to_string(), |b| b.to_string());
+    let budget = match (budgets.first(), budgets.last()) {
+        (Some(lo), Some(hi)) if lo == hi => show(lo.1),
+        (Some(lo), Some(hi)) => format!("{}–{}", show(lo.1), show(hi.1)),
+        // No seed replays: no budget applies.
+        _ => "–".to_string(),
+    };
+    format!("{} / {budget}", fmt_count(spent.mean))
+}
+
+/// The strategy's own extra cost (means over seeds), where it is not zero: `216 probe forwards`
+/// (`cost.probe_forwards`: the loss probes of loss-driven replay), `92 validation examples`
+/// (`cost.strategy_eval_examples`: accuracy-supervised replay's evaluations), both joined by
+/// ` + `; `–` when neither was spent.
+pub(crate) fn strategy_cost(m: &MethodGroup<'_>) -> String {
+    let mean = |field: &str| {
+        let xs: Vec<f64> = m
+            .runs
+            .iter()
+            .filter_map(|r| r.metrics.cost(field))
+            .filter(|v| v.is_finite())
+            .collect();
+        mean_std(&xs).map(|s| s.mean).filter(|v| *v != 0.0)
+    };
+    let parts: Vec<String> = [
+        ("probe_forwards", "probe forwards"),
+        ("strategy_eval_examples", "validation examples"),
+    ]
+    .iter()
+    .filter_map(|(field, label)| mean(field).map(|v| format!("{} {label}", fmt_count(v))))
+    .collect();
+    if parts.is_empty() {
+        "–".into()
+    } else {
+        parts.join(" + ")
+    }
+}
+
+/// What the two budget columns of the summary tables mean (plain text).
+pub(crate) const BUDGET_COLUMNS_NOTE: &str = "replayed / budget: replayed samples (mean over seeds) against the \
+     replay budget the runs were allowed (∞ unlimited; – the method never replays); strategy cost: the \
+     strategy's own extra passes (mean over seeds), loss-probe forwards and validation examples it evaluated";
+
 /// Every cost field any run of the suite recorded: documented fields in their order, then others.
 pub(crate) fn cost_fields(suite: &SuiteGroup<'_>) -> Vec<String> {
     let seen: BTreeSet<&str> = suite

@@ -272,6 +272,7 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
     }
 
     sharpness_table(h, suite);
+    landscape_section(h, suite);
     cost_table(h, suite);
     for r in rescores.iter().filter(|r| r.suite == suite.name) {
         r.html(h);
@@ -324,6 +325,140 @@ fn sharpness_table(h: &mut String, suite: &SuiteGroup<'_>) {
     h.push_str("</table>\n");
 }
 
+/// Per method, the loss along the logged landscape slice after each stage (`landscape` events of
+/// the first seed that has any): one line per stage. Nothing when no run logged a slice.
+fn landscape_section(h: &mut String, suite: &SuiteGroup<'_>) {
+    let with: Vec<(&MethodGroup<'_>, &Run)> = suite
+        .methods
+        .iter()
+        .filter_map(|m| {
+            m.runs
+                .iter()
+                .copied()
+                .find(|r| r.log.landscapes.iter().any(|e| !e.curve().is_empty()))
+                .map(|r| (m, r))
+        })
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Loss landscape after each stage (first seed with a slice)</h3>\n<div class=\"grid\">\n");
+    for (m, run) in with {
+        let ev = &run.log.landscapes;
+        let records = ev
+            .iter()
+            .find_map(|e| e.records)
+            .map_or_else(String::new, |r| format!(" · {r} records"));
+        let two_d = if ev.iter().any(|e| e.b.len() > 1) {
+            " · b = 0 column of a 2-D slice"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            h,
+            "<figure class=\"landscape\"><figcaption>{} <span class=\"sub\">· seed {}{records}{two_d}</span></figcaption>{}</figure>",
+            escape(m.name),
+            run.seed,
+            landscape_chart(run)
+        );
+    }
+    h.push_str(
+        "</div>\n<p class=\"note\">Loss L(θ + a·d) along a random filter-normalised direction d through the \
+         weights θ after each stage (a = 0, dashed, is the trained model); flatter and lower is better. A 2-D \
+         slice is drawn along its b = 0 column.</p>\n",
+    );
+}
+
+/// One line per `landscape` event of `run`: x = a, y = loss (the `b = 0` column), coloured by
+/// stage from dark (early) to light (late).
+fn landscape_chart(run: &Run) -> String {
+    let ev: Vec<(&crate::load::LandscapeEvent, Vec<(f64, f64)>)> = run
+        .log
+        .landscapes
+        .iter()
+        .map(|e| (e, e.curve()))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    let n = ev.len();
+    let colours: Vec<String> = (0..n)
+        .map(|k| {
+            hex(viridis(if n > 1 {
+                0.85 * k as f64 / (n - 1) as f64
+            } else {
+                0.0
+            }))
+        })
+        .collect();
+    let entries: Vec<(String, &str, bool)> = ev
+        .iter()
+        .zip(&colours)
+        .map(|((e, _), c)| {
+            let task = e
+                .stage
+                .checked_sub(1)
+                .and_then(|t| run.tasks.get(t))
+                .map_or_else(String::new, |t| format!(" ({})", clip(t, 16)));
+            (format!("after stage {}{task}", e.stage), c.as_str(), false)
+        })
+        .collect();
+    let pts = ev.iter().flat_map(|(_, c)| c.iter().copied());
+    let (mut xlo, mut xhi, mut ylo, mut yhi) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for (x, y) in pts {
+        (xlo, xhi, ylo, yhi) = (xlo.min(x), xhi.max(x), ylo.min(y), yhi.max(y));
+    }
+    let (x0, x1, xticks) = numeric_ticks(xlo, xhi, 6);
+    let (y0, y1, yticks) = numeric_ticks(ylo, yhi, 5);
+    let legend_w = entries
+        .iter()
+        .map(|e| text_width(&e.0, 11.0))
+        .fold(0.0, f64::max)
+        + 36.0;
+    let (left, top, right) = (60.0, 12.0, 60.0 + 380.0);
+    let height = (250.0f64).max(top + 16.0 * n as f64 + 50.0);
+    let bottom = height - 46.0;
+    let f = Frame {
+        left,
+        top,
+        right,
+        bottom,
+        x: Scale::new(x0, x1, left, right),
+        y: Scale::new(y0, y1, bottom, top),
+    };
+    let mut s = Svg::new(
+        right + 16.0 + legend_w,
+        height,
+        &format!("loss landscape after each stage, seed {}", run.seed),
+    );
+    f.axes(&mut s, &xticks, &yticks, "a (direction coordinate)", "loss");
+    if x0 < 0.0 && x1 > 0.0 {
+        let x = f.x.at(0.0);
+        s.line(x, top, x, bottom, "#999", r#"stroke-dasharray="3 3""#);
+    }
+    for ((e, curve), col) in ev.iter().zip(&colours) {
+        let xy: Vec<(f64, f64)> = curve.iter().map(|&(x, y)| (f.x.at(x), f.y.at(y))).collect();
+        s.polyline(
+            &xy,
+            col,
+            &format!(
+                r#"stroke-width="2" class="landscape-series" data-stage="{}""#,
+                e.stage
+            ),
+        );
+        if xy.len() == 1 || xy.len() <= 41 && n <= 4 {
+            for &(x, y) in &xy {
+                s.circle(x, y, 2.5, col, "");
+            }
+        }
+    }
+    legend(&mut s, right + 16.0, top + 12.0, &entries);
+    s.finish()
+}
+
 fn seeds_label(m: &MethodGroup<'_>) -> String {
     let seeds = m.runs.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(", ");
     format!("{} seed{} ({seeds})", m.runs.len(), plural(m.runs.len()))
@@ -350,6 +485,15 @@ fn summary_table(h: &mut String, suite: &SuiteGroup<'_>) {
             escape(c.description()),
             escape(c.label())
         );
+        if c == Column::Replayed {
+            h.push_str(
+                "<th><abbr title=\"replayed samples (mean over seeds) / the replay budget the runs were allowed \
+                 (∞ = unlimited; – = the method never replays)\">replayed / budget</abbr></th>\
+                 <th><abbr title=\"the strategy&#39;s own extra cost (mean over seeds): loss-probe forward passes \
+                 (cost.probe_forwards) and validation examples it evaluated (cost.strategy_eval_examples)\">\
+                 strategy cost</abbr></th>",
+            );
+        }
     }
     h.push_str("<th>seeds</th></tr></thead>\n<tbody>\n");
     let table = aggregate::summary(suite);
@@ -357,10 +501,23 @@ fn summary_table(h: &mut String, suite: &SuiteGroup<'_>) {
         let _ = write!(h, "<tr><td>{}</td>", escape(m.name));
         for (c, stats, best) in &table {
             h.push_str(&stat_cell(stats[k], c.html_decimals(), best[k]));
+            if *c == Column::Replayed {
+                let _ = write!(
+                    h,
+                    "<td class=\"budget\">{}</td><td>{}</td>",
+                    escape(&aggregate::replayed_of_budget(m)),
+                    escape(&aggregate::strategy_cost(m))
+                );
+            }
         }
         let _ = writeln!(h, "<td>{}</td></tr>", m.runs.len());
     }
     h.push_str("</tbody></table></div>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">{}.</p>",
+        escape(aggregate::BUDGET_COLUMNS_NOTE)
+    );
 }
 
 /// Accuracy-matrix heatmap: rows = stages (before, then tasks), columns = tasks.

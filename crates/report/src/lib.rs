@@ -44,7 +44,8 @@ use std::path::Path;
 pub use error::ReportError;
 pub use html::{render_html, render_html_with};
 pub use load::{
-    IntervalEvent, Metrics, Provenance, ReplayEvent, Run, RunLog, SharpnessEvent, StageEvent, StrengthsEvent, load_runs,
+    IntervalEvent, LandscapeEvent, Metrics, Provenance, ReplayEvent, Run, RunLog, SharpnessEvent, StageEvent,
+    StrengthsEvent, load_runs,
 };
 pub use markdown::{render_markdown, render_markdown_with};
 pub use rescore::{Rescore, RescoredRun, load_rescores};
@@ -128,7 +129,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{write_json, write_tree};
+    use crate::testdata::{LANDSCAPE_LINES, edit_json, write_json, write_tree};
+    use serde_json::json;
 
     #[test]
     fn synthetic_tree_parses_into_sorted_runs_with_all_parts() {
@@ -246,13 +248,15 @@ mod tests {
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(lines[0], "# Synthetic");
         assert!(lines.contains(&"## smoke"));
-        assert!(lines.contains(&"| method | AA | BWT | F | FWT | ↓F | replayed | steps | wall s | seeds |"));
+        assert!(lines.contains(
+            &"| method | AA | BWT | F | FWT | ↓F | replayed | replayed / budget | strategy cost | steps | wall s | seeds |"
+        ));
         // mssr: AA [0.5, 0.7], BWT [-0.1, -0.3], F [0.2, 0.1], FWT [0.01, 0.03], ↓F [0.02, 0.04],
         // replayed [100, 120], steps [60, 60], wall [10, 12].
         assert!(
             lines.contains(
                 &"| mssr | 0.600 ± 0.141 | -0.200 ± 0.141 | 0.150 ± 0.071 | 0.020 ± 0.014 | 0.030 ± 0.014 \
-                  | 110.0 ± 14.1 | 60.0 ± 0.0 | 11.0 ± 1.4 | 2 |"
+                  | 110.0 ± 14.1 | 110 / 128 | – | 60.0 ± 0.0 | 11.0 ± 1.4 | 2 |"
             ),
             "{md}"
         );
@@ -261,7 +265,7 @@ mod tests {
         assert!(
             lines.contains(
                 &"| seq | 0.300 ± 0.141 | -0.450 ± 0.071 | 0.450 ± 0.071 | 0.010 ± 0.014 | – \
-                  | 0.0 ± 0.0 | 60.0 ± 0.0 | 8.5 ± 0.7 | 2 |"
+                  | 0.0 ± 0.0 | 0 / – | – | 60.0 ± 0.0 | 8.5 ± 0.7 | 2 |"
             ),
             "{md}"
         );
@@ -378,6 +382,249 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+    }
+
+    /// The row of `method` in the Markdown table of `md`.
+    fn md_row<'a>(md: &'a str, method: &str) -> &'a str {
+        let prefix = format!("| {method} |");
+        md.lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no row {method} in {md}"))
+    }
+
+    /// The cells of a Markdown table row, trimmed.
+    fn cells(row: &str) -> Vec<&str> {
+        row.trim_matches('|').split('|').map(str::trim).collect()
+    }
+
+    /// The cells of `method`'s row in the HTML summary table (tags stripped).
+    fn html_row(html: &str, method: &str) -> Vec<String> {
+        let table = &html[html.find("<h3>Summary").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        let row = table
+            .split("<tr>")
+            .find(|r| r.starts_with(&format!("<td>{method}</td>")))
+            .unwrap_or_else(|| panic!("no row {method} in {table}"));
+        row.split("<td")
+            .skip(1)
+            .map(|c| {
+                let c = &c[c.find('>').unwrap() + 1..c.find("</td>").unwrap()];
+                let mut out = String::new();
+                let mut in_tag = false;
+                for ch in c.chars() {
+                    match ch {
+                        '<' => in_tag = true,
+                        '>' => in_tag = false,
+                        ch if !in_tag => out.push(ch),
+                        _ => {}
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn summary_tables_show_replayed_samples_beside_the_allowed_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let root = dir.path();
+        // mssr spent 24 and 32 of a budget of 40 (metrics.json's budget wins over run.json's 128):
+        // mean 28. Seed 1 also probed (loss-driven style) and evaluated validation examples.
+        for (seed, spent) in [(0, 24), (1, 32)] {
+            edit_json(root, "mssr", seed, "metrics.json", |m| {
+                m["cost"]["replayed_samples"] = json!(spent);
+                m["replay_budget"] = json!(40);
+            });
+        }
+        edit_json(root, "mssr", 1, "metrics.json", |m| {
+            m["cost"]["probe_forwards"] = json!(216);
+            m["cost"]["strategy_eval_examples"] = json!(92);
+        });
+        // An unlimited budget: null in metrics.json.
+        for (seed, spent) in [(0, 100), (1, 180)] {
+            fs_copy_run(root, "mssr", seed, "er-unlimited");
+            edit_json(root, "er-unlimited", seed, "metrics.json", |m| {
+                m["cost"]["replayed_samples"] = json!(spent);
+                m["replay_budget"] = json!(null);
+            });
+        }
+        let runs = load_runs(root).unwrap();
+        let md = render_markdown(&runs, &ReportConfig::default());
+        let header = cells(md.lines().find(|l| l.starts_with("| method |")).unwrap());
+        let col = header
+            .iter()
+            .position(|c| *c == "replayed / budget")
+            .expect("a budget column");
+        assert_eq!(header[col + 1], "strategy cost");
+        // The existing columns stay.
+        assert_eq!(header[col - 1], "replayed");
+        assert!(
+            header.contains(&"steps") && header.contains(&"wall s") && header.contains(&"seeds")
+        );
+
+        let mssr = cells(md_row(&md, "mssr"));
+        assert_eq!(mssr[col], "28 / 40", "{md}");
+        // Means over the two seeds: 108 probe forwards, 46 validation examples.
+        assert_eq!(
+            mssr[col + 1],
+            "108 probe forwards + 46 validation examples",
+            "{md}"
+        );
+        assert_eq!(mssr[col - 1], "28.0 ± 5.7");
+        let seq = cells(md_row(&md, "seq"));
+        assert_eq!((seq[col], seq[col + 1]), ("0 / –", "–"), "{md}");
+        let unl = cells(md_row(&md, "er-unlimited"));
+        assert_eq!(unl[col], "140 / ∞", "{md}");
+        assert!(
+            md.contains("replayed / budget: replayed samples (mean over seeds)"),
+            "{md}"
+        );
+
+        let html = render_html(&runs, &ReportConfig::default());
+        assert!(html.contains(">replayed / budget</abbr></th>"));
+        // method, AA, BWT, F, FWT, ↓F, replayed, then the two new cells.
+        let row = html_row(&html, "mssr");
+        assert_eq!(row[7], "28 / 40", "{row:?}");
+        assert_eq!(
+            row[8], "108 probe forwards + 46 validation examples",
+            "{row:?}"
+        );
+        assert_eq!(html_row(&html, "seq")[7], "0 / –");
+        assert_eq!(html_row(&html, "er-unlimited")[7], "140 / ∞");
+
+        // Without a budget in metrics.json, run.json's is shown; a fractional mean keeps a decimal.
+        edit_json(root, "mssr", 0, "metrics.json", |m| {
+            m.as_object_mut().unwrap().remove("replay_budget");
+            m["cost"]["replayed_samples"] = json!(25);
+        });
+        edit_json(root, "mssr", 1, "metrics.json", |m| {
+            m.as_object_mut().unwrap().remove("replay_budget");
+        });
+        let md = render_markdown(&load_runs(root).unwrap(), &ReportConfig::default());
+        assert_eq!(cells(md_row(&md, "mssr"))[col], "28.5 / 128", "{md}");
+    }
+
+    /// Copies `smoke/<from>/<seed>` to `smoke/<to>/<seed>`, renaming the method in run.json.
+    fn fs_copy_run(root: &Path, from: &str, seed: u64, to: &str) {
+        let (src, dst) = (
+            root.join("smoke").join(from).join(seed.to_string()),
+            root.join("smoke").join(to).join(seed.to_string()),
+        );
+        fs::create_dir_all(&dst).unwrap();
+        for f in ["run.json", "matrix.json", "metrics.json", "log.jsonl"] {
+            fs::copy(src.join(f), dst.join(f)).unwrap();
+        }
+        edit_json(root, to, seed, "run.json", |r| r["method"] = json!(to));
+    }
+
+    #[test]
+    fn landscape_lines_draw_one_series_per_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let log = dir.path().join("smoke/mssr/0/log.jsonl");
+        let mut text = fs::read_to_string(&log).unwrap();
+        for l in LANDSCAPE_LINES {
+            text.push_str(l);
+            text.push('\n');
+        }
+        fs::write(&log, text).unwrap();
+        let runs = load_runs(dir.path()).unwrap();
+        let mssr0 = runs
+            .iter()
+            .find(|r| r.method == "mssr" && r.seed == 0)
+            .unwrap();
+        assert_eq!(mssr0.log.landscapes.len(), 2);
+        assert_eq!(mssr0.log.landscapes[1].losses[4], [None]);
+        // The null loss is left out of the curve.
+        assert_eq!(mssr0.log.landscapes[1].curve().len(), 4);
+
+        let html = render_html(&runs, &ReportConfig::default());
+        let start = html
+            .find("<h3>Loss landscape after each stage")
+            .expect("a landscape section");
+        let section = &html[start..html[start..].find("<h3>Cost").unwrap() + start];
+        // One figure (only mssr seed 0 has slices), two lines, one per stage, with their legend.
+        assert_eq!(
+            section.matches("<figure class=\"landscape\">").count(),
+            1,
+            "{section}"
+        );
+        assert!(
+            section.contains("<figcaption>mssr <span class=\"sub\">· seed 0 · 8 records</span>"),
+            "{section}"
+        );
+        assert_eq!(
+            section.matches("class=\"landscape-series\"").count(),
+            2,
+            "{section}"
+        );
+        assert!(section.contains("data-stage=\"1\"") && section.contains("data-stage=\"2\""));
+        assert!(
+            section.contains(">after stage 1 (map-a)</text>")
+                && section.contains(">after stage 2 (add-a)</text>")
+        );
+        assert_eq!(section.matches("<svg").count(), 1);
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+        assert!(!section.contains("seq"), "{section}");
+    }
+
+    #[test]
+    fn a_two_dimensional_landscape_is_drawn_along_its_b0_column() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let log = dir.path().join("smoke/seq/1/log.jsonl");
+        let mut text = fs::read_to_string(&log).unwrap();
+        text.push_str(
+            r#"{"type":"landscape","stage":3,"step":30,"a":[-1.0,0.0,1.0],"b":[-1.0,0.0,1.0],"losses":[[9,2,9],[9,1,9],[9,3,9]],"seed":4,"records":8}"#,
+        );
+        text.push('\n');
+        fs::write(&log, text).unwrap();
+        let runs = load_runs(dir.path()).unwrap();
+        let ev = &runs
+            .iter()
+            .find(|r| r.method == "seq" && r.seed == 1)
+            .unwrap()
+            .log
+            .landscapes[0];
+        assert_eq!(ev.curve(), [(-1.0, 2.0), (0.0, 1.0), (1.0, 3.0)]);
+        let html = render_html(&runs, &ReportConfig::default());
+        // seq seed 0 has none, so seed 1 is drawn.
+        assert!(html.contains("<figcaption>seq <span class=\"sub\">· seed 1 · 8 records · b = 0 column of a 2-D slice</span>"));
+        assert_eq!(html.matches("class=\"landscape-series\"").count(), 1);
+    }
+
+    #[test]
+    fn runs_without_landscape_lines_have_no_landscape_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let runs = load_runs(dir.path()).unwrap();
+        assert!(runs.iter().all(|r| r.log.landscapes.is_empty()));
+        let html = render_html(&runs, &ReportConfig::default());
+        assert!(!html.contains("Loss landscape"));
+        assert!(!html.contains("landscape-series"));
+        assert!(!html.contains("<figure class=\"landscape\">"));
+    }
+
+    #[test]
+    fn a_landscape_line_of_the_wrong_shape_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tree(dir.path());
+        let log = dir.path().join("smoke/mssr/1/log.jsonl");
+        let mut text = fs::read_to_string(&log).unwrap();
+        text.push_str(r#"{"type":"landscape","stage":1,"step":10,"a":[-1.0,0.0,1.0],"b":[0.0],"losses":[[1.0],[2.0]]}"#);
+        text.push('\n');
+        let bad_line = text.lines().count();
+        fs::write(&log, text).unwrap();
+        let msg = load_runs(dir.path()).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!("{}:{bad_line}: ", log.display())),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("2 rows of `losses` for 3 values of `a`"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Metrics {
     /// Every numeric field of `cost`, documented fields first in the documented order, then any
     /// others alphabetically.
     pub cost: Vec<(String, f64)>,
+    /// `replay_budget` of `metrics.json`, the budget the engine enforced: `None` when the file
+    /// has no such key, `Some(None)` when it is null (unlimited).
+    pub replay_budget: Option<Option<u64>>,
 }
 
 impl Metrics {
@@ -123,6 +126,50 @@ pub struct SharpnessProbeEvent {
     pub loss: f64,
 }
 
+/// A `landscape` event: the loss on a slice through the weights after a stage.
+///
+/// `losses[i][j]` is the loss at coordinate `(a[i], b[j])`; a 1-D slice has `b == [0.0]`. The
+/// loader checks the shape (`a.len()` rows of `b.len()` values); null losses (NaN or infinite
+/// when written) are kept as `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LandscapeEvent {
+    /// Stage (1-based) that had just been trained.
+    pub stage: usize,
+    /// Global step.
+    pub step: u64,
+    /// Coordinates along the first direction.
+    pub a: Vec<f64>,
+    /// Coordinates along the second direction (`[0.0]` for a 1-D slice).
+    pub b: Vec<f64>,
+    /// `losses[i][j]` = loss at `(a[i], b[j])`.
+    pub losses: Vec<Vec<Option<f64>>>,
+    /// Seed of the slice's directions, if logged.
+    pub seed: Option<u64>,
+    /// Records the loss was averaged over, if logged.
+    pub records: Option<u64>,
+}
+
+impl LandscapeEvent {
+    /// Index into `b` of the coordinate nearest 0: the 1-D curve through the trained point (the
+    /// only column of a 1-D slice; the `b = 0` column of a 2-D one).
+    pub fn b0(&self) -> usize {
+        (0..self.b.len())
+            .min_by(|&i, &j| self.b[i].abs().total_cmp(&self.b[j].abs()))
+            .unwrap_or(0)
+    }
+
+    /// `(a, loss)` along the `b` column nearest 0 ([`Self::b0`]), finite losses only.
+    pub fn curve(&self) -> Vec<(f64, f64)> {
+        let j = self.b0();
+        self.a
+            .iter()
+            .zip(&self.losses)
+            .filter_map(|(&a, row)| row.get(j).copied().flatten().map(|l| (a, l)))
+            .filter(|(a, l)| a.is_finite() && l.is_finite())
+            .collect()
+    }
+}
+
 /// A `stage` event: the end of one training stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageEvent {
@@ -157,6 +204,8 @@ pub struct RunLog {
     pub stages: Vec<StageEvent>,
     /// `sharpness_probe` events in file order.
     pub sharpness_probes: Vec<SharpnessProbeEvent>,
+    /// `landscape` events in file order.
+    pub landscapes: Vec<LandscapeEvent>,
 }
 
 /// One run: `results/<suite>/<method>/<seed>/`.
@@ -185,6 +234,10 @@ pub struct Run {
     /// How the budget was paced (`training.replay_pacing` of `run.json`: `"none"` or `"even"`;
     /// `None` when the run does not record it).
     pub replay_pacing: Option<String>,
+    /// The method's replay scheduler (`method_config.replay.scheduler.kind` of `run.json`:
+    /// `"none"` for a method that never replays, `"mssr"`, `"fixed_interval"`, …; `None` when
+    /// the run does not record it).
+    pub replay_scheduler: Option<String>,
     /// Where the run came from.
     pub provenance: Provenance,
     /// Model path or name.
@@ -209,6 +262,18 @@ impl Run {
     pub fn is_complete(&self) -> bool {
         self.status == "complete"
     }
+
+    /// The replay budget the run was allowed (`None` = unlimited): `metrics.json`'s, else
+    /// `run.json`'s.
+    pub fn allowed_replay_budget(&self) -> Option<u64> {
+        self.metrics.replay_budget.unwrap_or(self.replay_budget)
+    }
+
+    /// Whether the method replays at all: `false` only when its scheduler is recorded as
+    /// `"none"` (sequential fine-tuning, KL, SAM, …), for which a budget means nothing.
+    pub fn replays(&self) -> bool {
+        self.replay_scheduler.as_deref() != Some("none")
+    }
 }
 
 #[derive(Deserialize)]
@@ -225,6 +290,8 @@ struct RunJson {
     replay_budget: Option<u64>,
     #[serde(default)]
     training: Option<TrainingJson>,
+    #[serde(default)]
+    method_config: Option<Value>,
     #[serde(default)]
     provenance: Option<Provenance>,
     #[serde(default)]
@@ -266,6 +333,19 @@ struct MetricsJson {
     general_forgetting: Option<f64>,
     #[serde(default)]
     cost: Option<serde_json::Map<String, Value>>,
+    /// Absent → `None`; null → `Some(None)`.
+    #[serde(default, deserialize_with = "present")]
+    replay_budget: Option<Option<u64>>,
+}
+
+/// Deserializes a field that is there (null included) as `Some`, so that with `#[serde(default)]`
+/// an absent key and a null one differ.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// The documented cost fields, in the documented order.
@@ -342,6 +422,12 @@ pub(crate) fn load_run(dir: &Path) -> Result<Run, ReportError> {
         probes: rj.probes,
         replay_budget: rj.replay_budget,
         replay_pacing: rj.training.and_then(|t| t.replay_pacing),
+        replay_scheduler: rj
+            .method_config
+            .as_ref()
+            .and_then(|c| c.pointer("/replay/scheduler/kind"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         provenance: rj.provenance.unwrap_or_default(),
         model: rj.model,
         device: rj.device,
@@ -458,6 +544,7 @@ fn parse_metrics(path: &Path) -> Result<Metrics, ReportError> {
         ans: mj.ans,
         general_forgetting: mj.general_forgetting,
         cost,
+        replay_budget: mj.replay_budget,
     })
 }
 
@@ -501,6 +588,7 @@ pub(crate) fn derive_metrics(rows: &[Vec<f64>], probe_rows: &[Vec<f64>]) -> Metr
         ans: Some(ans),
         general_forgetting,
         cost: Vec::new(),
+        replay_budget: None,
     }
 }
 
@@ -545,6 +633,19 @@ struct SharpnessProbeLine {
     rho: f64,
     sharpness: f64,
     loss: f64,
+}
+
+#[derive(Deserialize)]
+struct LandscapeLine {
+    stage: usize,
+    step: u64,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    losses: Vec<Vec<Option<f64>>>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    records: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -640,6 +741,40 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
                     rho: r.rho,
                     sharpness: r.sharpness,
                     loss: r.loss,
+                });
+            }
+            "landscape" => {
+                let r: LandscapeLine = typed(&value, kind).map_err(err)?;
+                if r.a.is_empty() || r.b.is_empty() {
+                    return Err(err("bad `landscape` event: empty `a` or `b`".into()));
+                }
+                if r.losses.len() != r.a.len() {
+                    return Err(err(format!(
+                        "bad `landscape` event: {} rows of `losses` for {} values of `a`",
+                        r.losses.len(),
+                        r.a.len()
+                    )));
+                }
+                if let Some((i, row)) = r
+                    .losses
+                    .iter()
+                    .enumerate()
+                    .find(|(_, row)| row.len() != r.b.len())
+                {
+                    return Err(err(format!(
+                        "bad `landscape` event: `losses[{i}]` has {} values for {} values of `b`",
+                        row.len(),
+                        r.b.len()
+                    )));
+                }
+                log.landscapes.push(LandscapeEvent {
+                    stage: r.stage,
+                    step: r.step,
+                    a: r.a,
+                    b: r.b,
+                    losses: r.losses,
+                    seed: r.seed,
+                    records: r.records,
                 });
             }
             "stage" => {

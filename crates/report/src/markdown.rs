@@ -21,9 +21,11 @@ fn md(s: &str) -> String {
 }
 
 /// Renders the Markdown summary: per suite, a table with one row per method and the columns
-/// AA, BWT, F, FWT, ↓F, replayed, steps, wall s (`mean ± std` over seeds, 3 decimals; replayed,
-/// steps and wall seconds 1), seeds; then the replay-budget and provenance lines. Runs that are not complete
-/// are left out and counted in a "skipped" line.
+/// AA, BWT, F, FWT, ↓F, replayed, replayed / budget, strategy cost, steps, wall s (`mean ± std`
+/// over seeds, 3 decimals; replayed, steps and wall seconds 1; `replayed / budget` and the
+/// strategy's own extra cost as means, e.g. `28 / 40`, `0 / –`, `140 / ∞`), seeds; a line
+/// explaining the budget columns; then the replay-budget and provenance lines. Runs that are not
+/// complete are left out and counted in a "skipped" line.
 pub fn render_markdown(runs: &[Run], cfg: &ReportConfig) -> String {
     render_markdown_with(runs, &[], cfg)
 }
@@ -43,10 +45,16 @@ pub fn render_markdown_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConf
         out.push_str("| method |");
         for c in Column::ALL {
             let _ = write!(out, " {} |", c.label());
+            if c == Column::Replayed {
+                out.push_str(" replayed / budget | strategy cost |");
+            }
         }
         out.push_str(" seeds |\n|---|");
-        for _ in Column::ALL {
+        for c in Column::ALL {
             out.push_str("---:|");
+            if c == Column::Replayed {
+                out.push_str("---:|---:|");
+            }
         }
         out.push_str("---:|\n");
         let table = aggregate::summary(suite);
@@ -54,9 +62,18 @@ pub fn render_markdown_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConf
             let _ = write!(out, "| {} |", md(m.name));
             for (c, stats, _) in &table {
                 let _ = write!(out, " {} |", fmt_stat(stats[k], c.md_decimals()));
+                if *c == Column::Replayed {
+                    let _ = write!(
+                        out,
+                        " {} | {} |",
+                        aggregate::replayed_of_budget(m),
+                        aggregate::strategy_cost(m)
+                    );
+                }
             }
             let _ = writeln!(out, " {} |", m.runs.len());
         }
+        let _ = writeln!(out, "\n{}.", md(aggregate::BUDGET_COLUMNS_NOTE));
         let _ = writeln!(out, "\nReplay budget: {}.\n", md(&aggregate::budget_line(suite)));
         let _ = writeln!(
             out,

@@ -99,10 +99,35 @@ fn specs() -> Vec<Spec> {
     ]
 }
 
+/// Edits `root/smoke/<method>/<seed>/<file>` (a JSON file written by [`write_tree`]) in place.
+pub(crate) fn edit_json(
+    root: &Path,
+    method: &str,
+    seed: u64,
+    file: &str,
+    edit: impl FnOnce(&mut Value),
+) {
+    let path = root
+        .join("smoke")
+        .join(method)
+        .join(seed.to_string())
+        .join(file);
+    let mut v: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    write_json(&path, &v);
+}
+
+/// Two `landscape` lines (1-D slices after stages 1 and 2, 5 points each) for a `log.jsonl`.
+pub(crate) const LANDSCAPE_LINES: [&str; 2] = [
+    r#"{"type":"landscape","stage":1,"step":10,"a":[-1.0,-0.5,0.0,0.5,1.0],"b":[0.0],"losses":[[2.5],[1.6],[1.2],[1.7],[2.9]],"seed":0,"records":8}"#,
+    r#"{"type":"landscape","stage":2,"step":20,"a":[-1.0,-0.5,0.0,0.5,1.0],"b":[0.0],"losses":[[2.1],[1.3],[1.0],[1.4],[null]],"seed":0,"records":8}"#,
+];
+
 /// Writes the tree under `root` (`root/smoke/<method>/<seed>/…` and `root/smoke/index.jsonl`).
 pub(crate) fn write_tree(root: &Path) {
     for s in specs() {
         let dir = root.join("smoke").join(s.method).join(s.seed.to_string());
+        let scheduler = if s.method == "seq" { "none" } else { "mssr" };
         // Seed 1 uses xtask's key names for provenance; seed 0 the documented ones.
         let provenance = if s.seed == 0 {
             json!({"git_rev": "0123456789abcdef", "git_dirty": false, "crate_version": "0.1.0",
@@ -114,7 +139,8 @@ pub(crate) fn write_tree(root: &Path) {
         write_json(
             &dir.join("run.json"),
             &json!({"suite": "smoke", "method": s.method, "seed": s.seed, "status": "complete",
-                    "method_config": {"name": s.method}, "suite_spec": {}, "model": "tiny-random",
+                    "method_config": {"name": s.method, "replay": {"scheduler": {"kind": scheduler}}},
+                    "suite_spec": {}, "model": "tiny-random",
                     "device": "cpu", "replay_budget": s.budget, "provenance": provenance,
                     "training": {"replay_pacing": "even"},
                     "tasks": TASKS, "probes": ["probe-x"]}),
@@ -131,7 +157,8 @@ pub(crate) fn write_tree(root: &Path) {
                     "cost": {"wall_seconds": s.wall, "optimizer_steps": 60, "forward_passes": 130,
                              "backward_passes": 60, "tokens": 51234, "replayed_samples": s.replayed,
                              "probe_forwards": 0, "strategy_eval_examples": 0, "eval_examples": 48,
-                             "train_seconds": s.wall - 2.0, "eval_seconds": 2.0, "this_process_seconds": s.wall}}),
+                             "train_seconds": s.wall - 2.0, "eval_seconds": 2.0, "this_process_seconds": s.wall},
+                    "replay_budget": s.budget}),
         );
         fs::write(dir.join("log.jsonl"), s.log.join("\n") + "\n").unwrap();
     }
