@@ -148,7 +148,8 @@ fn smoke_suite_needs_no_data_and_has_four_tasks() {
     };
     let formatter = Formatter::new(config, ByteTokenizer);
     for t in &suite.tasks {
-        assert_eq!((t.train.len(), t.test.len()), (64, 32));
+        // 72 train records: 64 trained on, the last 8 held out as validation records.
+        assert_eq!((t.train.len(), t.test.len()), (72, 32));
         for r in t.train.iter().chain(&t.test) {
             assert_eq!(
                 formatter.encode(None, r).unwrap().truncated,
