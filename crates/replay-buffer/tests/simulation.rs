@@ -129,12 +129,26 @@ fn run(config: SchedulerConfig, world: World, memory: MemoryConfig) -> Outcome {
                 last: step,
             });
         }
-        assert!(
-            replay
-                .wants(HookPoint::AfterTrainingExp { task, step })
-                .is_empty()
+        // A probe at the task's end (MSSR's relative thresholds ask for one) finds every sample
+        // fully learned.
+        let probe: Vec<SlotLoss> = replay
+            .wants(HookPoint::AfterTrainingExp { task, step })
+            .probe
+            .unwrap_or_default()
+            .into_iter()
+            .map(|slot| SlotLoss {
+                slot,
+                loss: BASE_LOSS,
+            })
+            .collect();
+        replay.after_training_exp(
+            task,
+            &Signals {
+                step,
+                probe_losses: &probe,
+                ..Default::default()
+            },
         );
-        replay.after_training_exp(task, &Signals::at(step));
     }
     Outcome {
         mean_recall: recall_sum / recall_steps as f64,
@@ -399,9 +413,9 @@ fn schedulers_are_usable_as_trait_objects() {
 }
 
 /// MSSR's default relative thresholds adapt the replay rate to how fast the world forgets:
-/// where every sample's true stability is 10x longer, it replays less. At equal budget it does
-/// not beat fixed interleaved replay in this world (printed: 0.755 against 0.769 mean recall
-/// on 2026-12-07); the absolute thresholds on the post-update scale above do.
+/// where every sample's true stability is 10x longer, it replays less (1280 against 4128 replayed
+/// samples on 2026-12-07; at equal budget it keeps mean recall at 0.940 against fixed
+/// interleaved replay's 0.936).
 #[test]
 fn mssr_with_relative_thresholds_replays_less_where_memories_last_longer() {
     let setting = Setting {
@@ -412,7 +426,7 @@ fn mssr_with_relative_thresholds_replays_less_where_memories_last_longer() {
         memory: MemoryConfig::default(),
     };
     let c = compare(DEFAULT_WORLD, setting);
-    println!("relative thresholds (defaults: m_hi = 0.97, m_lo = 0.85 of the reference)");
+    println!("relative thresholds (defaults: m_hi = 0.99, m_lo = 0.95 of the reference)");
     print(&c);
     let slow = World {
         task_scale: [10.0; TASKS as usize],
@@ -424,8 +438,8 @@ fn mssr_with_relative_thresholds_replays_less_where_memories_last_longer() {
         slow.mean_recall, slow.replayed_samples
     );
     assert!(
-        // 496 against 952 on 2026-12-07.
-        slow.replayed_samples * 4 < c.mssr.replayed_samples * 3,
+        // 1280 against 4128 on 2026-12-07.
+        slow.replayed_samples * 2 < c.mssr.replayed_samples,
         "{} vs {}",
         slow.replayed_samples,
         c.mssr.replayed_samples

@@ -5,10 +5,11 @@ use crate::rng::ReplayRng;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::ReplayBuffer;
-use crate::sample::Slot;
+use crate::sample::{SampleRef, Slot};
 use crate::sampler::{Candidates, Sampler, StrengthSampler, UniformSampler};
 use crate::scheduler::{
-    PastTasks, ReplayBatch, ReplayDecision, ReplayReason, ReplaySize, Scheduler, Signals,
+    ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason, ReplaySize,
+    Scheduler, Signals,
 };
 
 /// Which half of MSSR is on (the ablations of METHODS.md section 3).
@@ -30,14 +31,15 @@ pub enum MssrVariant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThresholdMode {
-    /// Relative to the replayed samples' own recall quality just before the replay (our
+    /// Relative to how well the replayed samples were recalled when their task ended (our
     /// choice, the default): `m̄ ≥ relative_high · m̄_ref` grows the interval and
-    /// `m̄ < relative_low · m̄_ref` shrinks it, where `m̄_ref` is the mean of
-    /// `q_i = exp(−l̄_i)` over the same samples before the update. After the update `R = 1`,
-    /// so `m̄ / m̄_ref` compares like with like: with `β = 0.7` it is about
-    /// `exp(−0.3 · (l − l̄))`, below 1 when the batch's loss rose above its samples' smoothed
-    /// loss (forgetting since their last review, or since they were learnt) and above 1 when it
-    /// fell. It means the same on any loss scale.
+    /// `m̄ < relative_low · m̄_ref` shrinks it. `m̄_ref` is the strength the same lazy update
+    /// would leave the batch at had every sample been recalled with its loss at its task's end
+    /// (`l_end`, from a forward-only probe of the task's buffered samples when it ends, charged
+    /// to the strategy): the mean of `exp(−(β·l̄_i + (1 − β)·l_end_i))`. After the update
+    /// `R = 1`, so `m̄ / m̄_ref ≈ exp(−(1 − β) · (l − l_end))`: 1 when the task is recalled as
+    /// well as when it ended, below 1 when it was forgotten since. It means the same on any
+    /// loss scale.
     #[default]
     Relative,
     /// METHODS.md's literal form: `m̄ ≥ high_strength` grows, `m̄ < low_strength` shrinks.
@@ -60,11 +62,11 @@ pub struct MssrConfig {
     pub shrink: f64,
     /// Whether the thresholds are relative (default) or absolute.
     pub thresholds: ThresholdMode,
-    /// `m_hi` as a fraction of the reference, in the relative mode. Default 0.97: with
-    /// `β = 0.7` a batch whose loss is within about 0.1 nat of its loss when learnt.
+    /// `m_hi` as a fraction of the reference, in the relative mode. Default 0.99: with
+    /// `β = 0.7`, a batch whose loss rose by at most about 0.03 nat since its task ended.
     pub relative_high: f32,
-    /// `m_lo` as a fraction of the reference, in the relative mode. Default 0.85: a batch
-    /// about 0.5 nat worse than when learnt.
+    /// `m_lo` as a fraction of the reference, in the relative mode. Default 0.95: a batch whose
+    /// loss rose by about 0.17 nat or more since its task ended.
     pub relative_low: f32,
     /// `m_hi` in the absolute mode. Default 0.6.
     pub high_strength: f32,
@@ -94,8 +96,8 @@ impl Default for MssrConfig {
             grow: 1.5,
             shrink: 0.5,
             thresholds: ThresholdMode::Relative,
-            relative_high: 0.97,
-            relative_low: 0.85,
+            relative_high: 0.99,
+            relative_low: 0.95,
             high_strength: 0.6,
             low_strength: 0.3,
             min_interval: 1.0,
@@ -116,6 +118,7 @@ impl MssrConfig {
             config: *self,
             past: PastTasks::default(),
             clocks: Vec::new(),
+            end_losses: Vec::new(),
             pending: Vec::new(),
             rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
@@ -160,15 +163,27 @@ impl MssrConfig {
     }
 }
 
-/// The mean recall quality `exp(−l̄_i)` of `slots` (the relative thresholds' reference,
-/// taken before the update).
-fn mean_recall_quality(buffer: &ReplayBuffer, slots: &[Slot]) -> f32 {
+/// The relative thresholds' reference `m̄_ref` of a batch of `slots`, taken before the update:
+/// the mean strength the lazy update would leave them at (`R = 1`) had each been recalled with
+/// its loss when its task ended, `exp(−(β·l̄_i + (1 − β)·l_end_i))`. A sample without an
+/// end-of-task loss uses `l̄_i` for it.
+fn reference_strength(
+    buffer: &ReplayBuffer,
+    slots: &[Slot],
+    end_loss: impl Fn(Slot) -> Option<f32>,
+) -> f32 {
     if slots.is_empty() {
         return 0.0;
     }
+    let memory = buffer.memory();
+    let beta = memory.config.loss_smoothing;
     let sum: f64 = slots
         .iter()
-        .map(|&s| buffer.memory().recall_quality(s as usize) as f64)
+        .map(|&s| {
+            let smoothed = memory.smoothed_loss[s as usize];
+            let end = end_loss(s).unwrap_or(smoothed);
+            (-(beta * smoothed + (1.0 - beta) * end)).exp() as f64
+        })
         .sum();
     (sum / slots.len() as f64) as f32
 }
@@ -184,8 +199,9 @@ pub struct TaskClock {
     pub next_due: u64,
     /// `m̄` after the task's last replay (its mean strength at its end before that).
     pub mean_strength: f32,
-    /// `m̄ / m̄_ref` after the task's last replay: the batch's strength against the same
-    /// samples' recall quality just before it (1 before the first replay).
+    /// `m̄ / m̄_ref` after the task's last replay: the batch's strength against the strength
+    /// it would have had if recalled as well as when its task ended (1 before the first
+    /// replay).
     #[serde(default = "one")]
     pub relative_strength: f32,
 }
@@ -210,8 +226,12 @@ pub struct Mssr {
     config: MssrConfig,
     past: PastTasks,
     clocks: Vec<TaskClock>,
+    /// Each past task's buffered samples with their loss when the task ended (the relative
+    /// thresholds' `l_end`), sorted by sample.
+    #[serde(default)]
+    end_losses: Vec<(SampleRef, f32)>,
     /// Batches scheduled in `before_update`, awaiting `after_update`: (task, slots, mean
-    /// recall quality of those slots before the update).
+    /// reference strength `m̄_ref` of those slots).
     pending: Vec<(Option<u32>, Vec<Slot>, f32)>,
     rng: ReplayRng,
     #[serde(skip)]
@@ -227,6 +247,14 @@ impl Mssr {
     /// The per-task clocks, in the order the tasks ended.
     pub fn clocks(&self) -> &[TaskClock] {
         &self.clocks
+    }
+
+    /// The loss of `sample` when its task ended, if it was probed then.
+    pub fn end_loss(&self, sample: SampleRef) -> Option<f32> {
+        self.end_losses
+            .binary_search_by(|(s, _)| s.cmp(&sample))
+            .ok()
+            .map(|i| self.end_losses[i].1)
     }
 
     /// The strength a due task is ranked by ("weakest first"): `m̄ / m̄_ref` in the relative
@@ -261,8 +289,30 @@ impl Scheduler for Mssr {
         }
     }
 
+    fn wants(&mut self, at: HookPoint, buffer: &ReplayBuffer) -> ExtraPasses {
+        // The relative thresholds' reference: each buffered sample's loss when its task ends.
+        match at {
+            HookPoint::AfterTrainingExp { task, .. }
+                if self.config.adaptive() && self.config.thresholds == ThresholdMode::Relative =>
+            {
+                ExtraPasses {
+                    probe: Some(buffer.task_slots(task).to_vec()),
+                    evaluate: None,
+                }
+            }
+            _ => ExtraPasses::none(),
+        }
+    }
+
     fn after_training_exp(&mut self, task: u32, signals: &Signals<'_>, buffer: &ReplayBuffer) {
         self.past.end(task);
+        for l in signals.probe_losses.iter().filter(|l| l.loss.is_finite()) {
+            let sample = buffer.sample(l.slot);
+            match self.end_losses.binary_search_by(|(s, _)| s.cmp(&sample)) {
+                Ok(i) => self.end_losses[i].1 = l.loss,
+                Err(i) => self.end_losses.insert(i, (sample, l.loss)),
+            }
+        }
         if self.clocks.iter().any(|c| c.task == task) {
             return;
         }
@@ -339,9 +389,9 @@ impl Scheduler for Mssr {
                 Candidates::Slots(buffer.task_slots(clock.task)),
                 step,
             );
-            let quality = mean_recall_quality(buffer, &slots);
+            let reference = reference_strength(buffer, &slots, |s| self.end_loss(buffer.sample(s)));
             self.pending
-                .push((Some(clock.task), slots.clone(), quality));
+                .push((Some(clock.task), slots.clone(), reference));
             batches.push(ReplayBatch::new(
                 buffer,
                 Some(clock.task),
@@ -561,6 +611,45 @@ mod tests {
         step_allowed(&mut a, &mut b, 4, None, loss);
         step_allowed(&mut a, &mut b, 5, None, loss);
         assert_eq!((a.clocks()[0].interval, a.clocks()[1].interval), (2.0, 2.0));
+    }
+
+    #[test]
+    fn the_relative_reference_is_the_loss_at_the_tasks_end_not_at_insertion() {
+        // Inserted mid-training at 2.5 nats, learnt to 1.0 by the task's end (the end-of-task
+        // probe). A replay at 2.0 is recalled better than at insertion but 1 nat worse than
+        // at the end: forgotten. m̄ = exp(-(0.7·2.5 + 0.3·2.0)) = exp(-2.35), m̄_ref =
+        // exp(-(0.7·2.5 + 0.3·1.0)) = exp(-2.05): a ratio of exp(-0.3) = 0.74 < 0.95 → I = 2.
+        let mut b = buffer_with_loss(1, 2.5);
+        let mut s = MssrConfig::default().init();
+        let at_end = HookPoint::AfterTrainingExp { task: 0, step: 0 };
+        let probe = s.wants(at_end, &b).probe.unwrap();
+        assert_eq!(probe.len(), 16);
+        let losses: Vec<SlotLoss> = probe
+            .iter()
+            .map(|&slot| SlotLoss { slot, loss: 1.0 })
+            .collect();
+        s.after_training_exp(
+            0,
+            &Signals {
+                probe_losses: &losses,
+                ..Default::default()
+            },
+            &b,
+        );
+        step_allowed(&mut s, &mut b, 4, None, |_| 2.0);
+        let c = s.clocks()[0];
+        assert!(
+            (c.relative_strength - (-0.3f32).exp()).abs() < 1e-4,
+            "{c:?}"
+        );
+        assert_eq!(c.interval, 2.0);
+        // Without the end-of-task losses the reference is the insertion loss: 2.0 < 2.5 reads
+        // as recalled better, and the interval grows.
+        let mut b = buffer_with_loss(1, 2.5);
+        let mut s = MssrConfig::default().init();
+        s.after_training_exp(0, &Signals::at(0), &b);
+        step_allowed(&mut s, &mut b, 4, None, |_| 2.0);
+        assert_eq!(s.clocks()[0].interval, 6.0);
     }
 
     #[test]
