@@ -1105,3 +1105,23 @@ pub fn mix(parts: &[u64]) -> u64 {
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::ReplayPacing;
+
+    #[test]
+    fn the_paced_allowance_is_the_elapsed_share_plus_one_batch_within_the_budget() {
+        // The quick suite: 11 tasks of 4 steps (t₁ = 4, T = 44), budget 40, batches of 4.
+        let at = |step| replay_allowance(40, ReplayPacing::Even, 4, 44, step, 4);
+        // Steps 0..=3 (t = 1..=4): no share yet, one batch of slack.
+        assert_eq!((0..4).map(at).collect::<Vec<_>>(), vec![4, 4, 4, 4]);
+        // Step 4 (t = 5): ⌊40 · 1/40⌋ + 4 = 5; step 23 (t = 24): ⌊40 · 20/40⌋ + 4 = 24.
+        assert_eq!((at(4), at(23)), (5, 24));
+        // Near the end the budget caps it: step 40 (t = 41): 37 + 4 = 41 → 40.
+        assert_eq!((at(39), at(40), at(43)), (40, 40, 40));
+        // Unpaced: the whole budget at every step.
+        assert_eq!(replay_allowance(40, ReplayPacing::None, 4, 44, 0, 4), 40);
+    }
+}

@@ -268,3 +268,27 @@ fn mssr_gives_a_forgotten_task_a_shorter_interval_than_a_retained_one() {
     assert!(mean(&forgotten) < mean(&retained), "forgotten {forgotten:?} vs retained {retained:?}");
     assert!(forgotten.last() < retained.last(), "forgotten {forgotten:?} vs retained {retained:?}");
 }
+
+#[test]
+fn the_landscape_slice_is_logged_after_every_stage_and_centres_on_the_models_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = "steps_per_task = 3\neval_limit = 2\nsharpness_rho = 0.05\nlandscape_points = 5\nlandscape_span = 0.5\n";
+    let cfg = short(shipped("sequential"), &dir.path().join("landscape"), 2, set);
+    let metrics = continual::run(&cfg, &mut []).unwrap().metrics;
+    let slices = log_events(&cfg.out_dir, "landscape");
+    let probes = log_events(&cfg.out_dir, "sharpness_probe");
+    assert_eq!(slices.len(), 2);
+    for (slice, probe) in slices.iter().zip(&probes) {
+        assert_eq!(slice["stage"], probe["stage"]);
+        let a: Vec<f64> = slice["a"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(a, vec![-0.5, -0.25, 0.0, 0.25, 0.5]);
+        assert_eq!(slice["records"], 2 * 8);
+        // At a = 0 the slice is the model itself: the sharpness probe's unperturbed loss on the
+        // same held-out records.
+        let centre = slice["losses"][2][0].as_f64().unwrap();
+        let loss = probe["loss"].as_f64().unwrap();
+        assert!((centre - loss).abs() < 1e-5 * loss.abs().max(1.0), "{centre} vs {loss}");
+    }
+    // A measurement: its forwards are not the method's, which are one per step.
+    assert_eq!(metrics["cost"]["forward_passes"].as_u64().unwrap(), 6);
+}
