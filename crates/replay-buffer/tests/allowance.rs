@@ -8,8 +8,8 @@ use replay_buffer::schedulers::{
     AccuracySupervisedConfig, FixedIntervalConfig, LossDrivenConfig, MssrConfig, MssrVariant,
 };
 use replay_buffer::{
-    Buffer, CapacityPolicy, HookPoint, Replay, ReplayBufferConfig, ReplayDecision, ReplaySize,
-    SampleRef, SchedulerConfig, Signals, SlotLoss, TaskScore,
+    Buffer, CapacityPolicy, ExtraPasses, HookPoint, Replay, ReplayBufferConfig, ReplayDecision,
+    ReplaySize, SampleRef, SchedulerConfig, Signals, SlotLoss, TaskScore,
 };
 
 const BATCH: usize = 4;
@@ -80,19 +80,7 @@ fn ended_replay(config: &SchedulerConfig) -> Replay<replay_buffer::AnyScheduler>
     for task in 0..3 {
         replay.before_training_exp(task);
         let passes = replay.wants(HookPoint::AfterTrainingExp { task, step: 0 });
-        let probe: Vec<SlotLoss> = passes
-            .probe
-            .unwrap_or_default()
-            .into_iter()
-            .map(|slot| SlotLoss { slot, loss: 1.0 })
-            .collect();
-        let scores: Vec<TaskScore> = passes
-            .evaluate
-            .map(|e| e.tasks)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|task| TaskScore { task, score: 0.9 })
-            .collect();
+        let (probe, scores) = answer(passes, 1.0, 0.9);
         replay.after_training_exp(
             task,
             &Signals {
@@ -105,6 +93,23 @@ fn ended_replay(config: &SchedulerConfig) -> Replay<replay_buffer::AnyScheduler>
     replay
 }
 
+/// The engine's answers to requested passes: every probed slot at `loss`, every evaluated task
+/// at `score`.
+fn answer(passes: ExtraPasses, loss: f32, score: f32) -> (Vec<SlotLoss>, Vec<TaskScore>) {
+    let probe = passes.probe.unwrap_or_default();
+    let tasks = passes.evaluate.map(|e| e.tasks).unwrap_or_default();
+    (
+        probe
+            .into_iter()
+            .map(|slot| SlotLoss { slot, loss })
+            .collect(),
+        tasks
+            .into_iter()
+            .map(|task| TaskScore { task, score })
+            .collect(),
+    )
+}
+
 /// One engine step at `step` with `allowance`: the requested passes answered with a risen loss
 /// and fallen scores (so every scheduler wants to replay), the decision, the feedback.
 fn engine_step(
@@ -113,19 +118,7 @@ fn engine_step(
     allowance: Option<usize>,
 ) -> ReplayDecision {
     let passes = replay.wants(HookPoint::BeforeUpdate { step });
-    let probe: Vec<SlotLoss> = passes
-        .probe
-        .unwrap_or_default()
-        .into_iter()
-        .map(|slot| SlotLoss { slot, loss: 3.0 })
-        .collect();
-    let scores: Vec<TaskScore> = passes
-        .evaluate
-        .map(|e| e.tasks)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|task| TaskScore { task, score: 0.1 })
-        .collect();
+    let (probe, scores) = answer(passes, 3.0, 0.1);
     let signals = Signals {
         step,
         probe_losses: &probe,

@@ -473,22 +473,7 @@ mod tests {
 
     /// One engine step: decide, "train" with the given per-sample loss, record, adapt.
     fn step(s: &mut Mssr, b: &mut ReplayBuffer, t: u64, loss: f32) -> ReplayDecision {
-        let d = s.before_update(&Signals::at(t), b);
-        let losses: Vec<SlotLoss> = d
-            .batches
-            .iter()
-            .flat_map(|x| x.slots.iter().map(|&slot| SlotLoss { slot, loss }))
-            .collect();
-        b.record_replay(t, &losses);
-        s.after_update(
-            &Signals {
-                step: t,
-                replay_losses: &losses,
-                ..Default::default()
-            },
-            b,
-        );
-        d
+        step_allowed(s, b, t, None, |_| loss)
     }
 
     #[test]
