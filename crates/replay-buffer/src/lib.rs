@@ -40,8 +40,11 @@
 //!     replay.after_update(&Signals::at(step));
 //!     replay.offer(SampleRef::new(0, step as u32), 0.3, step, None);
 //! }
-//! assert!(replay.wants(HookPoint::AfterTrainingExp { task: 0, step: 50 }).is_empty());
-//! replay.after_training_exp(0, &Signals::at(50));
+//! // At the task's end MSSR asks for a forward-only probe of its buffered samples (the reference
+//! // of its relative thresholds); the engine runs it and passes the losses.
+//! let probe = replay.wants(HookPoint::AfterTrainingExp { task: 0, step: 50 }).probe.unwrap();
+//! let at_end: Vec<SlotLoss> = probe.iter().map(|&slot| SlotLoss { slot, loss: 0.25 }).collect();
+//! replay.after_training_exp(0, &Signals { step: 50, probe_losses: &at_end, ..Default::default() });
 //! // Task 1: task 0 is first due at step 50 + I_0 = 54.
 //! replay.before_training_exp(1);
 //! let decision = replay.before_update(&Signals::at(54));
