@@ -19,22 +19,26 @@ def summarise(run: pathlib.Path) -> str:
         elif e["task"] is not None:  # older logs: single-task batches only
             tasks[e["task"]] += e["n"]
     intervals = [e for e in events if e["type"] == "interval"]
+    run_json = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    scheduler = run_json.get("method_config", {}).get("replay", {}).get("scheduler", {})
+    initial = scheduler.get("initial_interval", 4.0)  # I_0, each task's interval when it ends
     rises = falls = 0
     last = {}
     for e in intervals:
-        if e["task"] in last:
-            rises += e["interval"] > last[e["task"]]
-            falls += e["interval"] < last[e["task"]]
+        before = last.get(e["task"], initial)
+        rises += e["interval"] > before
+        falls += e["interval"] < before
         last[e["task"]] = e["interval"]
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
     spent = metrics.get("cost", {}).get("replayed_samples")
     budget = metrics.get("replay_budget")
     lines = [f"{run}:",
              f"  replay batches {len(replays)}, sizes {dict(sorted(sizes.items()))}, samples {sum(e['n'] for e in replays)} (spent {spent} of budget {budget})",
-             f"  tasks replayed {len(tasks)} (samples per task): {dict(sorted(tasks.items()))}"]
+             f"  tasks replayed {len(tasks)} (samples per task): {dict(sorted(tasks.items()))}" if tasks or not replays
+             else "  tasks replayed: not logged (batches drawn from all past tasks, before samples_by_task was logged)"]
     if intervals:
         values = [e["interval"] for e in intervals]
-        lines.append(f"  intervals: {len(intervals)} updates, min {min(values):g}, max {max(values):g}, rose {rises}, fell {falls}")
+        lines.append(f"  intervals: {len(intervals)} updates, min {min(values):g}, max {max(values):g}, rose {rises}, fell {falls} (against the previous interval, I_0 = {initial:g} first)")
         lines.append("  last interval per task: " + ", ".join(f"{t}: {v:g}" for t, v in sorted(last.items())))
     return "\n".join(lines)
 
