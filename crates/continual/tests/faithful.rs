@@ -85,7 +85,7 @@ fn counted(cfg: &RunConfig) -> (PassCounter, serde_json::Value) {
     (counter, out.metrics)
 }
 
-const ONE_TASK: &str = "steps_per_task = 3\neval_limit = 4\nsharpness_rho = 0.0\ncheckpoint_every = 1000\n";
+const ONE_TASK: &str = "steps_per_task = 3\neval_limit = 4\nsharpness_rho = 0.0\nlandscape_points = 0\ncheckpoint_every = 1000\n";
 
 #[test]
 fn forward_and_backward_passes_per_step_are_what_each_optimizer_and_objective_runs() {
@@ -139,7 +139,7 @@ fn forward_and_backward_passes_per_step_are_what_each_optimizer_and_objective_ru
 fn probe_passes_are_counted_where_they_run_and_charged_to_the_strategy() {
     let dir = tempfile::tempdir().unwrap();
     let m = method("probing", "[replay.scheduler]\nkind = \"loss_driven\"\nprobe_every = 2\nprobe_size = 5\n");
-    let cfg = short(m, &dir.path().join("probing"), 2, "steps_per_task = 4\neval_limit = 4\nsharpness_rho = 0.0\ncheckpoint_every = 1000\n");
+    let cfg = short(m, &dir.path().join("probing"), 2, "steps_per_task = 4\neval_limit = 4\nsharpness_rho = 0.0\nlandscape_points = 0\ncheckpoint_every = 1000\n");
     let (counter, metrics) = counted(&cfg);
     // Steps 5..7 of task 1 (step 4 follows the stage's evaluation and end-of-task probe): a
     // probe forward of 5 buffered samples before the update at steps 6, none at 5 and 7.
@@ -155,7 +155,7 @@ fn probe_passes_are_counted_where_they_run_and_charged_to_the_strategy() {
 fn the_corpus_term_runs_every_corpus_every_steps() {
     let dir = tempfile::tempdir().unwrap();
     for (every, expected) in [(4u64, vec![0u64, 4]), (1, (0..8).collect())] {
-        let set = format!("steps_per_task = 4\neval_limit = 2\nsharpness_rho = 0.0\ncorpus_every = {every}\ncorpus_batch_size = 3\n");
+        let set = format!("steps_per_task = 4\neval_limit = 2\nsharpness_rho = 0.0\nlandscape_points = 0\ncorpus_every = {every}\ncorpus_batch_size = 3\n");
         let mut cfg = short(shipped("kl-corpus"), &dir.path().join(format!("every-{every}")), 2, &set);
         cfg.corpus = (0..5).map(|i| format!("passage number {i} of an open corpus")).collect();
         continual::run(&cfg, &mut []).unwrap();
@@ -167,7 +167,7 @@ fn the_corpus_term_runs_every_corpus_every_steps() {
 #[test]
 fn a_stage_start_kl_reference_is_the_model_at_the_stages_start() {
     let dir = tempfile::tempdir().unwrap();
-    let set = "steps_per_task = 3\neval_limit = 2\nsharpness_rho = 0.0\ncheckpoint_every = 1000\n";
+    let set = "steps_per_task = 3\neval_limit = 2\nsharpness_rho = 0.0\nlandscape_points = 0\ncheckpoint_every = 1000\n";
     let first_kl_of_stage_2 = |reference: &str| -> f64 {
         let m = method(&format!("kl-{reference}"), &format!("[objective]\nkl_weight = 0.01\nkl_reference = \"{reference}\"\n"));
         let cfg = short(m, &dir.path().join(reference), 2, set);
@@ -207,7 +207,7 @@ impl Plugin for Batches {
 #[test]
 fn validation_records_are_held_out_of_training_and_replay_and_score_the_strategy() {
     let dir = tempfile::tempdir().unwrap();
-    let set = "epochs = 1\neval_limit = 4\nsharpness_rho = 0.0\n";
+    let set = "epochs = 1\neval_limit = 4\nsharpness_rho = 0.0\nlandscape_points = 0\n";
     let cfg = short(shipped("accuracy-supervised"), &dir.path().join("acc"), 3, set);
     let mut batches = Batches::default();
     let out = continual::run(&cfg, &mut [&mut batches]).unwrap();
@@ -243,7 +243,7 @@ fn mssr_gives_a_forgotten_task_a_shorter_interval_than_a_retained_one() {
     // Stage 1 learns a label map, stage 2 a conflicting map on the same inputs, stage 3 the
     // first map again: in stage 3 task 0 is retained (trained again) and task 1 is forgotten.
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = smoke_spec("epochs = 4\neval_limit = 4\nsharpness_rho = 0.0\ncheckpoint_every = 1000\n");
+    let mut spec = smoke_spec("epochs = 4\neval_limit = 4\nsharpness_rho = 0.0\nlandscape_points = 0\ncheckpoint_every = 1000\n");
     spec.training.as_mut().unwrap().remove("replay_budget");
     let map_a = spec.tasks[0].clone();
     let map_b = spec.tasks[2].clone();
