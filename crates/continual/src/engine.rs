@@ -3,7 +3,8 @@
 //! ```text
 //! evaluate every task and probe (row 0)
 //! for each task k:                                   before_training_exp
-//!     for each step:  task batch + replay batches → loss → update     before_backward, after_update
+//!     for each step:  the strategy decides within its allowance (the paced replay budget)
+//!                     task batch + replay batches → loss → update     before_backward, after_update
 //!                     replay feedback, buffer offer, log, checkpoint every N steps
 //!     strategy's end-of-task passes, WiSE-FT                          after_training_exp
 //!     evaluate every task and probe (row k + 1)                       before_eval, after_eval
@@ -14,6 +15,8 @@
 //! Everything a resume needs is in the checkpoint (trainable weights, optimizer moments,
 //! buffer, scheduler with its RNG, SAM record, counters, matrix rows, log length); batches are
 //! a pure function of (seed, task, step), so a resumed run repeats the interrupted one exactly.
+//! Each task's last `validation_records` training records are held out of training for every
+//! method (strategy evaluations and the sharpness and landscape probes use them).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
