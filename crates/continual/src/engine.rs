@@ -199,8 +199,8 @@ impl<'a> Run<'a> {
 
         let sam = match &cfg.method.optimizer {
             OptimizerConfig::Adamw => None,
-            OptimizerConfig::Sam(x) => Some(x.config().init(adamw(&s.optim))),
-            OptimizerConfig::Xsam(x) => Some(x.config().init(adamw(&s.optim))),
+            OptimizerConfig::Sam(x) => Some(x.config().init(s.optim.adamw())),
+            OptimizerConfig::Xsam(x) => Some(x.config().init(s.optim.adamw())),
         };
         let train: Vec<Vec<Option<Encoded>>> = cfg
             .suite
@@ -959,10 +959,6 @@ pub(crate) fn replay_allowance(budget: u64, pacing: crate::method::ReplayPacing,
     let (t1, t) = (first_task_steps as f64, step as f64 + 1.0);
     let share = ((t - t1) / (total_steps as f64 - t1).max(1.0)).clamp(0.0, 1.0);
     ((budget as f64 * share).floor() as u64 + batch).min(budget)
-}
-
-fn adamw(c: &finetune::TrainConfig) -> burn::optim::ModuleOptimizer {
-    burn::optim::AdamWConfig::new().with_beta_1(c.beta_1).with_beta_2(c.beta_2).with_epsilon(c.epsilon).with_weight_decay(c.weight_decay).init()
 }
 
 /// The buffer: `buffer_per_task` entries per task unless the method file gives a capacity,

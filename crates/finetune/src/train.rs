@@ -90,6 +90,19 @@ pub struct TrainConfig {
     pub grad_accum_steps: usize,
 }
 
+impl TrainConfig {
+    /// A fresh AdamW with these settings' betas, epsilon and weight decay (the learning rate
+    /// is given at each step): the one constructor the trainer and SAM/XSAM wrappers share.
+    pub fn adamw(&self) -> ModuleOptimizer {
+        AdamWConfig::new()
+            .with_beta_1(self.beta_1)
+            .with_beta_2(self.beta_2)
+            .with_epsilon(self.epsilon)
+            .with_weight_decay(self.weight_decay)
+            .init()
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -200,12 +213,7 @@ pub struct Trainer {
 impl Trainer {
     /// A trainer with fresh AdamW state.
     pub fn new(config: TrainConfig) -> Self {
-        let optim = AdamWConfig::new()
-            .with_beta_1(config.beta_1)
-            .with_beta_2(config.beta_2)
-            .with_epsilon(config.epsilon)
-            .with_weight_decay(config.weight_decay)
-            .init();
+        let optim = config.adamw();
         Self {
             config,
             optim,
