@@ -84,20 +84,34 @@ pub struct BenchArgs {
 
 /// The benchmarked model on `device`: the weights at `path`, or with `--random-weights` the
 /// architecture of `path/config.json` with random weights (seed 0, std 0.02).
-fn load_bench_model(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<backbone::CausalLm> {
+fn load_bench_model(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<backbone::CausalLm> {
     if args.random_weights {
         let config = backbone::ModelConfig::from_file(&path.join("config.json"))
             .with_context(|| format!("--random-weights reads {}/config.json", path.display()))?;
         return Ok(backbone::random::random_model(&config, 0, 0.02, device));
     }
-    Ok(LoadedModel::load(path, device).with_context(|| format!("loading {}", path.display()))?.model)
+    Ok(LoadedModel::load(path, device)
+        .with_context(|| format!("loading {}", path.display()))?
+        .model)
 }
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
@@ -144,18 +158,27 @@ fn sgemm_flops(device: &burn::tensor::Device, reps: usize) -> Vec<f64> {
 /// scores), record by record with each prompt shared by its options, and every option as its
 /// own sequence,
 /// and `args.batch` prompts decoded greedily for 16 tokens together vs one by one.
-fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+fn eval_bench(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<serde_json::Value> {
     let model = &load_bench_model(args, path, device)?;
     let vocab = model.config.vocab_size as u32;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..vocab)).collect() };
-    let records: Vec<(Vec<u32>, Vec<Vec<u32>>)> = (0..args.batch).map(|_| (ids(args.seq), (0..4).map(|_| ids(3)).collect())).collect();
+    let records: Vec<(Vec<u32>, Vec<Vec<u32>>)> = (0..args.batch)
+        .map(|_| (ids(args.seq), (0..4).map(|_| ids(3)).collect()))
+        .collect();
     let shared_s = timed(1, args.steps, || {
         for (prompt, options) in &records {
             let _ = backbone::continuation_logprobs(model, prompt, options);
         }
     });
-    let items: Vec<(&[u32], &[Vec<u32>])> = records.iter().map(|(p, o)| (p.as_slice(), o.as_slice())).collect();
+    let items: Vec<(&[u32], &[Vec<u32>])> = records
+        .iter()
+        .map(|(p, o)| (p.as_slice(), o.as_slice()))
+        .collect();
     let batched_records_s = timed(1, args.steps, || {
         let _ = backbone::continuation_logprobs_batch(model, &items);
     });
@@ -169,7 +192,10 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
     });
     let prompts: Vec<Vec<u32>> = records.iter().map(|(p, _)| p.clone()).collect();
     // No stop ids: every prompt decodes the full 16 tokens in both paths.
-    let cfg = backbone::GenerateConfig { max_new_tokens: 16, ..Default::default() };
+    let cfg = backbone::GenerateConfig {
+        max_new_tokens: 16,
+        ..Default::default()
+    };
     let batched_s = timed(1, args.steps, || {
         let _ = backbone::generate_greedy_batch(model, &prompts, &cfg);
     });
@@ -191,13 +217,22 @@ fn eval_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
 /// training batch. Per task: seconds (the generative tasks' only together), training tokens
 /// with and without padding, prompt tokens; in all: the tokens the row runs through the model
 /// and the FLOP ratio of evaluation to training.
-fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+fn suite_bench(
+    args: &BenchArgs,
+    suite_path: &std::path::Path,
+    path: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<serde_json::Value> {
     let spec = bench_tasks::SuiteSpec::from_path(suite_path)?;
     let data_dir = bench_tasks::resolve_data_dir(None).unwrap_or_else(|_| PathBuf::from("."));
     let suite = spec.load(&data_dir, None)?;
-    let sequential = continual::MethodConfig::from_path(std::path::Path::new("experiments/methods/sequential.toml"))?;
+    let sequential = continual::MethodConfig::from_path(std::path::Path::new(
+        "experiments/methods/sequential.toml",
+    ))?;
     let settings = sequential.train_settings(spec.training.as_ref(), &spec.path)?;
-    let source = continual::ModelSource::Path { path: path.to_path_buf() };
+    let source = continual::ModelSource::Path {
+        path: path.to_path_buf(),
+    };
     let merge = args.ab == "merge";
     let set = |on: bool| {
         if !merge {
@@ -207,7 +242,16 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
     // Evaluation: the engine's inference copy (merged as the settings say, or both ways).
     let mut scorer = continual::rescore::Scorer::new(&source, 0, &settings, &suite, device)?;
     scorer.add_fresh_adapter();
-    let eval_models = [false, true].map(|on| continual::lm::inference_model(scorer.model(), if merge { on } else { settings.eval_merge_adapter }));
+    let eval_models = [false, true].map(|on| {
+        continual::lm::inference_model(
+            scorer.model(),
+            if merge {
+                on
+            } else {
+                settings.eval_merge_adapter
+            },
+        )
+    });
     // Training: the same model on the autodiff device, only the adapter trainable.
     let ad = device.clone().autodiff();
     let mut trainer = continual::rescore::Scorer::new(&source, 0, &settings, &suite, &ad)?;
@@ -224,25 +268,41 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
         .tasks
         .iter()
         .map(|task| {
-            let encoded: Vec<bench_tasks::Encoded> =
-                task.train.iter().filter_map(|r| scorer.formatter().encode(task.system.as_deref(), r).ok()).take(settings.batch_size).collect();
+            let encoded: Vec<bench_tasks::Encoded> = task
+                .train
+                .iter()
+                .filter_map(|r| scorer.formatter().encode(task.system.as_deref(), r).ok())
+                .take(settings.batch_size)
+                .collect();
             continual::lm::sft_batch(&encoded.iter().collect::<Vec<_>>())
         })
         .collect();
     let mut task_eval_s = vec![[None; 2]; sets.len()];
     let mut task_train_s = vec![[0.0; 2]; batches.len()];
-    let (mut eval_total, mut gen_total, mut train_total, mut tokens) = ([0.0; 2], [0.0; 2], [0.0; 2], 0);
+    let (mut eval_total, mut gen_total, mut train_total, mut tokens) =
+        ([0.0; 2], [0.0; 2], [0.0; 2], 0);
     for round in 0..=args.steps {
-        let share = if round == 0 { 0.0 } else { 1.0 / args.steps as f64 }; // round 0 warms up
+        let share = if round == 0 {
+            0.0
+        } else {
+            1.0 / args.steps as f64
+        }; // round 0 warms up
         // The evaluation row, off then on.
         for (v, model) in eval_models.iter().enumerate() {
             set(v == 1);
             let t = Instant::now();
-            let row = continual::lm::evaluate_row(model, scorer.formatter(), scorer.stop_ids(), &settings, &sets, |i, secs| {
-                if round == 1 {
-                    task_eval_s[i][v] = secs;
-                }
-            });
+            let row = continual::lm::evaluate_row(
+                model,
+                scorer.formatter(),
+                scorer.stop_ids(),
+                &settings,
+                &sets,
+                |i, secs| {
+                    if round == 1 {
+                        task_eval_s[i][v] = secs;
+                    }
+                },
+            );
             eval_total[v] += t.elapsed().as_secs_f64() * share;
             gen_total[v] += row.generative_seconds * share;
             tokens = row.tokens;
@@ -296,12 +356,20 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
         }
     });
     let eval_tokens = tokens;
-    let train_tokens: u64 = rows.iter().map(|r| r["train_tokens"].as_u64().unwrap_or(0)).sum();
-    let flop_ratio = (2.0 * p as f64 * eval_tokens as f64) / (4.0 * p as f64 * train_tokens as f64 / n_tasks * steps);
+    let train_tokens: u64 = rows
+        .iter()
+        .map(|r| r["train_tokens"].as_u64().unwrap_or(0))
+        .sum();
+    let flop_ratio = (2.0 * p as f64 * eval_tokens as f64)
+        / (4.0 * p as f64 * train_tokens as f64 / n_tasks * steps);
     // One stage trains `steps_per_task` steps; the mean step over the tasks stands for them.
     let stage_train = train_total.map(|t| t / n_tasks * steps);
-    let examples: usize = rows.iter().map(|r| r["records"].as_u64().unwrap_or(0) as usize).sum();
-    Ok(serde_json::json!({"suite": spec.name, "ab": args.ab, "eval_limit": settings.eval_limit, "probe_eval_limit": settings.probe_eval_limit,
+    let examples: usize = rows
+        .iter()
+        .map(|r| r["records"].as_u64().unwrap_or(0) as usize)
+        .sum();
+    Ok(
+        serde_json::json!({"suite": spec.name, "ab": args.ab, "eval_limit": settings.eval_limit, "probe_eval_limit": settings.probe_eval_limit,
         "eval_batch_size": settings.eval_batch_size, "max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size,
         "steps_per_task": steps, "row_examples": examples,
         "eval_row_seconds": {"off": eval_total[0], "on": eval_total[1]}, "eval_speedup": eval_total[0] / eval_total[1],
@@ -309,13 +377,18 @@ fn suite_bench(args: &BenchArgs, suite_path: &std::path::Path, path: &std::path:
         "stage_train_seconds": {"off": stage_train[0], "on": stage_train[1]}, "train_speedup": train_total[0] / train_total[1],
         "eval_over_train": {"off": eval_total[0] / stage_train[0], "on": eval_total[1] / stage_train[1]},
         "decoder_matrix_params": p, "eval_tokens_run": eval_tokens, "stage_train_tokens": train_tokens as f64 / n_tasks * steps,
-        "eval_over_train_flops": flop_ratio, "tasks": rows}))
+        "eval_over_train_flops": flop_ratio, "tasks": rows}),
+    )
 }
 
 /// LoRA step time of AdamW, SAM and XSAM on the same batch. XSAM searches α on its first step
 /// (21 extra forward passes) and then every 100 steps: the search step is timed on its own and
 /// the per-step cost over one period is `(t_search + 99·t_step) / 100`.
-fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+fn sharpness_bench(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<serde_json::Value> {
     use sharpness::{SamConfig, XsamConfig};
     let ad = device.clone().autodiff();
     let model = lora_model(args, path, &ad)?;
@@ -330,14 +403,18 @@ fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tens
         let grads = GradientsParams::from_grads(l.backward(), &m);
         slot = Some(plain.step(1e-4, m, grads));
     });
-    let mut sam = SamConfig::new().with_rho(0.05).init(AdamWConfig::new().init());
+    let mut sam = SamConfig::new()
+        .with_rho(0.05)
+        .init(AdamWConfig::new().init());
     let sam_s = timed(1, args.steps, || {
         let m = slot.take().expect("model");
         let (m, stats) = sam.step(1e-4, m, loss);
         let _ = stats.read();
         slot = Some(m);
     });
-    let mut xsam = XsamConfig::new(SamConfig::new().with_rho(0.05)).with_alpha_period(100).init(AdamWConfig::new().init());
+    let mut xsam = XsamConfig::new(SamConfig::new().with_rho(0.05))
+        .with_alpha_period(100)
+        .init(AdamWConfig::new().init());
     let search_s = timed(0, 1, || {
         let m = slot.take().expect("model");
         let (m, stats) = xsam.step(1e-4, m, loss);
@@ -359,9 +436,17 @@ fn sharpness_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tens
 
 /// Loads the model on `device` with a rank-`args.rank` adapter on every projection (not the
 /// head), ready for training when `device` is an autodiff device.
-fn lora_model(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<backbone::CausalLm> {
+fn lora_model(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<backbone::CausalLm> {
     let mut model = load_bench_model(args, path, device)?;
-    let settings = LoraSettings { rank: args.rank, alpha: 2.0 * args.rank as f64, ..Default::default() };
+    let settings = LoraSettings {
+        rank: args.rank,
+        alpha: 2.0 * args.rank as f64,
+        ..Default::default()
+    };
     model.for_each_linear_mut(&mut |p, l| {
         if p != "lm_head" {
             l.add_adapter("bench", &settings, device)
@@ -375,15 +460,24 @@ fn lora_model(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::D
 
 fn random_batch(args: &BenchArgs, vocab: usize, seed: u64) -> TokenBatch {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let seqs: Vec<Vec<u32>> =
-        (0..args.batch).map(|_| (0..args.seq).map(|_| rng.random_range(0..vocab as u32)).collect()).collect();
+    let seqs: Vec<Vec<u32>> = (0..args.batch)
+        .map(|_| {
+            (0..args.seq)
+                .map(|_| rng.random_range(0..vocab as u32))
+                .collect()
+        })
+        .collect();
     TokenBatch::padded(&seqs, 0, false)
 }
 
 /// Seconds per forward and per LoRA step with the fused kernels off (`composed`) and on
 /// (`fused`): one warm-up of each, then `args.steps` rounds of one composed and one fused
 /// call, so that both see the same machine.
-fn fused_ab_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tensor::Device) -> anyhow::Result<serde_json::Value> {
+fn fused_ab_bench(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<serde_json::Value> {
     let alternate = |f: &mut dyn FnMut()| -> [f64; 2] {
         let mut total = [0.0; 2];
         for round in 0..=args.steps {
@@ -425,14 +519,21 @@ fn fused_ab_bench(args: &BenchArgs, path: &std::path::Path, device: &burn::tenso
 }
 
 /// Writes `results/bench/<name>-<unix time>.json` with the command, config and provenance.
-fn write_record(args: &BenchArgs, path: &std::path::Path, name: &str, result: serde_json::Value) -> anyhow::Result<()> {
+fn write_record(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    name: &str,
+    result: serde_json::Value,
+) -> anyhow::Result<()> {
     let record = serde_json::json!({"command": std::env::args().collect::<Vec<_>>(), "provenance": crate::provenance(),
         "config": {"model": path.display().to_string(), "batch": args.batch, "seq": args.seq, "steps": args.steps, "rank": args.rank,
             "random_weights": args.random_weights, "torch_device": args.torch_device},
         "result": result});
     let dir = PathBuf::from("results/bench");
     std::fs::create_dir_all(&dir)?;
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let file = dir.join(format!("{name}-{secs}.json"));
     backbone::weights::write_atomic(&file, serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("wrote {}", file.display());
@@ -441,67 +542,152 @@ fn write_record(args: &BenchArgs, path: &std::path::Path, name: &str, result: se
 
 /// Runs `cargo xtask bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let path = args.sel.model.clone().unwrap_or_else(crate::model::default_model_path);
+    let path = args
+        .sel
+        .model
+        .clone()
+        .unwrap_or_else(crate::model::default_model_path);
     let device = backbone::select_device(args.sel.device.as_deref()).map_err(anyhow::Error::msg)?;
     if args.sharpness {
         let r = sharpness_bench(&args, &path, &device)?;
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-        println!("model {} | LoRA rank {} | batch {} x {} tokens | step seconds", path.display(), args.rank, args.batch, args.seq);
-        println!("AdamW {:.2}  SAM {:.2}  XSAM {:.2} (search step {:.2}; per step over a 100-step period {:.2})",
-            f("plain_step_s"), f("sam_step_s"), f("xsam_step_s"), f("xsam_search_step_s"), f("xsam_per_step_over_period_s"));
-        println!("SAM / AdamW = {:.2}   XSAM / SAM = {:.3}", f("sam_over_plain"), f("xsam_over_sam"));
+        println!(
+            "model {} | LoRA rank {} | batch {} x {} tokens | step seconds",
+            path.display(),
+            args.rank,
+            args.batch,
+            args.seq
+        );
+        println!(
+            "AdamW {:.2}  SAM {:.2}  XSAM {:.2} (search step {:.2}; per step over a 100-step period {:.2})",
+            f("plain_step_s"),
+            f("sam_step_s"),
+            f("xsam_step_s"),
+            f("xsam_search_step_s"),
+            f("xsam_per_step_over_period_s")
+        );
+        println!(
+            "SAM / AdamW = {:.2}   XSAM / SAM = {:.3}",
+            f("sam_over_plain"),
+            f("xsam_over_sam")
+        );
         return write_record(&args, &path, "sharpness-bench", r);
     }
     if args.fused_ab {
         let r = fused_ab_bench(&args, &path, &device)?;
-        println!("model {} | batch {} x {} tokens | LoRA rank {} | tokens/s, kernels composed vs fused, alternating",
-            path.display(), args.batch, args.seq, args.rank);
+        println!(
+            "model {} | batch {} x {} tokens | LoRA rank {} | tokens/s, kernels composed vs fused, alternating",
+            path.display(),
+            args.batch,
+            args.seq,
+            args.rank
+        );
         for what in ["forward", "lora_step"] {
             let tps = &r[format!("{what}_tokens_per_s")];
-            println!("{what:<10} composed {:>7.1}  fused {:>7.1}  speed-up {:.3}",
-                tps["composed"].as_f64().unwrap_or(f64::NAN), tps["fused"].as_f64().unwrap_or(f64::NAN),
-                r[format!("{what}_speedup")].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "{what:<10} composed {:>7.1}  fused {:>7.1}  speed-up {:.3}",
+                tps["composed"].as_f64().unwrap_or(f64::NAN),
+                tps["fused"].as_f64().unwrap_or(f64::NAN),
+                r[format!("{what}_speedup")].as_f64().unwrap_or(f64::NAN)
+            );
         }
         return write_record(&args, &path, "fused-ab-bench", r);
     }
     if let Some(suite) = &args.suite {
         let r = suite_bench(&args, suite, &path, &device)?;
-        println!("model {} | suite {} | one stage, mean of {} after a warm-up | {} off / on, seconds", path.display(), suite.display(), args.steps, args.ab);
-        println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>7}", "task", "recs", "eval", "train step", "train tok/pad", "prompt tok", "longest");
+        println!(
+            "model {} | suite {} | one stage, mean of {} after a warm-up | {} off / on, seconds",
+            path.display(),
+            suite.display(),
+            args.steps,
+            args.ab
+        );
+        println!(
+            "{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>7}",
+            "task", "recs", "eval", "train step", "train tok/pad", "prompt tok", "longest"
+        );
         for t in r["tasks"].as_array().into_iter().flatten() {
             let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
             let pair = |k: &str| match (t[k]["off"].as_f64(), t[k]["on"].as_f64()) {
                 (Some(a), Some(b)) => format!("{a:.2} / {b:.2}"),
                 _ => "together".to_string(),
             };
-            let train = if t["train_padded_tokens"].as_u64() == Some(0) { "-".to_string() } else { pair("train_step_seconds") };
-            println!("{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>7}", t["task"].as_str().unwrap_or(""), f("records"), pair("eval_seconds"),
-                train, format!("{} / {}", t["train_tokens"], t["train_padded_tokens"]), f("prompt_tokens"), f("longest_prompt"));
+            let train = if t["train_padded_tokens"].as_u64() == Some(0) {
+                "-".to_string()
+            } else {
+                pair("train_step_seconds")
+            };
+            println!(
+                "{:<22} {:>4} {:>13} {:>13} {:>14} {:>10} {:>7}",
+                t["task"].as_str().unwrap_or(""),
+                f("records"),
+                pair("eval_seconds"),
+                train,
+                format!("{} / {}", t["train_tokens"], t["train_padded_tokens"]),
+                f("prompt_tokens"),
+                f("longest_prompt")
+            );
         }
-        println!("generative sets together: {:.1} / {:.1} s", r["generative_sets_seconds"]["off"].as_f64().unwrap_or(f64::NAN),
-            r["generative_sets_seconds"]["on"].as_f64().unwrap_or(f64::NAN));
+        println!(
+            "generative sets together: {:.1} / {:.1} s",
+            r["generative_sets_seconds"]["off"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            r["generative_sets_seconds"]["on"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        );
         let g = |k: &str, v: &str| r[k][v].as_f64().unwrap_or(f64::NAN);
-        println!("evaluation row ({} examples): {:.1} / {:.1} s ({:.2}x)", r["row_examples"], g("eval_row_seconds", "off"), g("eval_row_seconds", "on"),
-            r["eval_speedup"].as_f64().unwrap_or(f64::NAN));
-        println!("training of a stage ({} steps): {:.1} / {:.1} s ({:.2}x)", r["steps_per_task"], g("stage_train_seconds", "off"), g("stage_train_seconds", "on"),
-            r["train_speedup"].as_f64().unwrap_or(f64::NAN));
-        println!("evaluation / training: {:.2} / {:.2} in time; {:.2} in FLOPs (2·P per token run, {} tokens; 4·P per trained token, {:.0})",
-            g("eval_over_train", "off"), g("eval_over_train", "on"), r["eval_over_train_flops"].as_f64().unwrap_or(f64::NAN),
-            r["eval_tokens_run"], r["stage_train_tokens"].as_f64().unwrap_or(f64::NAN));
+        println!(
+            "evaluation row ({} examples): {:.1} / {:.1} s ({:.2}x)",
+            r["row_examples"],
+            g("eval_row_seconds", "off"),
+            g("eval_row_seconds", "on"),
+            r["eval_speedup"].as_f64().unwrap_or(f64::NAN)
+        );
+        println!(
+            "training of a stage ({} steps): {:.1} / {:.1} s ({:.2}x)",
+            r["steps_per_task"],
+            g("stage_train_seconds", "off"),
+            g("stage_train_seconds", "on"),
+            r["train_speedup"].as_f64().unwrap_or(f64::NAN)
+        );
+        println!(
+            "evaluation / training: {:.2} / {:.2} in time; {:.2} in FLOPs (2·P per token run, {} tokens; 4·P per trained token, {:.0})",
+            g("eval_over_train", "off"),
+            g("eval_over_train", "on"),
+            r["eval_over_train_flops"].as_f64().unwrap_or(f64::NAN),
+            r["eval_tokens_run"],
+            r["stage_train_tokens"].as_f64().unwrap_or(f64::NAN)
+        );
         return write_record(&args, &path, "suite-bench", r);
     }
     if args.eval {
         let r = eval_bench(&args, &path, &device)?;
-        println!("model {} | {} records, {}-token prompts | evaluation examples/s", path.display(), args.batch, args.seq);
+        println!(
+            "model {} | {} records, {}-token prompts | evaluation examples/s",
+            path.display(),
+            args.batch,
+            args.seq
+        );
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-        println!("multiple choice (4 options): records batched {:.2}, record by record (shared prompt) {:.2}, one sequence per option {:.2}",
-            f("mc_examples_per_s_records_batched"), f("mc_examples_per_s_shared_prompt"), f("mc_examples_per_s_one_sequence_per_option"));
-        println!("  ratios: batched / record by record {:.2}, record by record / one sequence per option {:.2}",
+        println!(
+            "multiple choice (4 options): records batched {:.2}, record by record (shared prompt) {:.2}, one sequence per option {:.2}",
+            f("mc_examples_per_s_records_batched"),
+            f("mc_examples_per_s_shared_prompt"),
+            f("mc_examples_per_s_one_sequence_per_option")
+        );
+        println!(
+            "  ratios: batched / record by record {:.2}, record by record / one sequence per option {:.2}",
             f("mc_examples_per_s_records_batched") / f("mc_examples_per_s_shared_prompt"),
-            f("mc_examples_per_s_shared_prompt") / f("mc_examples_per_s_one_sequence_per_option"));
-        println!("greedy generation (16 tokens): batched {:.2}, one by one {:.2}, ratio {:.2}",
-            f("gen16_examples_per_s_batched"), f("gen16_examples_per_s_one_by_one"),
-            f("gen16_examples_per_s_batched") / f("gen16_examples_per_s_one_by_one"));
+            f("mc_examples_per_s_shared_prompt") / f("mc_examples_per_s_one_sequence_per_option")
+        );
+        println!(
+            "greedy generation (16 tokens): batched {:.2}, one by one {:.2}, ratio {:.2}",
+            f("gen16_examples_per_s_batched"),
+            f("gen16_examples_per_s_one_by_one"),
+            f("gen16_examples_per_s_batched") / f("gen16_examples_per_s_one_by_one")
+        );
         return write_record(&args, &path, "eval-bench", r);
     }
     let tokens = (args.batch * args.seq) as f64;
@@ -565,14 +751,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .output()
             .with_context(|| format!("running {} (torch, transformers and peft are needed for the reference; --python picks the interpreter)", args.python))?;
         if !out.status.success() {
-            anyhow::bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
+            anyhow::bail!(
+                "{} failed:\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
-        serde_json::from_str(&line).with_context(|| format!("parsing the reference output {line:?}"))?
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string();
+        serde_json::from_str(&line)
+            .with_context(|| format!("parsing the reference output {line:?}"))?
     };
 
-    println!("model {} | batch {} x {} tokens | LoRA rank {}", path.display(), args.batch, args.seq, args.rank);
-    println!("{:<28}{:>14}{:>16}{:>10}", "", "burn", "pytorch+peft", "ratio");
+    println!(
+        "model {} | batch {} x {} tokens | LoRA rank {}",
+        path.display(),
+        args.batch,
+        args.seq,
+        args.rank
+    );
+    println!(
+        "{:<28}{:>14}{:>16}{:>10}",
+        "", "burn", "pytorch+peft", "ratio"
+    );
     for (label, key) in [
         ("forward tokens/s", "forward_tokens_per_s"),
         ("LoRA step tokens/s", "lora_step_tokens_per_s"),
@@ -583,13 +787,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{label:<28}{r:>14.1}{t:>16.1}{:>10.3}", r / t);
     }
     // The machine's sgemm: the best either library reaches on the large square product.
-    let torch_sgemm: Vec<f64> = torch["sgemm_flop_per_s"].as_array().map_or(vec![], |v| v.iter().filter_map(|x| x.as_f64()).collect());
+    let torch_sgemm: Vec<f64> = torch["sgemm_flop_per_s"]
+        .as_array()
+        .map_or(vec![], |v| v.iter().filter_map(|x| x.as_f64()).collect());
     for (i, [m, k, n]) in SGEMM_SIZES.iter().enumerate() {
         let t = torch_sgemm.get(i).copied().unwrap_or(f64::NAN);
-        println!("{:<28}{:>14.1}{:>16.1}{:>10.3}", format!("sgemm {m}x{k}x{n} GFLOP/s"), sgemm[i] / 1e9, t / 1e9, sgemm[i] / t);
+        println!(
+            "{:<28}{:>14.1}{:>16.1}{:>10.3}",
+            format!("sgemm {m}x{k}x{n} GFLOP/s"),
+            sgemm[i] / 1e9,
+            t / 1e9,
+            sgemm[i] / t
+        );
     }
     let machine = sgemm[0].max(torch_sgemm.first().copied().unwrap_or(0.0));
-    let torch_step = torch["lora_step_tokens_per_s"].as_f64().map(|tps| step_flops / tokens * tps);
+    let torch_step = torch["lora_step_tokens_per_s"]
+        .as_f64()
+        .map(|tps| step_flops / tokens * tps);
     println!(
         "LoRA step {:.1} GFLOP/s = {:.1}% of the machine's sgemm ({:.1} GFLOP/s; 4 x {:.1} M params x {} tokens per step); PyTorch: {}",
         step_flops / step_s / 1e9,
@@ -597,7 +811,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         machine / 1e9,
         params as f64 / 1e6,
         tokens,
-        torch_step.map_or("-".into(), |f| format!("{:.1} GFLOP/s = {:.1}%", f / 1e9, 100.0 * f / machine))
+        torch_step.map_or("-".into(), |f| format!(
+            "{:.1} GFLOP/s = {:.1}%",
+            f / 1e9,
+            100.0 * f / machine
+        ))
     );
     let record = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>(),
@@ -609,7 +827,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     });
     let dir = PathBuf::from("results/bench");
     std::fs::create_dir_all(&dir)?;
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let file = dir.join(format!("bench-{secs}.json"));
     backbone::weights::write_atomic(&file, serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("wrote {}", file.display());

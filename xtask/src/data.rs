@@ -55,7 +55,14 @@ enum DataCommand {
 /// Runs `cargo xtask data`.
 pub fn run(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
-        DataCommand::Fetch { to, base_url, rows_base_url, manifest, only, force } => {
+        DataCommand::Fetch {
+            to,
+            base_url,
+            rows_base_url,
+            manifest,
+            only,
+            force,
+        } => {
             let options = FetchOptions {
                 base_url,
                 rows_base_url,
@@ -90,7 +97,13 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
                 let suite = Suite::load(&path, &data)?;
                 println!("{} ({})", suite.name, path.display());
                 for t in suite.tasks.iter().chain(&suite.probes) {
-                    println!("  {:<22} {:>5} train {:>5} test  {:?}", t.name, t.train.len(), t.test.len(), t.metric);
+                    println!(
+                        "  {:<22} {:>5} train {:>5} test  {:?}",
+                        t.name,
+                        t.train.len(),
+                        t.test.len(),
+                        t.metric
+                    );
                 }
             }
             Ok(())

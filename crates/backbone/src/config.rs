@@ -115,7 +115,10 @@ fn within(value: usize, field: &str, max: usize) -> Result<usize, LoadError> {
     if (1..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(LoadError::config(field, format!("{value} is outside 1..={max}")))
+        Err(LoadError::config(
+            field,
+            format!("{value} is outside 1..={max}"),
+        ))
     }
 }
 
@@ -143,16 +146,36 @@ impl ModelConfig {
             }
         };
         let hidden_size = within(usize_field(v, "hidden_size")?, "hidden_size", MAX_WIDTH)?;
-        let num_attention_heads = within(usize_field(v, "num_attention_heads")?, "num_attention_heads", MAX_HEADS)?;
-        let num_hidden_layers = within(usize_field(v, "num_hidden_layers")?, "num_hidden_layers", MAX_LAYERS)?;
-        let num_key_value_heads =
-            within(opt_usize(v, "num_key_value_heads")?.unwrap_or(num_attention_heads), "num_key_value_heads", MAX_HEADS)?;
+        let num_attention_heads = within(
+            usize_field(v, "num_attention_heads")?,
+            "num_attention_heads",
+            MAX_HEADS,
+        )?;
+        let num_hidden_layers = within(
+            usize_field(v, "num_hidden_layers")?,
+            "num_hidden_layers",
+            MAX_LAYERS,
+        )?;
+        let num_key_value_heads = within(
+            opt_usize(v, "num_key_value_heads")?.unwrap_or(num_attention_heads),
+            "num_key_value_heads",
+            MAX_HEADS,
+        )?;
         within(usize_field(v, "vocab_size")?, "vocab_size", MAX_VOCAB)?;
-        within(usize_field(v, "intermediate_size")?, "intermediate_size", MAX_WIDTH * 16)?;
-        if num_attention_heads == 0 || num_key_value_heads == 0 || num_attention_heads % num_key_value_heads != 0 {
+        within(
+            usize_field(v, "intermediate_size")?,
+            "intermediate_size",
+            MAX_WIDTH * 16,
+        )?;
+        if num_attention_heads == 0
+            || num_key_value_heads == 0
+            || num_attention_heads % num_key_value_heads != 0
+        {
             return Err(LoadError::config(
                 "num_key_value_heads",
-                format!("{num_key_value_heads} key/value heads do not divide {num_attention_heads} query heads"),
+                format!(
+                    "{num_key_value_heads} key/value heads do not divide {num_attention_heads} query heads"
+                ),
             ));
         }
         let head_dim = match opt_usize(v, "head_dim")? {
@@ -168,7 +191,10 @@ impl ModelConfig {
             }
         };
         if head_dim % 2 != 0 {
-            return Err(LoadError::config("head_dim", format!("RoPE needs an even head_dim, got {head_dim}")));
+            return Err(LoadError::config(
+                "head_dim",
+                format!("RoPE needs an even head_dim, got {head_dim}"),
+            ));
         }
         // transformers 5 writes `rope_parameters` (type and theta together) beside or instead of
         // the older `rope_scaling`.
@@ -188,7 +214,9 @@ impl ModelConfig {
                     other => {
                         return Err(LoadError::config(
                             "rope_scaling.rope_type",
-                            format!("unsupported RoPE scaling {other:?} (llama3, linear and default are)"),
+                            format!(
+                                "unsupported RoPE scaling {other:?} (llama3, linear and default are)"
+                            ),
                         ));
                     }
                 }
@@ -197,7 +225,10 @@ impl ModelConfig {
         let attention_bias_flag = opt_bool(v, "attention_bias")?;
         let (attention_bias, o_bias) = match family {
             Family::Qwen2 => (true, false),
-            _ => (attention_bias_flag.unwrap_or(false), attention_bias_flag.unwrap_or(false)),
+            _ => (
+                attention_bias_flag.unwrap_or(false),
+                attention_bias_flag.unwrap_or(false),
+            ),
         };
         let tie_default = family == Family::Gemma2;
         let sliding_window = opt_usize(v, "sliding_window")?;
@@ -210,24 +241,37 @@ impl ModelConfig {
                             format!("{} entries for {num_hidden_layers} layers", types.len()),
                         ));
                     }
-                    types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect()
+                    types
+                        .iter()
+                        .map(|t| t.as_str() == Some("sliding_attention"))
+                        .collect()
                 }
                 // transformers' Gemma2: even layers slide, odd layers attend globally.
                 None => (0..num_hidden_layers).map(|i| i % 2 == 0).collect(),
             },
             Family::Qwen2 if opt_bool(v, "use_sliding_window")?.unwrap_or(false) => {
-                return Err(LoadError::config("use_sliding_window", "Qwen2 sliding-window attention is not supported"));
+                return Err(LoadError::config(
+                    "use_sliding_window",
+                    "Qwen2 sliding-window attention is not supported",
+                ));
             }
             _ => vec![false; num_hidden_layers],
         };
-        let sliding_window = if sliding_layers.iter().any(|&s| s) {
-            Some(sliding_window.ok_or_else(|| LoadError::config("sliding_window", "missing for sliding layers"))?)
-        } else {
-            None
-        };
+        let sliding_window =
+            if sliding_layers.iter().any(|&s| s) {
+                Some(sliding_window.ok_or_else(|| {
+                    LoadError::config("sliding_window", "missing for sliding layers")
+                })?)
+            } else {
+                None
+            };
         let eos_token_ids = match v.get("eos_token_id") {
             Some(Value::Number(n)) => vec![n.as_u64().unwrap_or(0) as u32],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|x| x as u32)
+                .collect(),
             _ => vec![],
         };
         let cfg = Self {
@@ -242,7 +286,10 @@ impl ModelConfig {
             rms_norm_eps: opt_f64(v, "rms_norm_eps")?.unwrap_or(1e-6),
             rope_theta: match opt_f64(v, "rope_theta")? {
                 Some(t) => t,
-                None => rope_params.and_then(|p| p.get("rope_theta")).and_then(Value::as_f64).unwrap_or(10000.0),
+                None => rope_params
+                    .and_then(|p| p.get("rope_theta"))
+                    .and_then(Value::as_f64)
+                    .unwrap_or(10000.0),
             },
             rope_scaling,
             max_position_embeddings: opt_usize(v, "max_position_embeddings")?.unwrap_or(2048),
@@ -259,13 +306,20 @@ impl ModelConfig {
             eos_token_ids,
             pad_token_id: opt_usize(v, "pad_token_id")?.map(|x| x as u32),
         };
-        if let Some(hidden_act) = v.get("hidden_activation").or_else(|| v.get("hidden_act")).and_then(Value::as_str) {
+        if let Some(hidden_act) = v
+            .get("hidden_activation")
+            .or_else(|| v.get("hidden_act"))
+            .and_then(Value::as_str)
+        {
             let expected = match family {
                 Family::Gemma2 => ["gelu_pytorch_tanh", "gelu_pytorch_tanh"],
                 _ => ["silu", "swish"],
             };
             if !expected.contains(&hidden_act) {
-                return Err(LoadError::config("hidden_act", format!("unsupported activation {hidden_act:?}")));
+                return Err(LoadError::config(
+                    "hidden_act",
+                    format!("unsupported activation {hidden_act:?}"),
+                ));
             }
         }
         Ok(cfg)
@@ -292,7 +346,10 @@ impl ModelConfig {
         });
         let o = v.as_object_mut().expect("object");
         if let Some(rs) = &self.rope_scaling {
-            o.insert("rope_scaling".into(), serde_json::to_value(rs).expect("serialisable"));
+            o.insert(
+                "rope_scaling".into(),
+                serde_json::to_value(rs).expect("serialisable"),
+            );
         }
         if let Some(b) = self.bos_token_id {
             o.insert("bos_token_id".into(), b.into());
@@ -320,14 +377,29 @@ impl ModelConfig {
             }
             Family::Gemma2 => {
                 o.insert("hidden_activation".into(), "gelu_pytorch_tanh".into());
-                o.insert("query_pre_attn_scalar".into(), self.query_pre_attn_scalar.into());
-                o.insert("attn_logit_softcapping".into(), self.attn_logit_softcapping.into());
-                o.insert("final_logit_softcapping".into(), self.final_logit_softcapping.into());
+                o.insert(
+                    "query_pre_attn_scalar".into(),
+                    self.query_pre_attn_scalar.into(),
+                );
+                o.insert(
+                    "attn_logit_softcapping".into(),
+                    self.attn_logit_softcapping.into(),
+                );
+                o.insert(
+                    "final_logit_softcapping".into(),
+                    self.final_logit_softcapping.into(),
+                );
                 o.insert("sliding_window".into(), self.sliding_window.into());
                 let types: Vec<&str> = self
                     .sliding_layers
                     .iter()
-                    .map(|&s| if s { "sliding_attention" } else { "full_attention" })
+                    .map(|&s| {
+                        if s {
+                            "sliding_attention"
+                        } else {
+                            "full_attention"
+                        }
+                    })
                     .collect();
                 o.insert("layer_types".into(), types.into());
             }
@@ -363,21 +435,30 @@ fn usize_field(v: &Value, name: &str) -> Result<usize, LoadError> {
 fn opt_usize(v: &Value, name: &str) -> Result<Option<usize>, LoadError> {
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| field_err(name, "a non-negative integer")),
+        Some(x) => x
+            .as_u64()
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| field_err(name, "a non-negative integer")),
     }
 }
 
 fn opt_f64(v: &Value, name: &str) -> Result<Option<f64>, LoadError> {
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_f64().map(Some).ok_or_else(|| field_err(name, "a number")),
+        Some(x) => x
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| field_err(name, "a number")),
     }
 }
 
 fn opt_bool(v: &Value, name: &str) -> Result<Option<bool>, LoadError> {
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_bool().map(Some).ok_or_else(|| field_err(name, "true or false")),
+        Some(x) => x
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| field_err(name, "true or false")),
     }
 }
 
@@ -413,7 +494,12 @@ mod tests {
         assert!(e.contains("hidden_size"), "{e}");
         let mut v = llama_json();
         v["model_type"] = "bert".into();
-        assert!(ModelConfig::from_hf_json(&v).unwrap_err().to_string().contains("model_type"));
+        assert!(
+            ModelConfig::from_hf_json(&v)
+                .unwrap_err()
+                .to_string()
+                .contains("model_type")
+        );
     }
 
     #[test]

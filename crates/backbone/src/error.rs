@@ -83,20 +83,36 @@ pub enum LoadError {
 
 impl LoadError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub(crate) fn format(path: &Path, message: impl Into<String>) -> Self {
-        Self::Format { path: path.to_path_buf(), message: message.into() }
+        Self::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
     pub(crate) fn config(field: &str, message: impl Into<String>) -> Self {
-        Self::Config { path: None, field: field.to_string(), message: message.into() }
+        Self::Config {
+            path: None,
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
     /// Attaches the config file's path to a config error.
     pub(crate) fn in_file(self, file: &Path) -> Self {
         match self {
-            Self::Config { path: None, field, message } => {
-                Self::Config { path: Some(file.to_path_buf()), field, message }
-            }
+            Self::Config {
+                path: None,
+                field,
+                message,
+            } => Self::Config {
+                path: Some(file.to_path_buf()),
+                field,
+                message,
+            },
             other => other,
         }
     }

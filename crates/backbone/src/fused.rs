@@ -26,14 +26,13 @@
 //! assert!((y[0] - 0.848_528).abs() < 1e-5);
 //! ```
 
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, backend_extension};
 use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::module::attention as burn_attention;
@@ -55,7 +54,12 @@ pub fn set_enabled(on: bool) {
 }
 
 fn use_fused(device: &Device, dtype: DType) -> bool {
-    dtype == DType::F32 && enabled() && matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
+    dtype == DType::F32
+        && enabled()
+        && matches!(
+            device.clone().inner().as_dispatch(),
+            DispatchDevice::Flex(_)
+        )
 }
 
 /// `silu(gate) · up`, the gated activation of Llama/Qwen MLPs.
@@ -65,11 +69,16 @@ pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
 }
 
 fn swiglu_with<const D: usize>(gate: Tensor<D>, up: Tensor<D>, fused: bool) -> Tensor<D> {
-    assert_eq!(gate.dims(), up.dims(), "swiglu: gate and up differ in shape");
+    assert_eq!(
+        gate.dims(),
+        up.dims(),
+        "swiglu: gate and up differ in shape"
+    );
     if !fused {
         return silu(gate) * up;
     }
-    let out = <burn::backend::Dispatch as FusedOps>::swiglu(gate.into_dispatch(), up.into_dispatch());
+    let out =
+        <burn::backend::Dispatch as FusedOps>::swiglu(gate.into_dispatch(), up.into_dispatch());
     Tensor::from_dispatch(out)
 }
 
@@ -79,12 +88,21 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64) -> Te
     rms_norm_with(x, weight, eps, fused)
 }
 
-fn rms_norm_with<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64, fused: bool) -> Tensor<D> {
+fn rms_norm_with<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<1>,
+    eps: f64,
+    fused: bool,
+) -> Tensor<D> {
     if !fused {
         let rms = x.clone().square().mean_dim(D - 1).add_scalar(eps).sqrt(); // [.., 1]
         return (x / rms) * weight.unsqueeze::<D>();
     }
-    let out = <burn::backend::Dispatch as FusedOps>::rms_norm(x.into_dispatch(), weight.into_dispatch(), eps as f32);
+    let out = <burn::backend::Dispatch as FusedOps>::rms_norm(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        eps as f32,
+    );
     Tensor::from_dispatch(out)
 }
 
@@ -92,19 +110,30 @@ fn rms_norm_with<const D: usize>(x: Tensor<D>, weight: Tensor<1>, eps: f64, fuse
 /// `x: [B, S, H, d]` (the projection's own layout, before heads move to dimension 1) with tables
 /// `cos, sin: [B, 1, S, d]`. The tables are constants (no gradient).
 pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
-    let fused = use_fused(&x.device(), x.dtype()) && cos.dtype() == DType::F32 && sin.dtype() == DType::F32;
+    let fused =
+        use_fused(&x.device(), x.dtype()) && cos.dtype() == DType::F32 && sin.dtype() == DType::F32;
     rope_with(x, cos, sin, fused)
 }
 
 fn rope_with(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, fused: bool) -> Tensor<4> {
     let [b, s, _, d] = x.dims();
-    assert_eq!(cos.dims(), [b, 1, s, d], "rope: cos table {:?} for x {:?}", cos.dims(), x.dims());
+    assert_eq!(
+        cos.dims(),
+        [b, 1, s, d],
+        "rope: cos table {:?} for x {:?}",
+        cos.dims(),
+        x.dims()
+    );
     if !fused {
         // [B, S, H, d] → [B, H, S, d] → rotated → [B, S, H, d]
         return crate::rope::Rope::apply(x.swap_dims(1, 2), &(cos, sin)).swap_dims(1, 2);
     }
     let (cos, sin) = (cos.detach().inner(), sin.detach().inner());
-    let out = <burn::backend::Dispatch as FusedOps>::rope(x.into_dispatch(), cos.into_dispatch(), sin.into_dispatch());
+    let out = <burn::backend::Dispatch as FusedOps>::rope(
+        x.into_dispatch(),
+        cos.into_dispatch(),
+        sin.into_dispatch(),
+    );
     Tensor::from_dispatch(out)
 }
 
@@ -115,17 +144,34 @@ fn rope_with(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>, fused: bool) -> Tenso
 /// a dozen single-threaded element-wise passes over `[B, H, S, T]` and their backward; here the
 /// products stay Flex's and the masked softmax and its backward are one parallel pass each.
 /// Elsewhere (inference on Flex has its own kernel; WGPU) this is Burn's `attention`.
-pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, scale: f64) -> Tensor<4> {
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Tensor<4, Bool>,
+    scale: f64,
+) -> Tensor<4> {
     let device = q.device();
     let fused = use_fused(&device, q.dtype()) && device.is_autodiff();
     attention_with(q, k, v, mask, scale, fused)
 }
 
-fn attention_with(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, scale: f64, fused: bool) -> Tensor<4> {
+fn attention_with(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Tensor<4, Bool>,
+    scale: f64,
+    fused: bool,
+) -> Tensor<4> {
     if !fused {
         let [b, h, s, _] = q.dims();
         let t = k.dims()[2];
-        let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+        let options = AttentionModuleOptions {
+            scale: Some(scale),
+            softcap: None,
+            is_causal: false,
+        };
         return burn_attention(q, k, v, Some(mask.expand([b, h, s, t])), None, options);
     }
     let hidden = mask.float().detach().inner(); // 1.0 where masked, a constant
@@ -150,7 +196,12 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 
 fn cross_entropy_with(logits: Tensor<2>, targets: Tensor<1, Int>, fused: bool) -> Tensor<1> {
     let [n, v] = logits.dims();
-    assert_eq!(targets.dims(), [n], "cross_entropy: {n} rows of logits, {:?} targets", targets.dims());
+    assert_eq!(
+        targets.dims(),
+        [n],
+        "cross_entropy: {n} rows of logits, {:?} targets",
+        targets.dims()
+    );
     if !fused {
         let device = logits.device();
         let valid = targets.clone().greater_equal_elem(0); // [N]
@@ -158,7 +209,10 @@ fn cross_entropy_with(logits: Tensor<2>, targets: Tensor<1, Int>, fused: bool) -
         let nll = log_softmax(logits, 1).gather(1, safe).neg().reshape([n]); // [N]
         return nll * valid.float().to_device(&device);
     }
-    let out = <burn::backend::Dispatch as FusedOps>::cross_entropy(logits.into_dispatch(), targets.into_dispatch());
+    let out = <burn::backend::Dispatch as FusedOps>::cross_entropy(
+        logits.into_dispatch(),
+        targets.into_dispatch(),
+    );
     Tensor::from_dispatch(out)
 }
 
@@ -172,7 +226,11 @@ pub trait FusedOps: Backend {
     /// RMSNorm over the last dimension with weight `[hidden]`.
     fn rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self>;
     /// Rotary embedding of `x: [B, S, H, d]` with constant tables `[B, 1, S, d]`.
-    fn rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
     /// `softmax(scale·q·kᵀ + mask)·v` with `hidden: [B, 1 or H, S, T]` (non-zero: masked), constant.
     fn attention(
         q: FloatTensor<Self>,
@@ -198,7 +256,13 @@ impl FusedOps for Flex {
         kernels::rope(&x, &cos, &sin, false)
     }
 
-    fn attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, hidden: FlexTensor, scale: f32) -> FlexTensor {
+    fn attention(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        hidden: FlexTensor,
+        scale: f32,
+    ) -> FlexTensor {
         kernels::attention(q, k, v, &hidden, scale).0
     }
 
@@ -307,35 +371,57 @@ impl Backward<Flex, 1> for CrossEntropyBackward {
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
-        match SwigluBackward.prepare::<C>([gate.node(), up.node()]).compute_bound().stateful() {
+        match SwigluBackward
+            .prepare::<C>([gate.node(), up.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (g, u) = (gate.into_primitive(), up.into_primitive());
                 let out = kernels::swiglu(&g, &u);
                 prep.finish((g, u), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(kernels::swiglu(gate.primitive(), up.primitive())),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(kernels::swiglu(gate.primitive(), up.primitive()))
+            }
         }
     }
 
     fn rms_norm(x: FloatTensor<Self>, weight: FloatTensor<Self>, eps: f32) -> FloatTensor<Self> {
-        match RmsNormBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+        match RmsNormBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (x, w) = (x.into_primitive(), weight.into_primitive());
                 let (out, inv_rms) = kernels::rms_norm(&x, &w, eps);
                 prep.finish((x, w, inv_rms), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(kernels::rms_norm(x.primitive(), weight.primitive(), eps).0),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(kernels::rms_norm(x.primitive(), weight.primitive(), eps).0)
+            }
         }
     }
 
-    fn rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         let (cos, sin) = (cos.into_primitive(), sin.into_primitive());
-        match RopeBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match RopeBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let out = kernels::rope(x.primitive(), &cos, &sin, false);
                 prep.finish((cos, sin), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(kernels::rope(x.primitive(), &cos, &sin, false)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(kernels::rope(x.primitive(), &cos, &sin, false))
+            }
         }
     }
 
@@ -347,7 +433,11 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         scale: f32,
     ) -> FloatTensor<Self> {
         let hidden = hidden.into_primitive();
-        match AttentionBackward.prepare::<C>([q.node(), k.node(), v.node()]).compute_bound().stateful() {
+        match AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
                 let (out, p) = kernels::attention(q.clone(), k.clone(), v.clone(), &hidden, scale);
@@ -361,16 +451,20 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        match CrossEntropyBackward.prepare::<C>([logits.node()]).compute_bound().stateful() {
+        match CrossEntropyBackward
+            .prepare::<C>([logits.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let logits = logits.into_primitive();
                 let targets = kernels::int_values(&targets);
                 let (nll, lse) = kernels::cross_entropy(&logits, &targets);
                 prep.finish((logits, targets, lse), nll)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(kernels::cross_entropy(logits.primitive(), &kernels::int_values(&targets)).0)
-            }
+            OpsKind::UnTracked(prep) => prep.finish(
+                kernels::cross_entropy(logits.primitive(), &kernels::int_values(&targets)).0,
+            ),
         }
     }
 }
@@ -433,7 +527,10 @@ mod kernels {
                 *a = a.max(x);
             }
         }
-        rest.iter().fold(acc.into_iter().fold(f32::NEG_INFINITY, f32::max), |m, &x| m.max(x))
+        rest.iter().fold(
+            acc.into_iter().fold(f32::NEG_INFINITY, f32::max),
+            |m, &x| m.max(x),
+        )
     }
 
     /// `Σ e^(x − m)` over a row.
@@ -454,7 +551,12 @@ mod kernels {
         assert_eq!(t.dtype(), DType::F32, "fused kernels take f32");
         match t.as_slice::<f32>() {
             Some(s) => std::borrow::Cow::Borrowed(s),
-            None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("contiguous").to_vec()),
+            None => std::borrow::Cow::Owned(
+                t.to_contiguous()
+                    .as_slice::<f32>()
+                    .expect("contiguous")
+                    .to_vec(),
+            ),
         }
     }
 
@@ -474,7 +576,12 @@ mod kernels {
         let t = t.to_contiguous();
         match t.dtype() {
             DType::I64 => t.as_slice::<i64>().expect("contiguous").to_vec(),
-            DType::I32 => t.as_slice::<i32>().expect("contiguous").iter().map(|&x| x as i64).collect(),
+            DType::I32 => t
+                .as_slice::<i32>()
+                .expect("contiguous")
+                .iter()
+                .map(|&x| x as i64)
+                .collect(),
             d => panic!("cross_entropy: targets must be i64 or i32, got {d:?}"),
         }
     }
@@ -492,7 +599,9 @@ mod kernels {
     /// pass of its own.)
     fn par_build(n: usize, chunk: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
         let mut out = vec![0f32; n];
-        out.par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| fill(i * chunk, c));
+        out.par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .for_each(|(i, c)| fill(i * chunk, c));
         out
     }
 
@@ -509,18 +618,25 @@ mod kernels {
 
     /// `(d gate, d up)` of `silu(g)·u`: `d up = grad·silu(g)`,
     /// `d gate = grad·u·σ(g)·(1 + g·(1 − σ(g)))`, written over the saved `gate` and `up`.
-    pub(super) fn swiglu_backward(gate: FlexTensor, up: FlexTensor, grad: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    pub(super) fn swiglu_backward(
+        gate: FlexTensor,
+        up: FlexTensor,
+        grad: &FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
         let (mut gate, mut up) = (into_writable(gate), into_writable(up));
         let dy = values(grad);
         let (g, u) = (gate.storage_mut::<f32>(), up.storage_mut::<f32>());
-        g.par_chunks_mut(CHUNK).zip(u.par_chunks_mut(CHUNK)).zip(dy.par_chunks(CHUNK)).for_each(|((g, u), dy)| {
-            for ((x, y), &d) in g.iter_mut().zip(u.iter_mut()).zip(dy) {
-                let s = sigmoid(*x);
-                let d_gate = d * *y * s * (1.0 + *x * (1.0 - s));
-                *y = d * *x * s;
-                *x = d_gate;
-            }
-        });
+        g.par_chunks_mut(CHUNK)
+            .zip(u.par_chunks_mut(CHUNK))
+            .zip(dy.par_chunks(CHUNK))
+            .for_each(|((g, u), dy)| {
+                for ((x, y), &d) in g.iter_mut().zip(u.iter_mut()).zip(dy) {
+                    let s = sigmoid(*x);
+                    let d_gate = d * *y * s * (1.0 + *x * (1.0 - s));
+                    *y = d * *x * s;
+                    *x = d_gate;
+                }
+            });
         (gate, up)
     }
 
@@ -530,11 +646,19 @@ mod kernels {
     }
 
     /// `(y, 1/rms per row)`.
-    pub(super) fn rms_norm(x: &FlexTensor, weight: &FlexTensor, eps: f32) -> (FlexTensor, Vec<f32>) {
+    pub(super) fn rms_norm(
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        eps: f32,
+    ) -> (FlexTensor, Vec<f32>) {
         let (xs, w) = (values(x), values(weight));
         let h = w.len();
         let sx = shape(x);
-        assert_eq!(sx[sx.num_dims() - 1], h, "rms_norm: weight has {h} values, x's last dimension differs");
+        assert_eq!(
+            sx[sx.num_dims() - 1],
+            h,
+            "rms_norm: weight has {h} values, x's last dimension differs"
+        );
         let rows = xs.len() / h;
         // One pass per row: its mean square, then the scaled row.
         let (mut out, mut inv_rms) = (vec![0f32; xs.len()], vec![0f32; rows]);
@@ -582,16 +706,23 @@ mod kernels {
                     let mut acc = vec![0f32; h];
                     for r in c * rc..((c + 1) * rc).min(rows) {
                         let k = inv_rms[r];
-                        for ((a, &xv), &gv) in acc.iter_mut().zip(&xs[r * h..(r + 1) * h]).zip(&g[r * h..(r + 1) * h]) {
+                        for ((a, &xv), &gv) in acc
+                            .iter_mut()
+                            .zip(&xs[r * h..(r + 1) * h])
+                            .zip(&g[r * h..(r + 1) * h])
+                        {
                             *a += gv * xv * k;
                         }
                     }
                     acc
                 })
-                .reduce(|| vec![0f32; h], |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                });
+                .reduce(
+                    || vec![0f32; h],
+                    |mut a, b| {
+                        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                        a
+                    },
+                );
             tensor(sums, shape(weight))
         });
         let mut dx = into_writable(grad);
@@ -603,7 +734,13 @@ mod kernels {
                 let mut acc = [0f32; LANES];
                 let (gc, xc) = (gr.chunks_exact(LANES), xr.chunks_exact(LANES));
                 let wc = w.chunks_exact(LANES);
-                let rest: f32 = gc.remainder().iter().zip(xc.remainder()).zip(wc.remainder()).map(|((g, x), w)| g * x * w).sum();
+                let rest: f32 = gc
+                    .remainder()
+                    .iter()
+                    .zip(xc.remainder())
+                    .zip(wc.remainder())
+                    .map(|((g, x), w)| g * x * w)
+                    .sum();
                 for ((g, x), w) in gc.zip(xc).zip(wc) {
                     for l in 0..LANES {
                         acc[l] += g[l] * x[l] * w[l];
@@ -620,7 +757,12 @@ mod kernels {
     /// `x·cos + rotate_half(x)·sin` over `x: [B, S, H, d]` with tables `[B, 1, S, d]`
     /// (`rotate_half([x1, x2]) = [−x2, x1]`), or with `transpose` its adjoint, the backward:
     /// `g·cos + rotate_halfᵀ(g·sin)` with `rotate_halfᵀ([y1, y2]) = [y2, −y1]`.
-    pub(super) fn rope(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, transpose: bool) -> FlexTensor {
+    pub(super) fn rope(
+        x: &FlexTensor,
+        cos: &FlexTensor,
+        sin: &FlexTensor,
+        transpose: bool,
+    ) -> FlexTensor {
         let (xs, c, sn) = (values(x), values(cos), values(sin));
         let [_, _, heads, d]: [usize; 4] = shape(x).dims();
         let half = d / 2;
@@ -653,7 +795,13 @@ mod kernels {
     /// `(out, p)` with `p = softmax(scale·q·kᵀ, masked)` `[B, H, S, T]`: the products are Flex's,
     /// the scaling, masking and softmax one parallel pass over `p` in place. A row whose every
     /// key is masked gets zeros (as Burn's NaN-safe softmax).
-    pub(super) fn attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, hidden: &FlexTensor, scale: f32) -> (FlexTensor, FlexTensor) {
+    pub(super) fn attention(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        hidden: &FlexTensor,
+        scale: f32,
+    ) -> (FlexTensor, FlexTensor) {
         let scores = Flex::float_matmul(q, Flex::float_transpose(k)); // [B, H, S, T]
         let [b, h, s, t]: [usize; 4] = shape(&scores).dims();
         // The mask comes per batch row `[B, 1, S, T]` or per head `[B, H, S, T]`.
@@ -665,26 +813,33 @@ mod kernels {
         );
         let m = values(hidden);
         let mut p = into_writable(scores);
-        p.storage_mut::<f32>().par_chunks_mut(t).enumerate().for_each(|(row, x)| {
-            let (bi, hi, si) = (row / (h * s), (row / s) % h, row % s);
-            let mi = (bi * mask_heads + hi % mask_heads) * s + si;
-            let mrow = &m[mi * t..(mi + 1) * t];
-            for (x, &hid) in x.iter_mut().zip(mrow) {
-                *x = if hid != 0.0 { f32::NEG_INFINITY } else { *x * scale };
-            }
-            let mx = row_max(x);
-            if mx == f32::NEG_INFINITY {
-                x.fill(0.0);
-                return;
-            }
-            for x in x.iter_mut() {
-                *x = exp(*x - mx);
-            }
-            let inv = 1.0 / x.iter().sum::<f32>();
-            for x in x.iter_mut() {
-                *x *= inv;
-            }
-        });
+        p.storage_mut::<f32>()
+            .par_chunks_mut(t)
+            .enumerate()
+            .for_each(|(row, x)| {
+                let (bi, hi, si) = (row / (h * s), (row / s) % h, row % s);
+                let mi = (bi * mask_heads + hi % mask_heads) * s + si;
+                let mrow = &m[mi * t..(mi + 1) * t];
+                for (x, &hid) in x.iter_mut().zip(mrow) {
+                    *x = if hid != 0.0 {
+                        f32::NEG_INFINITY
+                    } else {
+                        *x * scale
+                    };
+                }
+                let mx = row_max(x);
+                if mx == f32::NEG_INFINITY {
+                    x.fill(0.0);
+                    return;
+                }
+                for x in x.iter_mut() {
+                    *x = exp(*x - mx);
+                }
+                let inv = 1.0 / x.iter().sum::<f32>();
+                for x in x.iter_mut() {
+                    *x *= inv;
+                }
+            });
         let out = Flex::float_matmul(p.clone(), v); // [B, H, S, hd]
         (out, p)
     }
@@ -704,12 +859,15 @@ mod kernels {
         let t = shape(&dp)[3];
         let pv = values(&p);
         let mut ds = into_writable(dp);
-        ds.storage_mut::<f32>().par_chunks_mut(t).zip(pv.par_chunks(t)).for_each(|(d, p)| {
-            let dot: f32 = d.iter().zip(p).map(|(a, b)| a * b).sum();
-            for (d, &p) in d.iter_mut().zip(p) {
-                *d = scale * p * (*d - dot);
-            }
-        });
+        ds.storage_mut::<f32>()
+            .par_chunks_mut(t)
+            .zip(pv.par_chunks(t))
+            .for_each(|(d, p)| {
+                let dot: f32 = d.iter().zip(p).map(|(a, b)| a * b).sum();
+                for (d, &p) in d.iter_mut().zip(p) {
+                    *d = scale * p * (*d - dot);
+                }
+            });
         let dq = Flex::float_matmul(ds.clone(), k);
         let dk = Flex::float_matmul(Flex::float_transpose(ds), q);
         (dq, dk, dv)
@@ -728,7 +886,10 @@ mod kernels {
                 let lse = m + row_sum_exp(row, m).ln();
                 let nll = match usize::try_from(t) {
                     Ok(i) => {
-                        assert!(i < v, "cross_entropy: target {i} of row {r} is outside the vocabulary ({v})");
+                        assert!(
+                            i < v,
+                            "cross_entropy: target {i} of row {r} is outside the vocabulary ({v})"
+                        );
                         lse - row[i]
                     }
                     Err(_) => 0.0,
@@ -742,7 +903,12 @@ mod kernels {
 
     /// `d logits[r, j] = grad[r] · (e^(x[r, j] − lse[r]) − [j = target[r]])`, 0 for ignored rows,
     /// written over the saved logits.
-    pub(super) fn cross_entropy_backward(logits: FlexTensor, targets: &[i64], lse: &[f32], grad: &FlexTensor) -> FlexTensor {
+    pub(super) fn cross_entropy_backward(
+        logits: FlexTensor,
+        targets: &[i64],
+        lse: &[f32],
+        grad: &FlexTensor,
+    ) -> FlexTensor {
         let g = values(grad);
         let v = logits.layout().num_elements() / targets.len();
         let mut d = into_writable(logits);
@@ -777,10 +943,16 @@ mod tests {
     }
 
     fn assert_close<const D: usize>(got: Tensor<D>, want: Tensor<D>, tol: f32, what: &str) {
-        let (g, w) = (got.into_data().try_to_vec::<f32>().unwrap(), want.into_data().try_to_vec::<f32>().unwrap());
+        let (g, w) = (
+            got.into_data().try_to_vec::<f32>().unwrap(),
+            want.into_data().try_to_vec::<f32>().unwrap(),
+        );
         assert_eq!(g.len(), w.len(), "{what}: lengths");
         for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}[{i}]: fused {a}, composed {b}");
+            assert!(
+                (a - b).abs() <= tol * (1.0 + b.abs()),
+                "{what}[{i}]: fused {a}, composed {b}"
+            );
         }
     }
 
@@ -790,7 +962,10 @@ mod tests {
         out: impl Fn(Tensor<D>, Tensor<D>, bool) -> Tensor<E>,
     ) -> [[Tensor<D>; 3]; 2] {
         let device = inputs[0].device().autodiff();
-        let probe = random(out(inputs[0].clone(), inputs[1].clone(), false).dims(), &device);
+        let probe = random(
+            out(inputs[0].clone(), inputs[1].clone(), false).dims(),
+            &device,
+        );
         [true, false].map(|fused| {
             let a = on(inputs[0].clone(), &device).require_grad();
             let b = on(inputs[1].clone(), &device).require_grad();
@@ -805,7 +980,10 @@ mod tests {
     #[test]
     fn fused_swiglu_matches_silu_times_up_with_gradients() {
         let d = Device::flex();
-        let [fused, composed] = grads_both([random([3, 5, 70_000], &d), random([3, 5, 70_000], &d)], swiglu_with);
+        let [fused, composed] = grads_both(
+            [random([3, 5, 70_000], &d), random([3, 5, 70_000], &d)],
+            swiglu_with,
+        );
         for (i, (a, b)) in fused.into_iter().zip(composed).enumerate() {
             assert_close(a, b, 1e-5, ["out", "d gate", "d up"][i]);
         }
@@ -815,9 +993,13 @@ mod tests {
     fn fused_rms_norm_matches_the_formula_with_gradients() {
         let d = Device::flex();
         // The weight travels as a `[1, hidden]` tensor so both inputs share a rank in the helper.
-        let [fused, composed] = grads_both([random([2, 70, 576], &d).reshape([140, 576]), random([1, 576], &d)], |x, w, f| {
-            rms_norm_with(x, w.reshape([576]), 1e-5, f)
-        });
+        let [fused, composed] = grads_both(
+            [
+                random([2, 70, 576], &d).reshape([140, 576]),
+                random([1, 576], &d),
+            ],
+            |x, w, f| rms_norm_with(x, w.reshape([576]), 1e-5, f),
+        );
         for (i, (a, b)) in fused.into_iter().zip(composed).enumerate() {
             assert_close(a, b, 1e-4, ["out", "dx", "dw"][i]);
         }
@@ -829,8 +1011,14 @@ mod tests {
         let d = Device::flex();
         let x = Tensor::<2>::from_floats([[3.0, 4.0]], &d);
         let w = Tensor::<1>::from_floats([1.0, 2.0], &d);
-        let y = rms_norm_with(x, w, 0.0, true).into_data().try_to_vec::<f32>().unwrap();
-        assert!((y[0] - 0.848_528).abs() < 1e-5 && (y[1] - 2.262_742).abs() < 1e-5, "{y:?}");
+        let y = rms_norm_with(x, w, 0.0, true)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(
+            (y[0] - 0.848_528).abs() < 1e-5 && (y[1] - 2.262_742).abs() < 1e-5,
+            "{y:?}"
+        );
     }
 
     #[test]
@@ -838,7 +1026,15 @@ mod tests {
         let d = Device::flex();
         let (n, v) = (37, 3001);
         let logits = random([n, v], &d);
-        let targets: Vec<i64> = (0..n as i64).map(|i| if i % 7 == 3 { -100 } else { (i * 811) % v as i64 }).collect();
+        let targets: Vec<i64> = (0..n as i64)
+            .map(|i| {
+                if i % 7 == 3 {
+                    -100
+                } else {
+                    (i * 811) % v as i64
+                }
+            })
+            .collect();
         let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &d);
         let ad = d.clone().autodiff();
         let probe = random([n], &ad);
@@ -875,11 +1071,14 @@ mod tests {
         // Distinct tables for both halves, so that a mix-up of c[i] and c[half + i] shows.
         let cos = random([b, 1, s, hd], &d);
         let sin = random([b, 1, s, hd], &d);
-        let [fused, composed] = grads_both([random([b, s, h, hd], &d), random([b, s, h, hd], &d)], |x, y, f| {
-            // `y` only enters linearly so that both inputs get a gradient through the helper.
-            let ad = x.device();
-            rope_with(x, on(cos.clone(), &ad), on(sin.clone(), &ad), f) + y
-        });
+        let [fused, composed] = grads_both(
+            [random([b, s, h, hd], &d), random([b, s, h, hd], &d)],
+            |x, y, f| {
+                // `y` only enters linearly so that both inputs get a gradient through the helper.
+                let ad = x.device();
+                rope_with(x, on(cos.clone(), &ad), on(sin.clone(), &ad), f) + y
+            },
+        );
         for (i, (a, b)) in fused.into_iter().zip(composed).enumerate() {
             assert_close(a, b, 1e-5, ["out", "dx", "dy"][i]);
         }
@@ -906,12 +1105,21 @@ mod tests {
         // The mask per batch row, and expanded over the heads as the model passes it.
         for per_head in [false, true] {
             let [fused, composed] = [true, false].map(|fused| {
-                let (q, k, v) = (on(q.clone(), &ad).require_grad(), on(k.clone(), &ad).require_grad(), on(v.clone(), &ad).require_grad());
+                let (q, k, v) = (
+                    on(q.clone(), &ad).require_grad(),
+                    on(k.clone(), &ad).require_grad(),
+                    on(v.clone(), &ad).require_grad(),
+                );
                 let m = Tensor::<4, Bool>::from_data(mask.clone().into_data(), &ad);
                 let m = if per_head { m.expand([b, h, s, s]) } else { m };
                 let y = attention_with(q.clone(), k.clone(), v.clone(), m, 0.125, fused);
                 let g = (y.clone() * probe.clone()).sum().backward();
-                [y.inner(), q.grad(&g).unwrap(), k.grad(&g).unwrap(), v.grad(&g).unwrap()]
+                [
+                    y.inner(),
+                    q.grad(&g).unwrap(),
+                    k.grad(&g).unwrap(),
+                    v.grad(&g).unwrap(),
+                ]
             });
             for (i, (a, b)) in fused.into_iter().zip(composed).enumerate() {
                 assert_close(a, b, 1e-5, ["out", "dq", "dk", "dv"][i]);

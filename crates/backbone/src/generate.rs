@@ -22,7 +22,13 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        Self { max_new_tokens: 64, temperature: 0.0, top_k: 0, stop_ids: vec![], seed: 0 }
+        Self {
+            max_new_tokens: 64,
+            temperature: 0.0,
+            top_k: 0,
+            stop_ids: vec![],
+            seed: 0,
+        }
     }
 }
 
@@ -37,12 +43,15 @@ pub fn generate(model: &CausalLm, prompt: &[u32], cfg: &GenerateConfig) -> Vec<u
         // prompt.
         let h = model.hidden_states(&TokenBatch::single(&input), Some(&mut cache)); // [1, S, H]
         let s = h.dims()[1];
-        let last = model.logits_from_hidden(h.narrow(1, s - 1, 1)).flatten::<1>(0, 2); // [V]
+        let last = model
+            .logits_from_hidden(h.narrow(1, s - 1, 1))
+            .flatten::<1>(0, 2); // [V]
         let next = if cfg.temperature <= 0.0 {
             last.argmax(0).into_scalar::<i64>() as u32
         } else {
-            let probs: Vec<f32> =
-                softmax(last.div_scalar(cfg.temperature), 0).try_into_vec_as::<f32>().expect("f32");
+            let probs: Vec<f32> = softmax(last.div_scalar(cfg.temperature), 0)
+                .try_into_vec_as::<f32>()
+                .expect("f32");
             sample(&probs, cfg.top_k, &mut rng)
         };
         out.push(next);
@@ -75,7 +84,11 @@ fn sample(probs: &[f32], top_k: usize, rng: &mut impl Rng) -> u32 {
 /// batch, share the KV cache, and decode together until every row has produced a stop id or
 /// `cfg.max_new_tokens` tokens. Row `i` of the result holds the new ids of prompt `i` (cut
 /// after its stop id), exactly what [`generate`] gives for that prompt alone.
-pub fn generate_greedy_batch(model: &CausalLm, prompts: &[Vec<u32>], cfg: &GenerateConfig) -> Vec<Vec<u32>> {
+pub fn generate_greedy_batch(
+    model: &CausalLm,
+    prompts: &[Vec<u32>],
+    cfg: &GenerateConfig,
+) -> Vec<Vec<u32>> {
     let n = prompts.len();
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
     if n == 0 || cfg.max_new_tokens == 0 {
@@ -88,7 +101,10 @@ pub fn generate_greedy_batch(model: &CausalLm, prompts: &[Vec<u32>], cfg: &Gener
         let h = model.hidden_states(&batch, Some(&mut cache)); // [B, S, H]
         let s = h.dims()[1];
         let logits = model.logits_from_hidden(h.narrow(1, s - 1, 1)); // [B, 1, V]
-        let next: Vec<i64> = logits.argmax(2).try_into_vec_as::<i64>().expect("argmax ids"); // B
+        let next: Vec<i64> = logits
+            .argmax(2)
+            .try_into_vec_as::<i64>()
+            .expect("argmax ids"); // B
         for (i, &t) in next.iter().enumerate() {
             if !done[i] {
                 out[i].push(t as u32);
@@ -98,15 +114,26 @@ pub fn generate_greedy_batch(model: &CausalLm, prompts: &[Vec<u32>], cfg: &Gener
         if done.iter().all(|&d| d) {
             break;
         }
-        batch = TokenBatch { ids: next.iter().map(|&t| t as u32).collect(), mask: vec![true; n], batch: n, seq: 1 };
+        batch = TokenBatch {
+            ids: next.iter().map(|&t| t as u32).collect(),
+            mask: vec![true; n],
+            batch: n,
+            seq: 1,
+        };
     }
     out
 }
 
 /// Log-likelihood of each continuation given a shared prompt: `(Σ log p, tokens)` per
 /// continuation ([`continuation_logprobs_batch`] with one prompt).
-pub fn continuation_logprobs(model: &CausalLm, prompt: &[u32], continuations: &[Vec<u32>]) -> Vec<(f64, usize)> {
-    continuation_logprobs_batch(model, &[(prompt, continuations)]).pop().unwrap_or_default()
+pub fn continuation_logprobs(
+    model: &CausalLm,
+    prompt: &[u32],
+    continuations: &[Vec<u32>],
+) -> Vec<(f64, usize)> {
+    continuation_logprobs_batch(model, &[(prompt, continuations)])
+        .pop()
+        .unwrap_or_default()
 }
 
 /// Log-likelihoods of several prompts' continuations at once: `(Σ log p, tokens)` per
@@ -115,11 +142,17 @@ pub fn continuation_logprobs(model: &CausalLm, prompt: &[u32], continuations: &[
 /// cache, all of them as one right-padded batch, and the output head runs only on the positions
 /// that are scored. Equal to scoring each `prompt ++ continuation` sequence on its own. An empty
 /// prompt or continuation scores `(0.0, 0)`.
-pub fn continuation_logprobs_batch(model: &CausalLm, items: &[(&[u32], &[Vec<u32>])]) -> Vec<Vec<(f64, usize)>> {
+pub fn continuation_logprobs_batch(
+    model: &CausalLm,
+    items: &[(&[u32], &[Vec<u32>])],
+) -> Vec<Vec<(f64, usize)>> {
     use burn::tensor::activation::log_softmax;
     use burn::tensor::{Int, Tensor, TensorData};
-    let mut out: Vec<Vec<(f64, usize)>> = items.iter().map(|(_, c)| vec![(0.0, 0); c.len()]).collect();
-    let live: Vec<usize> = (0..items.len()).filter(|&i| !items[i].0.is_empty() && items[i].1.iter().any(|c| !c.is_empty())).collect();
+    let mut out: Vec<Vec<(f64, usize)>> =
+        items.iter().map(|(_, c)| vec![(0.0, 0); c.len()]).collect();
+    let live: Vec<usize> = (0..items.len())
+        .filter(|&i| !items[i].0.is_empty() && items[i].1.iter().any(|c| !c.is_empty()))
+        .collect();
     if live.is_empty() {
         return out;
     }
@@ -134,7 +167,14 @@ pub fn continuation_logprobs_batch(model: &CausalLm, items: &[(&[u32], &[Vec<u32
     let conts: Vec<(usize, usize, usize, &[u32])> = live
         .iter()
         .enumerate()
-        .flat_map(|(j, &i)| items[i].1.iter().enumerate().filter(|(_, c)| !c.is_empty()).map(move |(o, c)| (j, i, o, c.as_slice())))
+        .flat_map(|(j, &i)| {
+            items[i]
+                .1
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.is_empty())
+                .map(move |(o, c)| (j, i, o, c.as_slice()))
+        })
         .collect();
     // Position t of continuation k (in the batch below) predicts its token t + 1: its hidden
     // state is row `r + rest_at[k] + t` of the stacked rows.
@@ -152,8 +192,11 @@ pub fn continuation_logprobs_batch(model: &CausalLm, items: &[(&[u32], &[Vec<u32
         let h = model.hidden_states(&batch, Some(&mut cont_cache)); // [N, L, H]
         let (n, l) = (batch.batch, batch.seq);
         let flat = h.reshape([n * l, d]); // [N·L, H]
-        let idx: Vec<i64> =
-            seqs.iter().enumerate().flat_map(|(k, c)| (0..c.len() - 1).map(move |t| (k * l + t) as i64)).collect();
+        let idx: Vec<i64> = seqs
+            .iter()
+            .enumerate()
+            .flat_map(|(k, c)| (0..c.len() - 1).map(move |t| (k * l + t) as i64))
+            .collect();
         let device = flat.device();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rest_rows]), &device);
         rows.push(flat.select(0, idx));
@@ -168,12 +211,20 @@ pub fn continuation_logprobs_batch(model: &CausalLm, items: &[(&[u32], &[Vec<u32
     let mut picks = Vec::new();
     for ((j, .., c), &at) in conts.iter().zip(&rest_at) {
         picks.push((j * v) as i64 + c[0] as i64);
-        picks.extend(c[1..].iter().enumerate().map(|(t, &tok)| ((at + t) * v) as i64 + tok as i64));
+        picks.extend(
+            c[1..]
+                .iter()
+                .enumerate()
+                .map(|(t, &tok)| ((at + t) * v) as i64 + tok as i64),
+        );
     }
     let device = lp.device();
     let k = picks.len();
     let picked: Vec<f32> = lp
-        .select(0, Tensor::<1, Int>::from_data(TensorData::new(picks, [k]), &device))
+        .select(
+            0,
+            Tensor::<1, Int>::from_data(TensorData::new(picks, [k]), &device),
+        )
         .try_into_vec_as::<f32>()
         .expect("f32");
     let mut at = 0;
@@ -195,8 +246,16 @@ mod batch_tests {
     fn batched_greedy_generation_equals_one_prompt_at_a_time() {
         let device = Device::flex();
         let model = random_model(&tiny_byte_llama_config(), 5, 0.5, &device);
-        let prompts = vec![b"hello there".iter().map(|&b| b as u32).collect::<Vec<_>>(), vec![104, 105], b"a longer prompt here".iter().map(|&b| b as u32).collect()];
-        let cfg = GenerateConfig { max_new_tokens: 6, stop_ids: vec![101], ..Default::default() };
+        let prompts = vec![
+            b"hello there".iter().map(|&b| b as u32).collect::<Vec<_>>(),
+            vec![104, 105],
+            b"a longer prompt here".iter().map(|&b| b as u32).collect(),
+        ];
+        let cfg = GenerateConfig {
+            max_new_tokens: 6,
+            stop_ids: vec![101],
+            ..Default::default()
+        };
         let batched = generate_greedy_batch(&model, &prompts, &cfg);
         for (p, b) in prompts.iter().zip(&batched) {
             assert_eq!(&generate(&model, p, &cfg), b);
@@ -210,14 +269,23 @@ mod batch_tests {
         let bytes = |s: &str| -> Vec<u32> { s.bytes().map(u32::from).collect() };
         // Prompts of different lengths (left padding), option lists of different sizes and
         // lengths (right padding), an empty option, and an empty prompt.
-        let prompts = [bytes("q: colour of the sky?"), bytes("2+2="), bytes(""), bytes("which animal barks?")];
+        let prompts = [
+            bytes("q: colour of the sky?"),
+            bytes("2+2="),
+            bytes(""),
+            bytes("which animal barks?"),
+        ];
         let options: Vec<Vec<Vec<u32>>> = vec![
             vec![bytes("blue\n"), bytes("red"), bytes("g")],
             vec![bytes("4"), bytes("five"), vec![]],
             vec![bytes("x")],
             vec![bytes("dog"), bytes("a cat\n")],
         ];
-        let items: Vec<(&[u32], &[Vec<u32>])> = prompts.iter().zip(&options).map(|(p, o)| (p.as_slice(), o.as_slice())).collect();
+        let items: Vec<(&[u32], &[Vec<u32>])> = prompts
+            .iter()
+            .zip(&options)
+            .map(|(p, o)| (p.as_slice(), o.as_slice()))
+            .collect();
         let batched = continuation_logprobs_batch(&model, &items);
         for ((prompt, opts), scores) in prompts.iter().zip(&options).zip(&batched) {
             assert_eq!(scores.len(), opts.len());
@@ -228,9 +296,15 @@ mod batch_tests {
                 }
                 let full: Vec<u32> = prompt.iter().chain(o).copied().collect();
                 let per = crate::score::token_logprobs(&model, &TokenBatch::single(&full));
-                let expected: f64 = per[0][prompt.len() - 1..].iter().map(|x| x.unwrap() as f64).sum();
+                let expected: f64 = per[0][prompt.len() - 1..]
+                    .iter()
+                    .map(|x| x.unwrap() as f64)
+                    .sum();
                 assert_eq!(n, o.len());
-                assert!((lp - expected).abs() < 1e-4 * expected.abs().max(1.0), "{lp} vs {expected}");
+                assert!(
+                    (lp - expected).abs() < 1e-4 * expected.abs().max(1.0),
+                    "{lp} vs {expected}"
+                );
             }
         }
     }
@@ -240,12 +314,18 @@ mod batch_tests {
         let device = Device::flex();
         let model = random_model(&tiny_byte_llama_config(), 6, 0.5, &device);
         let prompt: Vec<u32> = b"q: colour?".iter().map(|&b| b as u32).collect();
-        let options: Vec<Vec<u32>> = ["red\n", "blue\n", "g"].iter().map(|o| o.bytes().map(u32::from).collect()).collect();
+        let options: Vec<Vec<u32>> = ["red\n", "blue\n", "g"]
+            .iter()
+            .map(|o| o.bytes().map(u32::from).collect())
+            .collect();
         let shared = continuation_logprobs(&model, &prompt, &options);
         for (o, (lp, n)) in options.iter().zip(&shared) {
             let full: Vec<u32> = prompt.iter().chain(o).copied().collect();
             let per = crate::score::token_logprobs(&model, &TokenBatch::single(&full));
-            let expected: f64 = per[0][prompt.len() - 1..].iter().map(|x| x.unwrap() as f64).sum();
+            let expected: f64 = per[0][prompt.len() - 1..]
+                .iter()
+                .map(|x| x.unwrap() as f64)
+                .sum();
             assert_eq!(*n, o.len());
             assert!((lp - expected).abs() < 1e-4, "{lp} vs {expected}");
         }

@@ -136,10 +136,18 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize, what: &str) -> Result<&[u8], LoadError> {
-        if self.pos.checked_add(n).is_none_or(|end| end > self.bytes.len()) {
+        if self
+            .pos
+            .checked_add(n)
+            .is_none_or(|end| end > self.bytes.len())
+        {
             return Err(LoadError::format(
                 self.path,
-                format!("truncated GGUF: {what} at byte {} needs {n} bytes, file has {}", self.pos, self.bytes.len()),
+                format!(
+                    "truncated GGUF: {what} at byte {} needs {n} bytes, file has {}",
+                    self.pos,
+                    self.bytes.len()
+                ),
             ));
         }
         let s = &self.bytes[self.pos..self.pos + n];
@@ -147,38 +155,55 @@ impl Reader<'_> {
         Ok(s)
     }
     fn u32(&mut self, what: &str) -> Result<u32, LoadError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self, what: &str) -> Result<u64, LoadError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
     }
     fn len(&mut self, what: &str) -> Result<usize, LoadError> {
         let n = self.u64(what)?;
         // No count can exceed the bytes left: reject absurd lengths before allocating.
         if n as usize > self.bytes.len() {
-            return Err(LoadError::format(self.path, format!("{what}: length {n} exceeds the file size")));
+            return Err(LoadError::format(
+                self.path,
+                format!("{what}: length {n} exceeds the file size"),
+            ));
         }
         Ok(n as usize)
     }
     fn string(&mut self, what: &str) -> Result<String, LoadError> {
         let n = self.len(what)?;
         let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| LoadError::format(self.path, format!("{what}: not UTF-8")))
+        String::from_utf8(b.to_vec())
+            .map_err(|_| LoadError::format(self.path, format!("{what}: not UTF-8")))
     }
     fn value(&mut self, ty: u32, what: &str, depth: usize) -> Result<MetaValue, LoadError> {
         Ok(match ty {
             0 => MetaValue::Int(self.take(1, what)?[0] as i64),
             1 => MetaValue::Int(self.take(1, what)?[0] as i8 as i64),
-            2 => MetaValue::Int(u16::from_le_bytes(self.take(2, what)?.try_into().expect("2")) as i64),
-            3 => MetaValue::Int(i16::from_le_bytes(self.take(2, what)?.try_into().expect("2")) as i64),
+            2 => MetaValue::Int(
+                u16::from_le_bytes(self.take(2, what)?.try_into().expect("2")) as i64,
+            ),
+            3 => MetaValue::Int(
+                i16::from_le_bytes(self.take(2, what)?.try_into().expect("2")) as i64,
+            ),
             4 => MetaValue::Int(self.u32(what)? as i64),
             5 => MetaValue::Int(self.u32(what)? as i32 as i64),
-            6 => MetaValue::Float(f32::from_le_bytes(self.take(4, what)?.try_into().expect("4")) as f64),
+            6 => MetaValue::Float(
+                f32::from_le_bytes(self.take(4, what)?.try_into().expect("4")) as f64,
+            ),
             7 => MetaValue::Bool(self.take(1, what)?[0] != 0),
             8 => MetaValue::Str(self.string(what)?),
             9 => {
                 if depth > 4 {
-                    return Err(LoadError::format(self.path, format!("{what}: arrays nested too deeply")));
+                    return Err(LoadError::format(
+                        self.path,
+                        format!("{what}: arrays nested too deeply"),
+                    ));
                 }
                 let inner = self.u32(what)?;
                 let n = self.len(what)?;
@@ -190,8 +215,15 @@ impl Reader<'_> {
             }
             10 => MetaValue::Int(self.u64(what)? as i64),
             11 => MetaValue::Int(self.u64(what)? as i64),
-            12 => MetaValue::Float(f64::from_le_bytes(self.take(8, what)?.try_into().expect("8"))),
-            other => return Err(LoadError::format(self.path, format!("{what}: unknown metadata type {other}"))),
+            12 => MetaValue::Float(f64::from_le_bytes(
+                self.take(8, what)?.try_into().expect("8"),
+            )),
+            other => {
+                return Err(LoadError::format(
+                    self.path,
+                    format!("{what}: unknown metadata type {other}"),
+                ));
+            }
         })
     }
 }
@@ -205,13 +237,20 @@ impl GgufFile {
 
     /// Parses GGUF bytes (`path` is for messages).
     pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self, LoadError> {
-        let mut r = Reader { bytes: &bytes, pos: 0, path };
+        let mut r = Reader {
+            bytes: &bytes,
+            pos: 0,
+            path,
+        };
         if r.take(4, "magic")? != b"GGUF" {
             return Err(LoadError::format(path, "not a GGUF file (bad magic)"));
         }
         let version = r.u32("version")?;
         if !(2..=3).contains(&version) {
-            return Err(LoadError::format(path, format!("unsupported GGUF version {version} (2 and 3 are)")));
+            return Err(LoadError::format(
+                path,
+                format!("unsupported GGUF version {version} (2 and 3 are)"),
+            ));
         }
         let n_tensors = r.len("tensor count")?;
         let n_kv = r.len("metadata count")?;
@@ -227,7 +266,10 @@ impl GgufFile {
             let name = r.string(&format!("tensor name #{i}"))?;
             let n_dims = r.u32(&name)? as usize;
             if n_dims == 0 || n_dims > 4 {
-                return Err(LoadError::format(path, format!("tensor `{name}`: {n_dims} dimensions")));
+                return Err(LoadError::format(
+                    path,
+                    format!("tensor `{name}`: {n_dims} dimensions"),
+                ));
             }
             let mut dims = Vec::with_capacity(n_dims);
             for _ in 0..n_dims {
@@ -235,7 +277,12 @@ impl GgufFile {
             }
             let ggml_type = GgmlType::from_u32(r.u32(&name)?);
             let offset = r.u64(&name)? as usize;
-            tensors.push(TensorInfo { name, dims, ggml_type, offset });
+            tensors.push(TensorInfo {
+                name,
+                dims,
+                ggml_type,
+                offset,
+            });
         }
         // A name given twice would silently shadow one of the two entries.
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -243,7 +290,10 @@ impl GgufFile {
             if let Some(first) = seen.insert(t.name.as_str(), i) {
                 return Err(LoadError::format(
                     path,
-                    format!("tensor `{}` appears twice in the tensor directory (entries #{first} and #{i})", t.name),
+                    format!(
+                        "tensor `{}` appears twice in the tensor directory (entries #{first} and #{i})",
+                        t.name
+                    ),
                 ));
             }
         }
@@ -251,7 +301,12 @@ impl GgufFile {
             None => 32,
             Some(v) => match v.as_i64() {
                 Some(a) if a > 0 && (a as u64).is_power_of_two() => a as usize,
-                _ => return Err(LoadError::format(path, format!("general.alignment {v:?} is not a power of two"))),
+                _ => {
+                    return Err(LoadError::format(
+                        path,
+                        format!("general.alignment {v:?} is not a power of two"),
+                    ));
+                }
             },
         };
         let data_start = r.pos.div_ceil(alignment) * alignment;
@@ -259,21 +314,36 @@ impl GgufFile {
             if t.offset % alignment != 0 {
                 return Err(LoadError::format(
                     path,
-                    format!("tensor `{}`: offset {} is not aligned to {alignment}", t.name, t.offset),
+                    format!(
+                        "tensor `{}`: offset {} is not aligned to {alignment}",
+                        t.name, t.offset
+                    ),
                 ));
             }
             let n: usize = t.dims.iter().product();
             if let Some(len) = t.ggml_type.byte_len(n) {
-                let end = data_start.checked_add(t.offset).and_then(|s| s.checked_add(len));
+                let end = data_start
+                    .checked_add(t.offset)
+                    .and_then(|s| s.checked_add(len));
                 if end.is_none_or(|e| e > bytes.len()) {
                     return Err(LoadError::format(
                         path,
-                        format!("truncated GGUF: tensor `{}` ends past the end of the file ({} bytes)", t.name, bytes.len()),
+                        format!(
+                            "truncated GGUF: tensor `{}` ends past the end of the file ({} bytes)",
+                            t.name,
+                            bytes.len()
+                        ),
                     ));
                 }
             }
         }
-        Ok(Self { path: path.to_path_buf(), bytes, metadata, tensors, data_start })
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+            metadata,
+            tensors,
+            data_start,
+        })
     }
 
     /// A metadata value by key.
@@ -287,17 +357,26 @@ impl GgufFile {
             .tensors
             .iter()
             .find(|t| t.name == name)
-            .ok_or_else(|| LoadError::MissingTensor { source_name: self.path.display().to_string(), key: name.into() })?;
+            .ok_or_else(|| LoadError::MissingTensor {
+                source_name: self.path.display().to_string(),
+                key: name.into(),
+            })?;
         let n: usize = t.dims.iter().product();
-        let len = t.ggml_type.byte_len(n).ok_or_else(|| LoadError::UnsupportedDtype {
-            source_name: self.path.display().to_string(),
-            key: name.to_string(),
-            dtype: format!("{:?}", t.ggml_type),
-        })?;
+        let len = t
+            .ggml_type
+            .byte_len(n)
+            .ok_or_else(|| LoadError::UnsupportedDtype {
+                source_name: self.path.display().to_string(),
+                key: name.to_string(),
+                dtype: format!("{:?}", t.ggml_type),
+            })?;
         let start = self.data_start + t.offset;
         let raw = &self.bytes[start..start + len];
         let data = dequantize_raw(t.ggml_type, raw, n);
-        Ok(HostTensor { shape: t.dims.iter().rev().copied().collect(), data })
+        Ok(HostTensor {
+            shape: t.dims.iter().rev().copied().collect(),
+            data,
+        })
     }
 }
 
@@ -309,9 +388,15 @@ fn f16_at(b: &[u8]) -> f32 {
 fn dequantize_raw(ty: GgmlType, raw: &[u8], n: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(n);
     match ty {
-        GgmlType::F32 => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        GgmlType::F32 => out.extend(
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
         GgmlType::F16 => out.extend(raw.chunks_exact(2).map(f16_at)),
-        GgmlType::Bf16 => out.extend(raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+        GgmlType::Bf16 => out.extend(
+            raw.chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
         GgmlType::Q8_0 => {
             for block in raw.chunks_exact(34) {
                 let d = f16_at(&block[..2]);
@@ -354,11 +439,15 @@ fn unpermute(t: &HostTensor, n_head: usize) -> HostTensor {
                 // GGUF row h·d + j·2 + i holds HF row h·d + i·half + j.
                 let src = h * d + j * 2 + i;
                 let dst = h * d + i * half + j;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
             }
         }
     }
-    HostTensor { shape: t.shape.clone(), data: out }
+    HostTensor {
+        shape: t.shape.clone(),
+        data: out,
+    }
 }
 
 /// A GGUF model seen through Hugging Face keys.
@@ -410,14 +499,19 @@ impl GgufSource {
         for t in &file.tensors {
             // Gemma2's GGUF calls the pre-MLP norm `ffn_norm` (the post-attention norm has its own name).
             let hf = if gemma && t.name.ends_with(".ffn_norm.weight") {
-                hf_name(&t.name).map(|n| n.replace("post_attention_layernorm", "pre_feedforward_layernorm"))
+                hf_name(&t.name)
+                    .map(|n| n.replace("post_attention_layernorm", "pre_feedforward_layernorm"))
             } else {
                 hf_name(&t.name)
             };
             let hf = hf.unwrap_or_else(|| format!("gguf:{}", t.name));
             names.insert(hf, t.name.clone());
         }
-        Ok(Self { file, config, names })
+        Ok(Self {
+            file,
+            config,
+            names,
+        })
     }
 }
 
@@ -440,7 +534,10 @@ impl WeightSource for GgufSource {
         let name = self
             .names
             .get(key)
-            .ok_or_else(|| LoadError::MissingTensor { source_name: self.source_name(), key: key.to_string() })?;
+            .ok_or_else(|| LoadError::MissingTensor {
+                source_name: self.source_name(),
+                key: key.to_string(),
+            })?;
         let mut t = self.file.dequantize(name)?;
         let cfg = &self.config;
         if cfg.family == Family::Llama {
@@ -485,7 +582,10 @@ pub fn config_from_metadata(file: &GgufFile) -> Result<ModelConfig, LoadError> {
     let hidden = sized(&k("embedding_length"), (1u64 << 17) as f64)?;
     sized(&k("block_count"), 1024.0)?;
     sized(&k("feed_forward_length"), (1u64 << 21) as f64)?;
-    let vocab = match file.meta("tokenizer.ggml.tokens").and_then(MetaValue::as_array) {
+    let vocab = match file
+        .meta("tokenizer.ggml.tokens")
+        .and_then(MetaValue::as_array)
+    {
         Some(t) => t.len(),
         None => meta_f(file, &k("vocab_size"))? as usize,
     };
@@ -504,7 +604,10 @@ pub fn config_from_metadata(file: &GgufFile) -> Result<ModelConfig, LoadError> {
         "tie_word_embeddings": tied,
     });
     let o = v.as_object_mut().expect("object");
-    if let Some(hd) = file.meta(&k("attention.key_length")).and_then(MetaValue::as_f64) {
+    if let Some(hd) = file
+        .meta(&k("attention.key_length"))
+        .and_then(MetaValue::as_f64)
+    {
         o.insert("head_dim".into(), (hd as usize).into());
     }
     for (gguf_key, hf_key) in [
@@ -517,7 +620,10 @@ pub fn config_from_metadata(file: &GgufFile) -> Result<ModelConfig, LoadError> {
         }
     }
     if arch == "gemma2" {
-        let hd = o.get("head_dim").and_then(Value::as_u64).unwrap_or((hidden / heads) as u64);
+        let hd = o
+            .get("head_dim")
+            .and_then(Value::as_u64)
+            .unwrap_or((hidden / heads) as u64);
         o.insert("query_pre_attn_scalar".into(), hd.into());
         for (gguf_key, hf_key) in [
             ("attn_logit_softcapping", "attn_logit_softcapping"),
@@ -529,7 +635,10 @@ pub fn config_from_metadata(file: &GgufFile) -> Result<ModelConfig, LoadError> {
             }
         }
         if let Some(Value::Number(n)) = o.get("sliding_window").cloned() {
-            o.insert("sliding_window".into(), (n.as_f64().unwrap_or(0.0) as u64).into());
+            o.insert(
+                "sliding_window".into(),
+                (n.as_f64().unwrap_or(0.0) as u64).into(),
+            );
         }
     }
     ModelConfig::from_hf_json(&v)
@@ -573,20 +682,33 @@ mod tests {
                 for j in 0..d / 2 {
                     let src = h * d + i * (d / 2) + j;
                     let dst = h * d + j * 2 + i;
-                    permuted[dst * cols..(dst + 1) * cols].copy_from_slice(&original[src * cols..(src + 1) * cols]);
+                    permuted[dst * cols..(dst + 1) * cols]
+                        .copy_from_slice(&original[src * cols..(src + 1) * cols]);
                 }
             }
         }
-        let back = unpermute(&HostTensor { shape: vec![rows, cols], data: permuted }, n_head);
+        let back = unpermute(
+            &HostTensor {
+                shape: vec![rows, cols],
+                data: permuted,
+            },
+            n_head,
+        );
         assert_eq!(back.data, original);
     }
 
     #[test]
     fn truncated_and_foreign_files_are_clear_errors() {
         let p = Path::new("x.gguf");
-        let e = GgufFile::parse(p, b"GGU".to_vec()).err().unwrap().to_string();
+        let e = GgufFile::parse(p, b"GGU".to_vec())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("x.gguf") && e.contains("truncated"), "{e}");
-        let e = GgufFile::parse(p, b"PK\x03\x04rest-of-zip".to_vec()).err().unwrap().to_string();
+        let e = GgufFile::parse(p, b"PK\x03\x04rest-of-zip".to_vec())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("bad magic"), "{e}");
         let mut b = b"GGUF".to_vec();
         b.extend(3u32.to_le_bytes());
@@ -618,7 +740,13 @@ mod tests {
     fn a_tensor_name_given_twice_is_an_error_naming_it() {
         let p = Path::new("x.gguf");
         assert!(GgufFile::parse(p, gguf_with_tensors(&["a.weight", "b.weight"])).is_ok());
-        let e = GgufFile::parse(p, gguf_with_tensors(&["a.weight", "b.weight", "a.weight"])).err().unwrap().to_string();
-        assert_eq!(e, "x.gguf: tensor `a.weight` appears twice in the tensor directory (entries #0 and #2)");
+        let e = GgufFile::parse(p, gguf_with_tensors(&["a.weight", "b.weight", "a.weight"]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            "x.gguf: tensor `a.weight` appears twice in the tensor directory (entries #0 and #2)"
+        );
     }
 }

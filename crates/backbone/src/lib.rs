@@ -31,7 +31,10 @@ use burn::tensor::Device;
 
 pub use config::{Family, ModelConfig};
 pub use error::LoadError;
-pub use generate::{GenerateConfig, continuation_logprobs, continuation_logprobs_batch, generate, generate_greedy_batch};
+pub use generate::{
+    GenerateConfig, continuation_logprobs, continuation_logprobs_batch, generate,
+    generate_greedy_batch,
+};
 pub use model::{CausalLm, KvCache, TokenBatch};
 pub use tokenizer::TextTokenizer;
 
@@ -54,12 +57,19 @@ impl LoadedModel {
             let tokenizer = TextTokenizer::from_gguf(&source.file, &path.display().to_string())?;
             let model = load::load_model(&source.config, &source, device)?;
             check_vocab(&model, &tokenizer, path)?;
-            return Ok(Self { model, tokenizer: Some(tokenizer), path: path.to_path_buf() });
+            return Ok(Self {
+                model,
+                tokenizer: Some(tokenizer),
+                path: path.to_path_buf(),
+            });
         }
         if !path.is_dir() {
             return Err(LoadError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no model directory or .gguf file here"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no model directory or .gguf file here",
+                ),
             });
         }
         let config = ModelConfig::from_file(&path.join("config.json"))?;
@@ -75,7 +85,11 @@ impl LoadedModel {
         } else {
             None
         };
-        Ok(Self { model, tokenizer, path: path.to_path_buf() })
+        Ok(Self {
+            model,
+            tokenizer,
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -95,7 +109,10 @@ fn check_vocab(model: &CausalLm, tok: &TextTokenizer, origin: &Path) -> Result<(
 /// `cuda` (with the `cuda` feature). `None` reads `BURN_DEVICE`, then falls back to `cpu`.
 pub fn select_device(name: Option<&str>) -> Result<Device, String> {
     let from_env = std::env::var("BURN_DEVICE").ok();
-    let name = name.map(str::to_string).or(from_env).unwrap_or_else(|| "cpu".to_string());
+    let name = name
+        .map(str::to_string)
+        .or(from_env)
+        .unwrap_or_else(|| "cpu".to_string());
     match name.to_ascii_lowercase().as_str() {
         "cpu" | "flex" => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
@@ -105,11 +122,16 @@ pub fn select_device(name: Option<&str>) -> Result<Device, String> {
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0)),
         #[cfg(not(feature = "wgpu"))]
-        other @ ("wgpu" | "vulkan") => {
-            Err(format!("device `{other}` needs the `wgpu` cargo feature (rebuild with --features wgpu)"))
-        }
+        other @ ("wgpu" | "vulkan") => Err(format!(
+            "device `{other}` needs the `wgpu` cargo feature (rebuild with --features wgpu)"
+        )),
         #[cfg(not(feature = "cuda"))]
-        "cuda" => Err("device `cuda` needs the `cuda` cargo feature (rebuild with --features cuda)".to_string()),
-        other => Err(format!("unknown device `{other}` (cpu, wgpu, vulkan or cuda)")),
+        "cuda" => Err(
+            "device `cuda` needs the `cuda` cargo feature (rebuild with --features cuda)"
+                .to_string(),
+        ),
+        other => Err(format!(
+            "unknown device `{other}` (cpu, wgpu, vulkan or cuda)"
+        )),
     }
 }

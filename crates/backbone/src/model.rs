@@ -26,13 +26,21 @@ pub struct RmsNorm {
 impl RmsNorm {
     /// A norm from its weight.
     pub fn new(weight: Tensor<1>, eps: f64, unit_offset: bool) -> Self {
-        Self { weight: Param::initialized(ParamId::new(), weight), eps, unit_offset }
+        Self {
+            weight: Param::initialized(ParamId::new(), weight),
+            eps,
+            unit_offset,
+        }
     }
 
     /// Normalises over the last dimension.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let w = self.weight.val();
-        let w = if self.unit_offset { w.add_scalar(1.0) } else { w };
+        let w = if self.unit_offset {
+            w.add_scalar(1.0)
+        } else {
+            w
+        };
         crate::fused::rms_norm(x, w, self.eps)
     }
 }
@@ -129,7 +137,12 @@ pub struct TokenBatch {
 impl TokenBatch {
     /// One unpadded sequence.
     pub fn single(ids: &[u32]) -> Self {
-        Self { ids: ids.to_vec(), mask: vec![true; ids.len()], batch: 1, seq: ids.len() }
+        Self {
+            ids: ids.to_vec(),
+            mask: vec![true; ids.len()],
+            batch: 1,
+            seq: ids.len(),
+        }
     }
 
     /// Pads sequences to the longest, on the right (`left = false`) or on the left.
@@ -150,7 +163,12 @@ impl TokenBatch {
                 mask.extend(std::iter::repeat_n(false, pad));
             }
         }
-        Self { ids, mask, batch: seqs.len(), seq }
+        Self {
+            ids,
+            mask,
+            batch: seqs.len(),
+            seq,
+        }
     }
 
     /// The ids as an int tensor `[batch, seq]`.
@@ -188,10 +206,16 @@ impl KvCache {
     /// then each continued several ways (scoring the options of multiple-choice questions).
     pub fn select_rows(&self, rows: &[usize]) -> Self {
         let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-        let idx = self.layers.iter().flatten().next().map(|(k, _)| Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &k.device()));
+        let idx = self.layers.iter().flatten().next().map(|(k, _)| {
+            Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &k.device())
+        });
         let pick = |t: &Tensor<4>| t.clone().select(0, idx.clone().expect("a cached layer"));
         Self {
-            layers: self.layers.iter().map(|l| l.as_ref().map(|(k, v)| (pick(k), pick(v)))).collect(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.as_ref().map(|(k, v)| (pick(k), pick(v))))
+                .collect(),
             key_mask: rows.iter().map(|&r| self.key_mask[r].clone()).collect(),
         }
     }
@@ -236,7 +260,10 @@ impl Packing {
         if n == 0 || n == batch.mask.len() || !skip_padding() {
             return None;
         }
-        let real: Vec<i64> = (0..batch.mask.len()).filter(|&i| batch.mask[i]).map(|i| i as i64).collect();
+        let real: Vec<i64> = (0..batch.mask.len())
+            .filter(|&i| batch.mask[i])
+            .map(|i| i as i64)
+            .collect();
         let mut next = 0;
         let slots: Vec<i64> = batch
             .mask
@@ -261,7 +288,9 @@ impl Packing {
     /// `[B, S, C]` → `[1, N, C]`: the real tokens' rows.
     fn pack(&self, x: Tensor<3>) -> Tensor<3> {
         let c = x.dims()[2];
-        x.reshape([self.batch * self.seq, c]).select(0, self.real.clone()).reshape([1, self.tokens, c])
+        x.reshape([self.batch * self.seq, c])
+            .select(0, self.real.clone())
+            .reshape([1, self.tokens, c])
     }
 
     /// `[1, N, C]` → `[B, S, C]`, one gather. Padding slots hold a copy of token 0: inside
@@ -269,14 +298,17 @@ impl Packing {
     /// values never reach a real token, nor a gradient (their softmax weights are exact zeros).
     fn spread(&self, x: Tensor<3>) -> Tensor<3> {
         let c = x.dims()[2];
-        x.reshape([self.tokens, c]).select(0, self.slots.clone()).reshape([self.batch, self.seq, c])
+        x.reshape([self.tokens, c])
+            .select(0, self.slots.clone())
+            .reshape([self.batch, self.seq, c])
     }
 
     /// [`Packing::spread`] with zeros at the padding: the model's output layout.
     fn unpack(&self, x: Tensor<3>) -> Tensor<3> {
         let c = x.dims()[2];
         // [B, S, C] → [B·S, C] · [B·S, 1] → [B, S, C]
-        (self.spread(x).reshape([self.batch * self.seq, c]) * self.real_mask.clone()).reshape([self.batch, self.seq, c])
+        (self.spread(x).reshape([self.batch * self.seq, c]) * self.real_mask.clone())
+            .reshape([self.batch, self.seq, c])
     }
 }
 
@@ -295,13 +327,20 @@ impl Attention {
     ) -> Tensor<3> {
         let [xb, xs, _] = x.dims();
         let grouped = query_groups(cfg, &x.device());
-        let (h, kvh, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        let (h, kvh, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        );
         let (b, s) = packing.map_or((xb, xs), |p| (p.batch, p.seq));
         // Rotated in x's layout: [xB, xS, heads·hd] → [xB, xS, heads, hd]; then (packed) into the
         // padded layout [B, S, heads, hd], and → [B, heads, S, hd].
         let (cos, sin) = cos_sin;
         let to_heads = |t: Tensor<4>, heads: usize| match packing {
-            Some(p) => p.spread(t.reshape([xb, xs, heads * hd])).reshape([b, s, heads, hd]).swap_dims(1, 2),
+            Some(p) => p
+                .spread(t.reshape([xb, xs, heads * hd]))
+                .reshape([b, s, heads, hd])
+                .swap_dims(1, 2),
             None => t.swap_dims(1, 2),
         };
         let q = self.q_proj.forward(x.clone()).reshape([xb, xs, h, hd]);
@@ -324,12 +363,22 @@ impl Attention {
         // GQA: each key/value head serves g = h/kvh consecutive query heads.
         let g = h / kvh;
         // [B, kvH, T, hd] → [B, kvH, 1, T, hd] → [B, kvH, g, T, hd] → [B, H, T, hd]
-        let expand = |t4: Tensor<4>| t4.unsqueeze_dim::<5>(2).expand([b, kvh, g, t, hd]).reshape([b, h, t, hd]);
+        let expand = |t4: Tensor<4>| {
+            t4.unsqueeze_dim::<5>(2)
+                .expand([b, kvh, g, t, hd])
+                .reshape([b, h, t, hd])
+        };
         let out = if cfg.attn_logit_softcapping.is_some() {
             // Written out: soft-capping sits between scaling and masking, where fused kernels
             // may differ; the explicit form is the reference's.
-            let (k, v) = if g > 1 { (expand(k), expand(v)) } else { (k, v) };
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(cfg.attention_scale()); // [B, H, S, T]
+            let (k, v) = if g > 1 {
+                (expand(k), expand(v))
+            } else {
+                (k, v)
+            };
+            let scores = q
+                .matmul(k.swap_dims(2, 3))
+                .mul_scalar(cfg.attention_scale()); // [B, H, S, T]
             let cap = cfg.attn_logit_softcapping.unwrap_or(1.0);
             let scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
             let scores = scores.mask_fill(mask.clone().expand([b, h, s, t]), f32::NEG_INFINITY);
@@ -338,9 +387,14 @@ impl Attention {
             // [B, H, S, hd] → [B, kvH, g·S, hd], rows in (g, S) order, as the mask's
             // (`query_groups`).
             let q = q.reshape([b, kvh, g * s, hd]);
-            crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale()).reshape([b, h, s, hd])
+            crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale())
+                .reshape([b, h, s, hd])
         } else {
-            let (k, v) = if g > 1 { (expand(k), expand(v)) } else { (k, v) };
+            let (k, v) = if g > 1 {
+                (expand(k), expand(v))
+            } else {
+                (k, v)
+            };
             crate::fused::attention(q, k, v, mask.clone(), cfg.attention_scale())
         };
         // [B, H, S, hd] → [B, S, H, hd] → [B, S, H·hd] (→ packed [1, N, H·hd])
@@ -375,8 +429,18 @@ impl DecoderLayer {
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
         packing: Option<&Packing>,
     ) -> Tensor<3> {
-        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), cfg, cos_sin, mask, cache, packing);
-        match (&self.pre_feedforward_layernorm, &self.post_feedforward_layernorm) {
+        let attn = self.self_attn.forward(
+            self.input_layernorm.forward(x.clone()),
+            cfg,
+            cos_sin,
+            mask,
+            cache,
+            packing,
+        );
+        match (
+            &self.pre_feedforward_layernorm,
+            &self.post_feedforward_layernorm,
+        ) {
             (Some(pre), Some(post)) => {
                 // Gemma2 "sandwich" norms around both sub-blocks.
                 let x = x + self.post_attention_layernorm.forward(attn);
@@ -385,7 +449,9 @@ impl DecoderLayer {
             }
             _ => {
                 let x = x + attn;
-                let mlp = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()), cfg.family);
+                let mlp = self
+                    .mlp
+                    .forward(self.post_attention_layernorm.forward(x.clone()), cfg.family);
                 x + mlp
             }
         }
@@ -394,9 +460,18 @@ impl DecoderLayer {
 
 impl CausalLm {
     /// Assembles a model from its parts (see [`crate::load`] for loading a checkpoint).
-    pub fn from_parts(model: DecoderStack, lm_head: Option<LoraLinear>, config: ModelConfig) -> Self {
+    pub fn from_parts(
+        model: DecoderStack,
+        lm_head: Option<LoraLinear>,
+        config: ModelConfig,
+    ) -> Self {
         let rope = Rope::new(&config);
-        Self { model, lm_head, config, rope }
+        Self {
+            model,
+            lm_head,
+            config,
+            rope,
+        }
     }
 
     /// The device the weights live on.
@@ -409,7 +484,10 @@ impl CausalLm {
     pub fn hidden_states(&self, batch: &TokenBatch, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         FORWARDS.with(|f| {
             let (passes, tokens) = f.get();
-            f.set((passes + 1, tokens + batch.mask.iter().filter(|&&m| m).count() as u64));
+            f.set((
+                passes + 1,
+                tokens + batch.mask.iter().filter(|&&m| m).count() as u64,
+            ));
         });
         let device = self.device();
         let cfg = &self.config;
@@ -419,12 +497,18 @@ impl CausalLm {
                 c.layers = vec![None; cfg.num_hidden_layers];
                 c.key_mask = vec![Vec::new(); batch.batch];
             }
-            assert_eq!(c.key_mask.len(), batch.batch, "KV cache holds a different batch size");
+            assert_eq!(
+                c.key_mask.len(),
+                batch.batch,
+                "KV cache holds a different batch size"
+            );
         }
         // Positions count real tokens only, continuing after the cached ones.
         let mut positions = Vec::with_capacity(batch.batch * batch.seq);
         for r in 0..batch.batch {
-            let mut seen = cache.as_ref().map_or(0, |c| c.key_mask[r].iter().filter(|&&m| m).count());
+            let mut seen = cache
+                .as_ref()
+                .map_or(0, |c| c.key_mask[r].iter().filter(|&&m| m).count());
             for i in 0..batch.seq {
                 positions.push(seen as f32);
                 if batch.mask[r * batch.seq + i] {
@@ -437,11 +521,18 @@ impl CausalLm {
         let packing = Packing::of(batch, &device);
         let cos_sin = match &packing {
             Some(p) => {
-                let real: Vec<f32> = positions.iter().zip(&batch.mask).filter(|(_, m)| **m).map(|(&pos, _)| pos).collect();
+                let real: Vec<f32> = positions
+                    .iter()
+                    .zip(&batch.mask)
+                    .filter(|(_, m)| **m)
+                    .map(|(&pos, _)| pos)
+                    .collect();
                 self.rope.cos_sin(&real, 1, p.tokens, &device)
             }
             // A pad token takes the position of the next real token; it is masked out as a key.
-            None => self.rope.cos_sin(&positions, batch.batch, batch.seq, &device),
+            None => self
+                .rope
+                .cos_sin(&positions, batch.batch, batch.seq, &device),
         };
 
         let mut key_mask: Vec<Vec<bool>> = match cache.as_ref() {
@@ -457,12 +548,20 @@ impl CausalLm {
             None => m,
         };
         let global = grouped(attention_mask(&key_mask, past, batch.seq, None, &device));
-        let sliding = cfg.sliding_window.map(|w| grouped(attention_mask(&key_mask, past, batch.seq, Some(w), &device)));
+        let sliding = cfg
+            .sliding_window
+            .map(|w| grouped(attention_mask(&key_mask, past, batch.seq, Some(w), &device)));
 
         let ids = match &packing {
             // [1, N]: the real tokens' ids
             Some(p) => {
-                let real: Vec<i64> = batch.ids.iter().zip(&batch.mask).filter(|(_, m)| **m).map(|(&t, _)| t as i64).collect();
+                let real: Vec<i64> = batch
+                    .ids
+                    .iter()
+                    .zip(&batch.mask)
+                    .filter(|(_, m)| **m)
+                    .map(|(&t, _)| t as i64)
+                    .collect();
                 Tensor::from_data(TensorData::new(real, [1, p.tokens]), &device)
             }
             None => batch.ids_tensor(&device),
@@ -574,10 +673,22 @@ impl lora::LoraTargets for CausalLm {
     fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut LoraLinear)) {
         for (i, layer) in self.model.layers.iter_mut().enumerate() {
             let p = format!("model.layers.{i}");
-            f(&format!("{p}.self_attn.q_proj"), &mut layer.self_attn.q_proj);
-            f(&format!("{p}.self_attn.k_proj"), &mut layer.self_attn.k_proj);
-            f(&format!("{p}.self_attn.v_proj"), &mut layer.self_attn.v_proj);
-            f(&format!("{p}.self_attn.o_proj"), &mut layer.self_attn.o_proj);
+            f(
+                &format!("{p}.self_attn.q_proj"),
+                &mut layer.self_attn.q_proj,
+            );
+            f(
+                &format!("{p}.self_attn.k_proj"),
+                &mut layer.self_attn.k_proj,
+            );
+            f(
+                &format!("{p}.self_attn.v_proj"),
+                &mut layer.self_attn.v_proj,
+            );
+            f(
+                &format!("{p}.self_attn.o_proj"),
+                &mut layer.self_attn.o_proj,
+            );
             f(&format!("{p}.mlp.gate_proj"), &mut layer.mlp.gate_proj);
             f(&format!("{p}.mlp.up_proj"), &mut layer.mlp.up_proj);
             f(&format!("{p}.mlp.down_proj"), &mut layer.mlp.down_proj);
@@ -638,34 +749,63 @@ mod tests {
             &layer.self_attn.o_proj.weight,
             &layer.mlp.down_proj.weight,
         ];
-        let g = weights.iter().map(|w| w.val().grad(&grads).expect("tracked").into_data().try_to_vec::<f32>().expect("f32")).collect();
+        let g = weights
+            .iter()
+            .map(|w| {
+                w.val()
+                    .grad(&grads)
+                    .expect("tracked")
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32")
+            })
+            .collect();
         (value, g)
     }
 
     #[test]
     fn skipping_padding_gives_the_same_loss_gradients_and_hidden_states() {
         let device = Device::flex().autodiff();
-        let model = random_model(&tiny_byte_llama_config(), 11, 0.5, &device).set_require_grad(true);
-        let seqs: Vec<Vec<u32>> = ["a short one", "a considerably longer sequence of bytes", "mid length row"]
-            .iter()
-            .map(|t| t.bytes().map(u32::from).collect())
-            .collect();
+        let model =
+            random_model(&tiny_byte_llama_config(), 11, 0.5, &device).set_require_grad(true);
+        let seqs: Vec<Vec<u32>> = [
+            "a short one",
+            "a considerably longer sequence of bytes",
+            "mid length row",
+        ]
+        .iter()
+        .map(|t| t.bytes().map(u32::from).collect())
+        .collect();
         for left in [false, true] {
             let batch = TokenBatch::padded(&seqs, 0, left);
             let (l_on, g_on) = loss_and_grads(&model, &batch, true);
             let (l_off, g_off) = loss_and_grads(&model, &batch, false);
-            assert!((l_on - l_off).abs() < 1e-5 * l_off.abs(), "loss {l_on} vs {l_off}");
+            assert!(
+                (l_on - l_off).abs() < 1e-5 * l_off.abs(),
+                "loss {l_on} vs {l_off}"
+            );
             for (a, b) in g_on.iter().zip(&g_off) {
                 let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
                 assert!(scale > 0.0);
                 for (x, y) in a.iter().zip(b) {
-                    assert!((x - y).abs() <= 1e-4 * scale, "gradient {x} vs {y} (left padding: {left})");
+                    assert!(
+                        (x - y).abs() <= 1e-4 * scale,
+                        "gradient {x} vs {y} (left padding: {left})"
+                    );
                 }
             }
             // Hidden states at real tokens agree; padding positions are zeros when skipped.
-            let h_on = model.hidden_states(&batch, None).into_data().try_to_vec::<f32>().expect("f32");
+            let h_on = model
+                .hidden_states(&batch, None)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
             set_skip_padding(false);
-            let h_off = model.hidden_states(&batch, None).into_data().try_to_vec::<f32>().expect("f32");
+            let h_off = model
+                .hidden_states(&batch, None)
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
             set_skip_padding(true);
             let d = model.config.hidden_size;
             for (i, &real) in batch.mask.iter().enumerate() {

@@ -39,7 +39,8 @@ pub fn tiny_byte_llama_config() -> ModelConfig {
 /// `seed` and its key, so the same seed gives the same model whatever the load order.
 pub fn random_model(config: &ModelConfig, seed: u64, std: f32, device: &Device) -> CausalLm {
     let source = RandomSource::new(config, seed, std);
-    crate::load::load_model(config, &source, device).expect("random weights have the config's shapes")
+    crate::load::load_model(config, &source, device)
+        .expect("random weights have the config's shapes")
 }
 
 /// The weight keys and shapes `config` calls for, with random values.
@@ -53,7 +54,11 @@ struct RandomSource {
 impl RandomSource {
     fn new(cfg: &ModelConfig, seed: u64, std: f32) -> Self {
         let (hs, hd) = (cfg.hidden_size, cfg.head_dim);
-        let (q, kv, mlp) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd, cfg.intermediate_size);
+        let (q, kv, mlp) = (
+            cfg.num_attention_heads * hd,
+            cfg.num_key_value_heads * hd,
+            cfg.intermediate_size,
+        );
         let gemma = cfg.family == Family::Gemma2;
         let mut s = BTreeMap::new();
         let mut lin = |name: String, d_in: usize, d_out: usize, bias: bool| {
@@ -86,14 +91,21 @@ impl RandomSource {
                 s.insert(format!("model.layers.{i}.{n}.weight"), vec![hs]);
             }
         }
-        Self { shapes: s, seed, std, gemma }
+        Self {
+            shapes: s,
+            seed,
+            std,
+            gemma,
+        }
     }
 }
 
 /// FNV-1a hash of a string: stable across Rust releases (std's hasher is not), for seeds and
 /// ids derived from names.
 pub fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 impl WeightSource for RandomSource {
@@ -142,7 +154,11 @@ mod tests {
         let cfg = tiny_byte_llama_config();
         let batch = TokenBatch::single(&[104, 105, 33]);
         let logits = |seed| {
-            random_model(&cfg, seed, 0.02, &device).forward(&batch, None).into_data().try_to_vec::<f32>().unwrap()
+            random_model(&cfg, seed, 0.02, &device)
+                .forward(&batch, None)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
         };
         let (a, b, c) = (logits(1), logits(1), logits(2));
         assert_eq!(a, b);
@@ -157,7 +173,10 @@ mod tests {
         let n = w.data.len() as f32;
         let mean = w.data.iter().sum::<f32>() / n;
         let sd = (w.data.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt();
-        assert!(mean.abs() < 2e-3 && (sd - 0.02).abs() < 2e-3, "mean {mean} sd {sd}");
+        assert!(
+            mean.abs() < 2e-3 && (sd - 0.02).abs() < 2e-3,
+            "mean {mean} sd {sd}"
+        );
         assert_eq!(src.tensor("model.norm.weight").unwrap().data, vec![1.0; 64]);
     }
 }

@@ -16,7 +16,9 @@ impl Rope {
     /// Inverse frequencies `theta^(-2i/d)`, adjusted by the config's `rope_scaling`.
     pub fn new(cfg: &ModelConfig) -> Self {
         let d = cfg.head_dim;
-        let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64)).collect();
+        let base: Vec<f64> = (0..d / 2)
+            .map(|i| 1.0 / cfg.rope_theta.powf((2 * i) as f64 / d as f64))
+            .collect();
         let mut position_scale = 1.0;
         let inv_freq: Vec<f64> = match &cfg.rope_scaling {
             Some(rs) if rs.rope_type == "llama3" => {
@@ -45,11 +47,20 @@ impl Rope {
             _ => base,
         };
         // transformers keeps inv_freq in f32.
-        Self { inv_freq: inv_freq.iter().map(|&x| x as f32).collect(), position_scale }
+        Self {
+            inv_freq: inv_freq.iter().map(|&x| x as f32).collect(),
+            position_scale,
+        }
     }
 
     /// `cos` and `sin` tables `[B, 1, S, d]` for positions given row-major `[B, S]`.
-    pub fn cos_sin(&self, positions: &[f32], b: usize, s: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    pub fn cos_sin(
+        &self,
+        positions: &[f32],
+        b: usize,
+        s: usize,
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<4>) {
         let half = self.inv_freq.len();
         let d = half * 2;
         let mut cos = vec![0f32; b * s * d];

@@ -52,5 +52,8 @@ fn next_token_nll(model: &CausalLm, batch: &TokenBatch, real_input: bool) -> (Te
     let count = targets.iter().filter(|&&t| t >= 0).count();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * s]), &logits.device());
     // [B, S, V] → [B·S, V]
-    (crate::fused::cross_entropy(logits.reshape([b * s, v]), targets), count)
+    (
+        crate::fused::cross_entropy(logits.reshape([b * s, v]), targets),
+        count,
+    )
 }

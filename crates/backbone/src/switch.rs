@@ -12,7 +12,10 @@ pub(crate) struct Switch {
 
 impl Switch {
     pub(crate) const fn new(var: &'static str) -> Self {
-        Self { state: AtomicU8::new(0), var }
+        Self {
+            state: AtomicU8::new(0),
+            var,
+        }
     }
 
     pub(crate) fn get(&self) -> bool {

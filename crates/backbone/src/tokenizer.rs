@@ -24,35 +24,66 @@ pub struct TextTokenizer {
 impl TextTokenizer {
     /// Loads `tokenizer.json` (and `tokenizer_config.json` beside it for the chat template).
     pub fn from_file(path: &Path) -> Result<Self, LoadError> {
-        let inner = Tokenizer::from_file(path)
-            .map_err(|e| LoadError::Tokenizer { origin: path.display().to_string(), message: e.to_string() })?;
+        let inner = Tokenizer::from_file(path).map_err(|e| LoadError::Tokenizer {
+            origin: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let cfg_path = path.with_file_name("tokenizer_config.json");
         let chat_template = std::fs::read_to_string(&cfg_path)
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v.get("chat_template").and_then(Value::as_str).map(str::to_string));
-        Ok(Self { inner, bos_id: None, eos_id: None, chat_template })
+            .and_then(|v| {
+                v.get("chat_template")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        Ok(Self {
+            inner,
+            bos_id: None,
+            eos_id: None,
+            chat_template,
+        })
     }
 
     /// Rebuilds the tokenizer stored in a GGUF's metadata.
     pub fn from_gguf(file: &GgufFile, origin: &str) -> Result<Self, LoadError> {
-        let err = |m: String| LoadError::Tokenizer { origin: origin.to_string(), message: m };
-        let model = file.meta("tokenizer.ggml.model").and_then(MetaValue::as_str).unwrap_or("");
+        let err = |m: String| LoadError::Tokenizer {
+            origin: origin.to_string(),
+            message: m,
+        };
+        let model = file
+            .meta("tokenizer.ggml.model")
+            .and_then(MetaValue::as_str)
+            .unwrap_or("");
         if model != "gpt2" {
-            return Err(err(format!("tokenizer model {model:?} is not supported (byte-level BPE `gpt2` is)")));
+            return Err(err(format!(
+                "tokenizer model {model:?} is not supported (byte-level BPE `gpt2` is)"
+            )));
         }
         let tokens = string_array(file, "tokenizer.ggml.tokens")
             .ok_or_else(|| err("no tokenizer.ggml.tokens".into()))?
             .map_err(err)?;
-        let merges = string_array(file, "tokenizer.ggml.merges").transpose().map_err(err)?.unwrap_or_default();
+        let merges = string_array(file, "tokenizer.ggml.merges")
+            .transpose()
+            .map_err(err)?
+            .unwrap_or_default();
         check_merges(&tokens, &merges).map_err(err)?;
-        let types: Vec<i64> = match file.meta("tokenizer.ggml.token_type").and_then(MetaValue::as_array) {
+        let types: Vec<i64> = match file
+            .meta("tokenizer.ggml.token_type")
+            .and_then(MetaValue::as_array)
+        {
             Some(t) => t.iter().map(|x| x.as_i64().unwrap_or(1)).collect(),
             None => vec![1; tokens.len()],
         };
-        let pre = file.meta("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
-        let vocab: serde_json::Map<String, Value> =
-            tokens.iter().enumerate().map(|(i, t)| (t.to_string(), json!(i))).collect();
+        let pre = file
+            .meta("tokenizer.ggml.pre")
+            .and_then(MetaValue::as_str)
+            .unwrap_or("default");
+        let vocab: serde_json::Map<String, Value> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), json!(i)))
+            .collect();
         // Control (3) and user-defined (4) tokens match as whole strings, never split by BPE.
         let added: Vec<Value> = tokens
             .iter()
@@ -86,13 +117,19 @@ impl TextTokenizer {
                       "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
                       "ignore_merges": false, "vocab": vocab, "merges": merges},
         });
-        let inner: Tokenizer = spec.to_string().parse().map_err(|e: tokenizers::Error| err(e.to_string()))?;
+        let inner: Tokenizer = spec
+            .to_string()
+            .parse()
+            .map_err(|e: tokenizers::Error| err(e.to_string()))?;
         let id = |k: &str| file.meta(k).and_then(MetaValue::as_i64).map(|x| x as u32);
         Ok(Self {
             inner,
             bos_id: id("tokenizer.ggml.bos_token_id"),
             eos_id: id("tokenizer.ggml.eos_token_id"),
-            chat_template: file.meta("tokenizer.chat_template").and_then(MetaValue::as_str).map(str::to_string),
+            chat_template: file
+                .meta("tokenizer.chat_template")
+                .and_then(MetaValue::as_str)
+                .map(str::to_string),
         })
     }
 
@@ -101,14 +138,20 @@ impl TextTokenizer {
         self.inner
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| LoadError::Tokenizer { origin: "encode".into(), message: e.to_string() })
+            .map_err(|e| LoadError::Tokenizer {
+                origin: "encode".into(),
+                message: e.to_string(),
+            })
     }
 
     /// Text of token ids (special tokens kept, so chat markers stay visible).
     pub fn decode(&self, ids: &[u32]) -> Result<String, LoadError> {
         self.inner
             .decode(ids, false)
-            .map_err(|e| LoadError::Tokenizer { origin: "decode".into(), message: e.to_string() })
+            .map_err(|e| LoadError::Tokenizer {
+                origin: "decode".into(),
+                message: e.to_string(),
+            })
     }
 
     /// The id of a token string, if in the vocabulary.
@@ -127,13 +170,19 @@ impl TextTokenizer {
 fn string_array<'a>(file: &'a GgufFile, key: &str) -> Option<Result<Vec<&'a str>, String>> {
     let v = file.meta(key)?;
     let Some(items) = v.as_array() else {
-        return Some(Err(format!("{key} is {}, not an array of strings", type_name(v))));
+        return Some(Err(format!(
+            "{key} is {}, not an array of strings",
+            type_name(v)
+        )));
     };
     Some(
         items
             .iter()
             .enumerate()
-            .map(|(i, t)| t.as_str().ok_or_else(|| format!("{key} entry #{i} is {}, not a string", type_name(t))))
+            .map(|(i, t)| {
+                t.as_str()
+                    .ok_or_else(|| format!("{key} entry #{i} is {}, not a string", type_name(t)))
+            })
             .collect(),
     )
 }
@@ -156,15 +205,22 @@ fn check_merges(tokens: &[&str], merges: &[&str]) -> Result<(), String> {
     const KEY: &str = "tokenizer.ggml.merges";
     for (i, m) in merges.iter().enumerate() {
         if m.split(' ').count() != 2 {
-            return Err(format!("{KEY} entry #{i} {m:?} is not two tokens separated by one space"));
+            return Err(format!(
+                "{KEY} entry #{i} {m:?} is not two tokens separated by one space"
+            ));
         }
     }
     let vocab: std::collections::HashSet<&str> = tokens.iter().copied().collect();
     for (i, m) in merges.iter().enumerate() {
         let (a, b) = m.split_once(' ').expect("checked above");
         let joined = format!("{a}{b}");
-        if let Some(t) = [a, b, joined.as_str()].into_iter().find(|t| !vocab.contains(t)) {
-            return Err(format!("{KEY} entry #{i} {m:?}: {t:?} is not in tokenizer.ggml.tokens"));
+        if let Some(t) = [a, b, joined.as_str()]
+            .into_iter()
+            .find(|t| !vocab.contains(t))
+        {
+            return Err(format!(
+                "{KEY} entry #{i} {m:?}: {t:?} is not in tokenizer.ggml.tokens"
+            ));
         }
     }
     Ok(())
@@ -180,10 +236,25 @@ mod tests {
     #[test]
     fn merges_are_checked_by_key_and_entry() {
         let tokens = ["a", "b", "ab", "c"];
-        assert_eq!(check_merges(&tokens, &["a b", "ab c"]), Err("tokenizer.ggml.merges entry #1 \"ab c\": \"abc\" is not in tokenizer.ggml.tokens".into()));
+        assert_eq!(
+            check_merges(&tokens, &["a b", "ab c"]),
+            Err(
+                "tokenizer.ggml.merges entry #1 \"ab c\": \"abc\" is not in tokenizer.ggml.tokens"
+                    .into()
+            )
+        );
         assert_eq!(check_merges(&tokens, &["a b"]), Ok(()));
         // Entries that are not pairs are found before vocabulary problems.
-        assert_eq!(check_merges(&tokens, &["a c", "abc"]), Err("tokenizer.ggml.merges entry #1 \"abc\" is not two tokens separated by one space".into()));
-        assert_eq!(check_merges(&tokens, &["a  b"]).unwrap_err(), "tokenizer.ggml.merges entry #0 \"a  b\" is not two tokens separated by one space");
+        assert_eq!(
+            check_merges(&tokens, &["a c", "abc"]),
+            Err(
+                "tokenizer.ggml.merges entry #1 \"abc\" is not two tokens separated by one space"
+                    .into()
+            )
+        );
+        assert_eq!(
+            check_merges(&tokens, &["a  b"]).unwrap_err(),
+            "tokenizer.ggml.merges entry #0 \"a  b\" is not two tokens separated by one space"
+        );
     }
 }

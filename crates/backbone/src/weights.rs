@@ -31,7 +31,10 @@ impl HostTensor {
                 out[j * r + i] = self.data[i * c + j];
             }
         }
-        HostTensor { shape: vec![c, r], data: out }
+        HostTensor {
+            shape: vec![c, r],
+            data: out,
+        }
     }
 }
 
@@ -73,7 +76,8 @@ impl SafetensorsSource {
             return Self::from_files(path.display().to_string(), vec![single]);
         }
         let index_path = path.join("model.safetensors.index.json");
-        let text = std::fs::read_to_string(&index_path).map_err(|e| LoadError::io(&index_path, e))?;
+        let text =
+            std::fs::read_to_string(&index_path).map_err(|e| LoadError::io(&index_path, e))?;
         let index: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| LoadError::format(&index_path, format!("invalid JSON: {e}")))?;
         let map = index
@@ -82,7 +86,10 @@ impl SafetensorsSource {
             .ok_or_else(|| LoadError::format(&index_path, "no `weight_map` object"))?;
         let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
         if shards.is_empty() {
-            return Err(LoadError::format(&index_path, "`weight_map` names no shard"));
+            return Err(LoadError::format(
+                &index_path,
+                "`weight_map` names no shard",
+            ));
         }
         let files = shards.into_iter().map(|s| path.join(s)).collect();
         Self::from_files(path.display().to_string(), files)
@@ -95,13 +102,24 @@ impl SafetensorsSource {
             let bytes = std::fs::read(&p).map_err(|e| LoadError::io(&p, e))?;
             {
                 // Header errors name the tensor at fault (`lora::safetensors_check`).
-                let st = lora::safetensors_check::deserialize(&bytes)
-                    .map_err(|m| LoadError::format(&p, format!("not a valid safetensors file: {m}")))?;
+                let st = lora::safetensors_check::deserialize(&bytes).map_err(|m| {
+                    LoadError::format(&p, format!("not a valid safetensors file: {m}"))
+                })?;
                 for (key, view) in st.tensors() {
                     if index.contains_key(&key) {
-                        return Err(LoadError::format(&p, format!("tensor `{key}` appears in two shards")));
+                        return Err(LoadError::format(
+                            &p,
+                            format!("tensor `{key}` appears in two shards"),
+                        ));
                     }
-                    index.insert(key, Entry { file: i, dtype: view.dtype(), shape: view.shape().to_vec() });
+                    index.insert(
+                        key,
+                        Entry {
+                            file: i,
+                            dtype: view.dtype(),
+                            shape: view.shape().to_vec(),
+                        },
+                    );
                 }
             }
             files.push((p, bytes));
@@ -127,18 +145,35 @@ impl WeightSource for SafetensorsSource {
         let entry = self
             .index
             .get(key)
-            .ok_or_else(|| LoadError::MissingTensor { source_name: self.name.clone(), key: key.to_string() })?;
+            .ok_or_else(|| LoadError::MissingTensor {
+                source_name: self.name.clone(),
+                key: key.to_string(),
+            })?;
         let (path, bytes) = &self.files[entry.file];
-        let st = lora::safetensors_check::deserialize(bytes).map_err(|m| LoadError::format(path, m))?;
-        let view = st.tensor(key).map_err(|e| LoadError::format(path, e.to_string()))?;
+        let st =
+            lora::safetensors_check::deserialize(bytes).map_err(|m| LoadError::format(path, m))?;
+        let view = st
+            .tensor(key)
+            .map_err(|e| LoadError::format(path, e.to_string()))?;
         let raw = view.data();
         let data: Vec<f32> = match entry.dtype {
-            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => raw.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => raw.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
             Dtype::F64 => raw
                 .chunks_exact(8)
-                .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+                .map(|b| {
+                    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+                })
                 .collect(),
             other => {
                 return Err(LoadError::UnsupportedDtype {
@@ -148,15 +183,27 @@ impl WeightSource for SafetensorsSource {
                 });
             }
         };
-        Ok(HostTensor { shape: entry.shape.clone(), data })
+        Ok(HostTensor {
+            shape: entry.shape.clone(),
+            data,
+        })
     }
 }
 
 /// Writes f32 tensors to one safetensors file, atomically (temporary file, then rename).
-pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<(), LoadError> {
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &BTreeMap<String, HostTensor>,
+) -> Result<(), LoadError> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(k, t)| (k.clone(), t.data.iter().flat_map(|x| x.to_le_bytes()).collect(), t.shape.clone()))
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
         .iter()
@@ -168,7 +215,8 @@ pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) ->
         .collect::<Result<_, LoadError>>()?;
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    let out = safetensors::serialize(views, Some(meta)).map_err(|e| LoadError::format(path, e.to_string()))?;
+    let out = safetensors::serialize(views, Some(meta))
+        .map_err(|e| LoadError::format(path, e.to_string()))?;
     write_atomic(path, &out)
 }
 
@@ -176,13 +224,19 @@ pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) ->
 /// (`<name>.tmp<pid>`), or `None` for any other file name. A process that finds such a file of
 /// a dead pid may remove it: it was never renamed into place.
 pub fn atomic_temporary_pid(file_name: &str) -> Option<u32> {
-    file_name.rsplit_once(".tmp").and_then(|(_, pid)| pid.parse().ok())
+    file_name
+        .rsplit_once(".tmp")
+        .and_then(|(_, pid)| pid.parse().ok())
 }
 
 /// The temporary sibling [`write_atomic`] writes before the rename: `<name>.tmp<pid>`, as
 /// [`atomic_temporary_pid`] reads it back.
 fn atomic_temporary(path: &Path) -> PathBuf {
-    path.with_extension(format!("{}.tmp{}", path.extension().and_then(|e| e.to_str()).unwrap_or(""), std::process::id()))
+    path.with_extension(format!(
+        "{}.tmp{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ))
 }
 
 /// Writes a file atomically: a temporary sibling is written, synced and renamed over `path`.
@@ -224,7 +278,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         let mut map = BTreeMap::new();
-        map.insert("a.weight".to_string(), HostTensor { shape: vec![2, 3], data: vec![1., 2., 3., 4., 5., 6.] });
+        map.insert(
+            "a.weight".to_string(),
+            HostTensor {
+                shape: vec![2, 3],
+                data: vec![1., 2., 3., 4., 5., 6.],
+            },
+        );
         write_safetensors(&path, &map).unwrap();
         let src = SafetensorsSource::open(&path).unwrap();
         assert_eq!(src.tensor("a.weight").unwrap(), map["a.weight"]);
@@ -234,9 +294,15 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
         let err = SafetensorsSource::open(&path).err().unwrap().to_string();
-        assert!(err.contains("w.safetensors") && err.contains("not a valid safetensors"), "{err}");
+        assert!(
+            err.contains("w.safetensors") && err.contains("not a valid safetensors"),
+            "{err}"
+        );
         // The tensor whose data is cut short is named.
-        assert!(err.contains("tensor `a.weight`") && err.contains("truncated"), "{err}");
+        assert!(
+            err.contains("tensor `a.weight`") && err.contains("truncated"),
+            "{err}"
+        );
     }
 
     /// A safetensors file from a JSON header (space-padded to 8 bytes) and a data section.
@@ -255,30 +321,62 @@ mod tests {
     fn header_errors_name_the_tensor_at_fault() {
         let dir = tempfile::tempdir().unwrap();
         let open = |header: &str, data_len: usize| {
-            SafetensorsSource::open(&st_file(dir.path(), header, data_len)).err().unwrap().to_string()
+            SafetensorsSource::open(&st_file(dir.path(), header, data_len))
+                .err()
+                .unwrap()
+                .to_string()
         };
         let good_a = r#""a":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}"#;
         // `b`'s range holds 24 bytes where [4] of F32 needs 16.
-        let e = open(&format!(r#"{{{good_a},"b":{{"dtype":"F32","shape":[4],"data_offsets":[8,32]}}}}"#), 32);
-        assert!(e.contains("h.safetensors") && e.contains("tensor `b`") && e.contains("needs 16 bytes"), "{e}");
+        let e = open(
+            &format!(r#"{{{good_a},"b":{{"dtype":"F32","shape":[4],"data_offsets":[8,32]}}}}"#),
+            32,
+        );
+        assert!(
+            e.contains("h.safetensors") && e.contains("tensor `b`") && e.contains("needs 16 bytes"),
+            "{e}"
+        );
         // The element count of `b` overflows.
         let huge = 1u64 << 40;
-        let e = open(&format!(r#"{{{good_a},"b":{{"dtype":"F16","shape":[{huge},{huge}],"data_offsets":[8,16]}}}}"#), 16);
+        let e = open(
+            &format!(
+                r#"{{{good_a},"b":{{"dtype":"F16","shape":[{huge},{huge}],"data_offsets":[8,16]}}}}"#
+            ),
+            16,
+        );
         assert!(e.contains("tensor `b`") && e.contains("overflows"), "{e}");
         // `b` ends 4 bytes past the data section.
-        let e = open(&format!(r#"{{{good_a},"b":{{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}}}"#), 12);
+        let e = open(
+            &format!(r#"{{{good_a},"b":{{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}}}"#),
+            12,
+        );
         assert!(e.contains("tensor `b`") && e.contains("truncated"), "{e}");
         // Bytes after the last tensor.
         let e = open(&format!("{{{good_a}}}"), 12);
-        assert!(e.contains("4 bytes follow the data of the last tensor `a`"), "{e}");
+        assert!(
+            e.contains("4 bytes follow the data of the last tensor `a`"),
+            "{e}"
+        );
         // A header that is not JSON keeps the crate's own message.
         let e = open("{not json}", 0);
-        assert!(e.contains("h.safetensors") && e.contains("invalid JSON in header"), "{e}");
+        assert!(
+            e.contains("h.safetensors") && e.contains("invalid JSON in header"),
+            "{e}"
+        );
     }
 
     #[test]
     fn transpose_swaps_rows_and_columns() {
-        let t = HostTensor { shape: vec![2, 3], data: vec![1., 2., 3., 4., 5., 6.] };
-        assert_eq!(t.transposed(), HostTensor { shape: vec![3, 2], data: vec![1., 4., 2., 5., 3., 6.] });
+        let t = HostTensor {
+            shape: vec![2, 3],
+            data: vec![1., 2., 3., 4., 5., 6.],
+        };
+        assert_eq!(
+            t.transposed(),
+            HostTensor {
+                shape: vec![3, 2],
+                data: vec![1., 4., 2., 5., 3., 6.]
+            }
+        );
     }
 }

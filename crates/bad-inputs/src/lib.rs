@@ -54,7 +54,9 @@ impl Drop for Scratch {
 /// takes) and converts every tensor it lists to f32.
 pub fn fuzz_safetensors(data: &[u8]) {
     use backbone::weights::WeightSource;
-    let Some((_scratch, path)) = Scratch::write("model.safetensors", data) else { return };
+    let Some((_scratch, path)) = Scratch::write("model.safetensors", data) else {
+        return;
+    };
     if let Ok(src) = backbone::weights::SafetensorsSource::open(&path) {
         for key in src.keys() {
             let _ = src.shape(&key);
@@ -67,7 +69,9 @@ pub fn fuzz_safetensors(data: &[u8]) {
 /// tokenizer, and dequantises every tensor in the directory.
 pub fn fuzz_gguf(data: &[u8]) {
     let path = Path::new("fuzz.gguf");
-    let Ok(file) = backbone::gguf::GgufFile::parse(path, data.to_vec()) else { return };
+    let Ok(file) = backbone::gguf::GgufFile::parse(path, data.to_vec()) else {
+        return;
+    };
     let _ = backbone::gguf::config_from_metadata(&file);
     let _ = backbone::TextTokenizer::from_gguf(&file, "fuzz.gguf");
     for t in &file.tensors {
@@ -80,18 +84,30 @@ pub fn fuzz_gguf(data: &[u8]) {
 /// and the rest is written to a file of the name that loader expects.
 pub fn fuzz_data_loaders(data: &[u8]) {
     use bench_tasks::loaders;
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     match selector % 9 {
         0 => run_file("train.json", rest, |p| loaders::load_llm_cl(p).map(drop)),
         1 => run_file("labels.json", rest, |p| {
             loaders::load_llm_cl_labels(p.parent().unwrap_or(Path::new("."))).map(drop)
         }),
-        2 => run_file("task001_fuzz.json", rest, |p| loaders::load_superni(p).map(drop)),
+        2 => run_file("task001_fuzz.json", rest, |p| {
+            loaders::load_superni(p).map(drop)
+        }),
         3 => run_file("train.jsonl", rest, |p| loaders::load_gsm8k(p).map(drop)),
-        4 => run_file("ARC-Easy-Train.json", rest, |p| loaders::load_arc_json(p).map(drop)),
-        5 => run_file("ARC-Easy-Train.jsonl", rest, |p| loaders::load_arc_jsonl(p).map(drop)),
-        6 => run_file("astronomy_test.csv", rest, |p| loaders::load_mmlu_csv(p).map(drop)),
-        7 => run_file("train_rand_split.jsonl", rest, |p| loaders::load_commonsenseqa(p).map(drop)),
+        4 => run_file("ARC-Easy-Train.json", rest, |p| {
+            loaders::load_arc_json(p).map(drop)
+        }),
+        5 => run_file("ARC-Easy-Train.jsonl", rest, |p| {
+            loaders::load_arc_jsonl(p).map(drop)
+        }),
+        6 => run_file("astronomy_test.csv", rest, |p| {
+            loaders::load_mmlu_csv(p).map(drop)
+        }),
+        7 => run_file("train_rand_split.jsonl", rest, |p| {
+            loaders::load_commonsenseqa(p).map(drop)
+        }),
         _ => run_file("corpus.jsonl", rest, |p| loaders::load_corpus(p).map(drop)),
     }
 }
@@ -105,8 +121,12 @@ fn run_file<E>(name: &str, data: &[u8], load: impl FnOnce(&Path) -> Result<(), E
 /// The TOML configurations: an even first byte parses the rest as a suite TOML
 /// (`bench_tasks::SuiteSpec`), an odd one as a method TOML (`continual::MethodConfig`).
 pub fn fuzz_toml_configs(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else { return };
-    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
     if selector % 2 == 0 {
         let _ = bench_tasks::SuiteSpec::from_toml_str(text, Path::new("fuzz-suite.toml"));
     } else {

@@ -62,7 +62,10 @@ struct Outcome {
 
 impl From<Result<(), String>> for Outcome {
     fn from(result: Result<(), String>) -> Self {
-        Self { result, problems: Vec::new() }
+        Self {
+            result,
+            problems: Vec::new(),
+        }
     }
 }
 
@@ -73,7 +76,9 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 fn ok<T>(_: T) {}
 
 fn need<'a>(field: &'a Option<String>, name: &str, kind: &str) -> &'a str {
-    field.as_deref().unwrap_or_else(|| panic!("case.toml: kind `{kind}` needs `{name}`"))
+    field
+        .as_deref()
+        .unwrap_or_else(|| panic!("case.toml: kind `{kind}` needs `{name}`"))
 }
 
 /// Calls the loader the case names on its input.
@@ -81,7 +86,10 @@ fn run_case(case: &Case, dir: &Path) -> Outcome {
     let input = dir.join(&case.input);
     let device = Device::flex();
     match case.kind.as_str() {
-        "model" => backbone::LoadedModel::load(&input, &device).map(ok).map_err(err).into(),
+        "model" => backbone::LoadedModel::load(&input, &device)
+            .map(ok)
+            .map_err(err)
+            .into(),
         "peft" => {
             let base = dir.join(need(&case.model, "model", "peft"));
             let mut lm = match backbone::LoadedModel::load(&base, &device) {
@@ -89,15 +97,22 @@ fn run_case(case: &Case, dir: &Path) -> Outcome {
                 Err(e) => {
                     return Outcome {
                         result: Ok(()),
-                        problems: vec![format!("the base model {} does not load: {e}", base.display())],
+                        problems: vec![format!(
+                            "the base model {} does not load: {e}",
+                            base.display()
+                        )],
                     };
                 }
             };
-            let result = lora::load_peft(&mut lm.model, &input, "corpus", &device).map(ok).map_err(err);
+            let result = lora::load_peft(&mut lm.model, &input, "corpus", &device)
+                .map(ok)
+                .map_err(err);
             let mut problems = Vec::new();
             let left = lora::adapter_names(&lm.model);
             if result.is_err() && !left.is_empty() {
-                problems.push(format!("the model still carries adapter(s) {left:?} after the error (half-applied)"));
+                problems.push(format!(
+                    "the model still carries adapter(s) {left:?} after the error (half-applied)"
+                ));
             }
             Outcome { result, problems }
         }
@@ -106,38 +121,70 @@ fn run_case(case: &Case, dir: &Path) -> Outcome {
         "arc_json" => loaders::load_arc_json(&input).map(ok).map_err(err).into(),
         "arc_jsonl" => loaders::load_arc_jsonl(&input).map(ok).map_err(err).into(),
         "mmlu_csv" => loaders::load_mmlu_csv(&input).map(ok).map_err(err).into(),
-        "commonsenseqa" => loaders::load_commonsenseqa(&input).map(ok).map_err(err).into(),
+        "commonsenseqa" => loaders::load_commonsenseqa(&input)
+            .map(ok)
+            .map_err(err)
+            .into(),
         "superni" => loaders::load_superni(&input).map(ok).map_err(err).into(),
         "corpus" => loaders::load_corpus(&input).map(ok).map_err(err).into(),
-        "labels" => loaders::load_llm_cl_labels(&input).map(ok).map_err(err).into(),
-        "suite_spec" => bench_tasks::SuiteSpec::from_path(&input).map(ok).map_err(err).into(),
+        "labels" => loaders::load_llm_cl_labels(&input)
+            .map(ok)
+            .map_err(err)
+            .into(),
+        "suite_spec" => bench_tasks::SuiteSpec::from_path(&input)
+            .map(ok)
+            .map_err(err)
+            .into(),
         "suite_load" => {
             let data = dir.join(need(&case.data_dir, "data_dir", "suite_load"));
-            bench_tasks::Suite::load(&input, &data).map(ok).map_err(err).into()
+            bench_tasks::Suite::load(&input, &data)
+                .map(ok)
+                .map_err(err)
+                .into()
         }
         "format" => {
-            let max_len = case.max_len.expect("case.toml: kind `format` needs `max_len`");
+            let max_len = case
+                .max_len
+                .expect("case.toml: kind `format` needs `max_len`");
             let records = match loaders::load_llm_cl(&input) {
                 Ok(r) => r,
                 Err(e) => {
-                    return Outcome { result: Ok(()), problems: vec![format!("the records do not load: {e}")] };
+                    return Outcome {
+                        result: Ok(()),
+                        problems: vec![format!("the records do not load: {e}")],
+                    };
                 }
             };
-            let config = bench_tasks::FormatConfig { max_len, ..Default::default() };
+            let config = bench_tasks::FormatConfig {
+                max_len,
+                ..Default::default()
+            };
             let formatter = bench_tasks::Formatter::new(config, bench_tasks::ByteTokenizer);
             // As the engine encodes a task's records: an error names the origin and the record.
             let origin = input.display().to_string();
-            formatter.encode_each(None, &origin, &records).into_iter().try_for_each(|r| r.map(ok)).map_err(err).into()
+            formatter
+                .encode_each(None, &origin, &records)
+                .into_iter()
+                .try_for_each(|r| r.map(ok))
+                .map_err(err)
+                .into()
         }
-        "method" => continual::MethodConfig::from_path(&input).map(ok).map_err(err).into(),
+        "method" => continual::MethodConfig::from_path(&input)
+            .map(ok)
+            .map_err(err)
+            .into(),
         "train_settings" => {
             let run = || -> Result<(), String> {
                 let spec = bench_tasks::SuiteSpec::from_path(&input).map_err(err)?;
                 let method = match &case.method {
                     Some(m) => continual::MethodConfig::from_path(&dir.join(m)).map_err(err)?,
-                    None => continual::MethodConfig::from_toml_str("", Path::new("(empty method)")).map_err(err)?,
+                    None => continual::MethodConfig::from_toml_str("", Path::new("(empty method)"))
+                        .map_err(err)?,
                 };
-                method.train_settings(spec.training.as_ref(), &spec.path).map(ok).map_err(err)
+                method
+                    .train_settings(spec.training.as_ref(), &spec.path)
+                    .map(ok)
+                    .map_err(err)
             };
             run().into()
         }
@@ -178,14 +225,22 @@ fn changes(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf, Vec<u8
             _ => {}
         }
     }
-    out.extend(before.keys().filter(|p| !after.contains_key(*p)).map(|p| format!("removed {}", p.display())));
+    out.extend(
+        before
+            .keys()
+            .filter(|p| !after.contains_key(*p))
+            .map(|p| format!("removed {}", p.display())),
+    );
     out
 }
 
 /// The names of the files and directories a case holds (its `case.toml` aside), and its own name.
 fn path_components(dir: &Path, snap: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<String> {
     let mut names = vec![dir.file_name().unwrap().to_string_lossy().into_owned()];
-    for p in snap.keys().filter(|p| p.starts_with(dir) && p.file_name().is_some_and(|n| n != "case.toml")) {
+    for p in snap
+        .keys()
+        .filter(|p| p.starts_with(dir) && p.file_name().is_some_and(|n| n != "case.toml"))
+    {
         names.push(p.file_name().unwrap().to_string_lossy().into_owned());
     }
     names
@@ -220,17 +275,26 @@ fn every_bad_input_is_a_clear_error() {
         .into_iter()
         .map(|d| {
             let name = d.file_name().unwrap().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(d.join("case.toml")).unwrap_or_else(|e| panic!("{name}/case.toml: {e}"));
-            let case: Case = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}/case.toml: {e}"));
+            let text = std::fs::read_to_string(d.join("case.toml"))
+                .unwrap_or_else(|e| panic!("{name}/case.toml: {e}"));
+            let case: Case =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{name}/case.toml: {e}"));
             (name, d, case)
         })
         .collect();
     // The known-good inputs first: a bad case only means something if its valid twin loads.
     cases.sort_by_key(|(name, _, case)| (!case.valid, name.clone()));
 
-    let valid: Vec<String> = cases.iter().filter(|(_, _, c)| c.valid).map(|(n, _, _)| n.clone()).collect();
+    let valid: Vec<String> = cases
+        .iter()
+        .filter(|(_, _, c)| c.valid)
+        .map(|(n, _, _)| n.clone())
+        .collect();
     let bad_count = cases.len() - valid.len();
-    assert!(bad_count >= 30, "the corpus has {bad_count} bad cases; it promises at least 30");
+    assert!(
+        bad_count >= 30,
+        "the corpus has {bad_count} bad cases; it promises at least 30"
+    );
 
     let original = snapshot(&root);
     let mut failures: Vec<String> = Vec::new();
@@ -248,20 +312,31 @@ fn every_bad_input_is_a_clear_error() {
         }
         // The case file itself must be coherent.
         match &case.based_on {
-            Some(b) if !valid.contains(b) => failures.push(format!("{name}: based_on `{b}` is not a valid case")),
-            None if !case.valid => failures.push(format!("{name}: a bad case needs `based_on` (its valid twin)")),
+            Some(b) if !valid.contains(b) => {
+                failures.push(format!("{name}: based_on `{b}` is not a valid case"))
+            }
+            None if !case.valid => failures.push(format!(
+                "{name}: a bad case needs `based_on` (its valid twin)"
+            )),
             _ => {}
         }
         if !case.valid {
             let names = path_components(dir, &original);
-            if !case.expect.iter().any(|e| names.iter().any(|n| e.contains(n.as_str()))) {
+            if !case
+                .expect
+                .iter()
+                .any(|e| names.iter().any(|n| e.contains(n.as_str())))
+            {
                 failures.push(format!(
                     "{name}: no `expect` entry names a file or directory of the case ({names:?}): {:?}",
                     case.expect
                 ));
             }
             if case.gap.is_none() && !case.expect_panic_bug && case.expect.len() < 2 {
-                failures.push(format!("{name}: `expect` must name the file and the place: {:?}", case.expect));
+                failures.push(format!(
+                    "{name}: `expect` must name the file and the place: {:?}",
+                    case.expect
+                ));
             }
         }
         if case.expect_panic_bug && !run_panic_bugs {
@@ -274,7 +349,10 @@ fn every_bad_input_is_a_clear_error() {
         let after = snapshot(&root);
         let written = changes(&before, &after);
         if !written.is_empty() {
-            failures.push(format!("{name}: loading changed the corpus: {}", written.join("; ")));
+            failures.push(format!(
+                "{name}: loading changed the corpus: {}",
+                written.join("; ")
+            ));
         }
 
         let outcome = match caught {
@@ -282,9 +360,18 @@ fn every_bad_input_is_a_clear_error() {
             Err(payload) => {
                 let msg = panic_message(payload.as_ref());
                 if case.expect_panic_bug {
-                    panic_bugs.push(format!("{name} [{}]: {} -> still panics: {}", case.kind, case.defect, one_line(&msg)));
+                    panic_bugs.push(format!(
+                        "{name} [{}]: {} -> still panics: {}",
+                        case.kind,
+                        case.defect,
+                        one_line(&msg)
+                    ));
                 } else {
-                    failures.push(format!("{name} [{}]: PANIC instead of an error: {}", case.kind, one_line(&msg)));
+                    failures.push(format!(
+                        "{name} [{}]: PANIC instead of an error: {}",
+                        case.kind,
+                        one_line(&msg)
+                    ));
                 }
                 continue;
             }
@@ -294,7 +381,9 @@ fn every_bad_input_is_a_clear_error() {
                 Ok(()) => "loads".to_string(),
                 Err(m) => format!("error: {}", one_line(m)),
             };
-            panic_bugs.push(format!("{name}: no longer panics ({got}); clear `expect_panic_bug`"));
+            panic_bugs.push(format!(
+                "{name}: no longer panics ({got}); clear `expect_panic_bug`"
+            ));
             continue;
         }
 
@@ -314,7 +403,11 @@ fn every_bad_input_is_a_clear_error() {
                 Ok(()) => problems.push("loaded without an error".into()),
                 Err(m) => {
                     let normalised = m.replace('\\', "/");
-                    let missing: Vec<&String> = case.expect.iter().filter(|e| !normalised.contains(e.as_str())).collect();
+                    let missing: Vec<&String> = case
+                        .expect
+                        .iter()
+                        .filter(|e| !normalised.contains(e.as_str()))
+                        .collect();
                     if !missing.is_empty() {
                         problems.push(format!("the message lacks {missing:?}: {}", one_line(m)));
                     }
@@ -335,10 +428,17 @@ fn every_bad_input_is_a_clear_error() {
     let end = snapshot(&root);
     let written = changes(&original, &end);
     if !written.is_empty() {
-        failures.push(format!("the corpus changed during the run: {}", written.join("; ")));
+        failures.push(format!(
+            "the corpus changed during the run: {}",
+            written.join("; ")
+        ));
     }
 
-    println!("bad-inputs corpus: {} cases ({} valid, {bad_count} bad); {passed} passed", cases.len(), valid.len());
+    println!(
+        "bad-inputs corpus: {} cases ({} valid, {bad_count} bad); {passed} passed",
+        cases.len(),
+        valid.len()
+    );
     if !gaps.is_empty() {
         println!("\nknown gaps ({}), not failures:", gaps.len());
         gaps.iter().for_each(|g| println!("  {g}"));
@@ -347,5 +447,10 @@ fn every_bad_input_is_a_clear_error() {
         println!("\nknown panic bugs ({}):", panic_bugs.len());
         panic_bugs.iter().for_each(|b| println!("  {b}"));
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n  {}", failures.len(), failures.join("\n  "));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
 }

@@ -17,7 +17,9 @@ fn repo_root() -> PathBuf {
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
@@ -37,15 +39,27 @@ fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let mut corpus = Vec::new();
     files_under(&root.join("crates/bad-inputs/corpus"), &mut corpus);
     files_under(&root.join("crates/backbone/tests/fixtures"), &mut corpus);
-    let mut out: Vec<(PathBuf, Vec<u8>)> =
-        files.into_iter().filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b))).collect();
+    let mut out: Vec<(PathBuf, Vec<u8>)> = files
+        .into_iter()
+        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
+        .collect();
     for p in corpus {
-        let Ok(bytes) = std::fs::read(&p) else { continue };
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
         match target {
             "fuzz_safetensors" if name.ends_with(".safetensors") => out.push((p, bytes)),
             "fuzz_gguf" if name.ends_with(".gguf") => out.push((p, bytes)),
-            "fuzz_data_loaders" if name.ends_with(".json") || name.ends_with(".jsonl") || name.ends_with(".csv") => {
+            "fuzz_data_loaders"
+                if name.ends_with(".json")
+                    || name.ends_with(".jsonl")
+                    || name.ends_with(".csv") =>
+            {
                 // Every loader sees every data file: the selector byte picks the loader.
                 for sel in 0..9u8 {
                     let mut v = vec![sel];
@@ -93,12 +107,21 @@ fn regressions_and_seeds_do_not_panic() {
             for (path, bytes) in inputs {
                 total += 1;
                 if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| entry(&bytes))) {
-                    failures.push(format!("{target} {}: panicked: {}", path.display(), panic_message(&*p)));
+                    failures.push(format!(
+                        "{target} {}: panicked: {}",
+                        path.display(),
+                        panic_message(&*p)
+                    ));
                 }
             }
         }
     });
-    assert!(failures.is_empty(), "{} of {total} inputs panicked:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} inputs panicked:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 struct Rng(u64);
@@ -182,9 +205,15 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
 #[test]
 #[ignore = "long: a random-mutation run over all fuzz targets (FUZZ_SECONDS per target)"]
 fn mutation_run() {
-    let secs: u64 = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let secs: u64 = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let only = std::env::var("FUZZ_TARGET").ok();
-    let mut rng = Rng(std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x9e37_79b9_7f4a_7c15));
+    let mut rng = Rng(std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15));
     let mut found = Vec::new();
     quiet(|| {
         for (target, entry) in bad_inputs::TARGETS {
@@ -192,7 +221,11 @@ fn mutation_run() {
                 continue;
             }
             // Seeds larger than 64 KiB are kept out of the mutation pool (too slow per run).
-            let pool: Vec<Vec<u8>> = seeds(target).into_iter().map(|(_, b)| b).filter(|b| b.len() <= 64 << 10).collect();
+            let pool: Vec<Vec<u8>> = seeds(target)
+                .into_iter()
+                .map(|(_, b)| b)
+                .filter(|b| b.len() <= 64 << 10)
+                .collect();
             let start = Instant::now();
             let mut execs = 0u64;
             while start.elapsed() < Duration::from_secs(secs) {
@@ -205,12 +238,20 @@ fn mutation_run() {
                     let _ = std::fs::create_dir_all(&dir);
                     let file = dir.join(format!("mutation-{execs}-{:016x}", rng.next()));
                     let _ = std::fs::write(&file, &input);
-                    found.push(format!("{target}: {} -> {}", panic_message(&*p), file.display()));
+                    found.push(format!(
+                        "{target}: {} -> {}",
+                        panic_message(&*p),
+                        file.display()
+                    ));
                     break;
                 }
             }
             let t = start.elapsed().as_secs_f64();
-            println!("{target}: {execs} execs in {t:.1} s ({:.0}/s), {} seeds", execs as f64 / t, pool.len());
+            println!(
+                "{target}: {execs} execs in {t:.1} s ({:.0}/s), {} seeds",
+                execs as f64 / t,
+                pool.len()
+            );
         }
     });
     assert!(found.is_empty(), "panics found:\n{}", found.join("\n"));

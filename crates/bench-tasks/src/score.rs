@@ -367,7 +367,11 @@ pub trait TaskModel {
         let mut start = 0;
         while start < batch.len() {
             let task = batch[start].0;
-            let end = start + batch[start..].iter().take_while(|(t, _)| std::ptr::eq(*t, task)).count();
+            let end = start
+                + batch[start..]
+                    .iter()
+                    .take_while(|(t, _)| std::ptr::eq(*t, task))
+                    .count();
             let records: Vec<&Record> = batch[start..end].iter().map(|(_, r)| *r).collect();
             out.extend(self.generate(task, &records));
             start = end;
@@ -438,7 +442,10 @@ pub fn evaluate_generative(
     model: &mut dyn TaskModel,
     batch_size: usize,
 ) -> Vec<EvalReport> {
-    let items: Vec<(&Task, &Record)> = sets.iter().flat_map(|(t, recs)| recs.iter().map(move |r| (*t, r))).collect();
+    let items: Vec<(&Task, &Record)> = sets
+        .iter()
+        .flat_map(|(t, recs)| recs.iter().map(move |r| (*t, r)))
+        .collect();
     let mut scores = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch_size.max(1)) {
         let gens = model.generate_mixed(chunk);
@@ -450,7 +457,11 @@ pub fn evaluate_generative(
     sets.iter()
         .map(|(_, recs)| {
             let per_record: Vec<f64> = scores.by_ref().take(recs.len()).collect();
-            let score = if per_record.is_empty() { 0.0 } else { per_record.iter().sum::<f64>() / per_record.len() as f64 };
+            let score = if per_record.is_empty() {
+                0.0
+            } else {
+                per_record.iter().sum::<f64>() / per_record.len() as f64
+            };
             EvalReport { score, per_record }
         })
         .collect()
@@ -683,8 +694,18 @@ mod tests {
     }
     impl TaskModel for Echo {
         fn generate(&mut self, task: &Task, batch: &[&Record]) -> Vec<String> {
-            self.calls.push(batch.iter().map(|_| task.name.clone()).collect());
-            batch.iter().map(|r| if task.name == "misses" { "wrong".to_string() } else { r.prompt.clone() }).collect()
+            self.calls
+                .push(batch.iter().map(|_| task.name.clone()).collect());
+            batch
+                .iter()
+                .map(|r| {
+                    if task.name == "misses" {
+                        "wrong".to_string()
+                    } else {
+                        r.prompt.clone()
+                    }
+                })
+                .collect()
         }
         fn score_options(&mut self, _: &Task, _: &[(&Record, &[String])]) -> Vec<Vec<OptionScore>> {
             unreachable!("generative tasks only")
@@ -695,18 +716,38 @@ mod tests {
     fn generative_sets_scored_together_match_each_set_alone_and_batches_span_tasks() {
         // Exact match against answers equal to the prompts: the "misses" task's answers miss,
         // the others hit; batches of 3 over 2 + 3 + 1 records span the tasks.
-        let recs = |ps: &[&str]| -> Vec<Record> { ps.iter().map(|p| Record::new(*p, *p)).collect() };
-        let mut a = task(TaskKind::ShortAnswerQa, Metric::ExactMatch, recs(&["a", "b"]));
+        let recs =
+            |ps: &[&str]| -> Vec<Record> { ps.iter().map(|p| Record::new(*p, *p)).collect() };
+        let mut a = task(
+            TaskKind::ShortAnswerQa,
+            Metric::ExactMatch,
+            recs(&["a", "b"]),
+        );
         a.name = "hits".into();
-        let mut b = task(TaskKind::ShortAnswerQa, Metric::ExactMatch, recs(&["c", "d", "e"]));
+        let mut b = task(
+            TaskKind::ShortAnswerQa,
+            Metric::ExactMatch,
+            recs(&["c", "d", "e"]),
+        );
         b.name = "misses".into();
         let mut c = task(TaskKind::ShortAnswerQa, Metric::ExactMatch, recs(&["f"]));
         c.name = "hits2".into();
         let sets: Vec<(&Task, &[Record])> = vec![(&a, &a.test), (&b, &b.test), (&c, &c.test)];
         let mut model = Echo::default();
         let together = evaluate_generative(&sets, &mut model, 3);
-        assert_eq!(model.calls, [vec!["hits", "hits"], vec!["misses"], vec!["misses", "misses"], vec!["hits2"]]);
-        let alone: Vec<EvalReport> = sets.iter().map(|(t, r)| evaluate(t, r, &mut Echo::default(), 3)).collect();
+        assert_eq!(
+            model.calls,
+            [
+                vec!["hits", "hits"],
+                vec!["misses"],
+                vec!["misses", "misses"],
+                vec!["hits2"]
+            ]
+        );
+        let alone: Vec<EvalReport> = sets
+            .iter()
+            .map(|(t, r)| evaluate(t, r, &mut Echo::default(), 3))
+            .collect();
         assert_eq!(together, alone);
         assert_eq!(together[0].per_record, [1.0, 1.0]);
         assert_eq!(together[1].per_record, [0.0, 0.0, 0.0]);

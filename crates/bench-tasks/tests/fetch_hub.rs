@@ -214,12 +214,22 @@ fn no_part_files(dir: &Path) -> bool {
 
 /// The manifest of gsm8k's train split, the entry most tests fetch.
 fn gsm8k_train() -> Manifest {
-    manifest(&entry("gsm8k", "openai/gsm8k", "main", "train", "gsm8k/train.jsonl", "gsm8k_jsonl"))
+    manifest(&entry(
+        "gsm8k",
+        "openai/gsm8k",
+        "main",
+        "train",
+        "gsm8k/train.jsonl",
+        "gsm8k_jsonl",
+    ))
 }
 
 /// Options against the stand-in server with pages of `page_len` rows.
 fn paged(base: &str, page_len: usize) -> FetchOptions {
-    FetchOptions { page_len, ..options(base) }
+    FetchOptions {
+        page_len,
+        ..options(base)
+    }
 }
 
 #[test]
@@ -227,12 +237,7 @@ fn rows_are_paged_until_num_rows_total() {
     let (base, log) = hub();
     let to = tempfile::tempdir().unwrap();
     let m = gsm8k_train();
-    let rep = fetch(
-        &m,
-        to.path(),
-        &paged(&base, 2),
-    )
-    .unwrap();
+    let rep = fetch(&m, to.path(), &paged(&base, 2)).unwrap();
     assert_eq!(
         paths(&log),
         [
@@ -257,12 +262,7 @@ fn without_num_rows_total_paging_stops_at_a_short_page() {
     });
     let to = tempfile::tempdir().unwrap();
     let m = gsm8k_train();
-    let rep = fetch(
-        &m,
-        to.path(),
-        &paged(&base, 2),
-    )
-    .unwrap();
+    let rep = fetch(&m, to.path(), &paged(&base, 2)).unwrap();
     assert_eq!(rep.rows, 3);
     assert_eq!(paths(&log).len(), 2);
 }
@@ -456,12 +456,7 @@ fn corpus_rows_become_text_lines_up_to_max_rows() {
             "corpus_jsonl"
         )
     ));
-    let rep = fetch(
-        &m,
-        to.path(),
-        &paged(&base, 2),
-    )
-    .unwrap();
+    let rep = fetch(&m, to.path(), &paged(&base, 2)).unwrap();
     assert_eq!(rep.rows, 3);
     assert_eq!(
         paths(&log),

@@ -17,7 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let spec = bench_tasks::SuiteSpec::from_path(&root.join("experiments/suites/smoke.toml"))?;
     let suite = spec.load(&root, None)?;
-    let method = continual::MethodConfig::from_path(&root.join(format!("experiments/methods/{method}.toml")))?;
+    let method = continual::MethodConfig::from_path(
+        &root.join(format!("experiments/methods/{method}.toml")),
+    )?;
     let settings = method.train_settings(spec.training.as_ref(), &spec.path)?;
     let cfg = RunConfig {
         suite_spec: spec,

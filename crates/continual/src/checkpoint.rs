@@ -40,7 +40,13 @@ pub struct Loaded {
 
 /// Writes a checkpoint under `root` and publishes it; of the older ones, the newest
 /// `keep_older` stay (a divergence rollback may need one from before the newest).
-pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>, keep_older: usize) -> Result<(), EngineError> {
+pub fn save(
+    root: &Path,
+    step: u64,
+    task: usize,
+    c: &Contents<'_>,
+    keep_older: usize,
+) -> Result<(), EngineError> {
     std::fs::create_dir_all(root).map_err(|e| EngineError::io(root, e))?;
     let name = format!("step-{step:06}-task-{task:02}");
     let tmp = root.join(format!(".tmp-{name}"));
@@ -54,11 +60,15 @@ pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>, keep_older: u
         w.save(&tmp.join("wise_prev.safetensors"))?;
     }
     let trainer = tmp.join("trainer");
-    c.trainer.save(&trainer).map_err(|e| EngineError::Checkpoint(format!("writing {}: {e}", trainer.display())))?;
+    c.trainer
+        .save(&trainer)
+        .map_err(|e| EngineError::Checkpoint(format!("writing {}: {e}", trainer.display())))?;
     // The trainer writes plainly: flush its files before the checkpoint can be published.
     for f in ["optimizer.bpk", "trainer.json"] {
         let p = trainer.join(f);
-        std::fs::File::open(&p).and_then(|f| f.sync_all()).map_err(|e| EngineError::io(&p, e))?;
+        std::fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| EngineError::io(&p, e))?;
     }
     sync_dir(&trainer);
     write_json(&tmp.join("state.json"), c.state)?;
@@ -72,13 +82,19 @@ pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>, keep_older: u
     crate::test_pause("checkpoint-publish");
     write_atomic(&root.join("LATEST"), format!("{name}\n").as_bytes())?;
     // Only now are older checkpoints garbage.
-    let mut older: Vec<(u64, PathBuf)> = published(root)?.into_iter().filter(|(s, p)| *s < step && !p.ends_with(&name)).collect();
+    let mut older: Vec<(u64, PathBuf)> = published(root)?
+        .into_iter()
+        .filter(|(s, p)| *s < step && !p.ends_with(&name))
+        .collect();
     older.sort();
     let n_drop = older.len().saturating_sub(keep_older);
     for (_, p) in &older[..n_drop] {
         let _ = std::fs::remove_dir_all(p);
     }
-    for e in std::fs::read_dir(root).map_err(|e| EngineError::io(root, e))?.flatten() {
+    for e in std::fs::read_dir(root)
+        .map_err(|e| EngineError::io(root, e))?
+        .flatten()
+    {
         if e.file_name().to_string_lossy().starts_with(".tmp-") {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -90,9 +106,15 @@ pub fn save(root: &Path, step: u64, task: usize, c: &Contents<'_>, keep_older: u
 /// their global steps, in no particular order.
 fn published(root: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(root).map_err(|e| EngineError::io(root, e))?.flatten() {
+    for e in std::fs::read_dir(root)
+        .map_err(|e| EngineError::io(root, e))?
+        .flatten()
+    {
         let n = e.file_name().to_string_lossy().into_owned();
-        let step = n.strip_prefix("step-").and_then(|r| r.split('-').next()).and_then(|s| s.parse::<u64>().ok());
+        let step = n
+            .strip_prefix("step-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|s| s.parse::<u64>().ok());
         if let Some(step) = step
             && e.path().join("state.json").is_file()
         {
@@ -104,16 +126,29 @@ fn published(root: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
 
 /// The newest complete checkpoint under `root` taken before global step `step`.
 pub fn before(root: &Path, step: u64) -> Result<Option<PathBuf>, EngineError> {
-    Ok(published(root)?.into_iter().filter(|(s, _)| *s < step).max_by_key(|(s, _)| *s).map(|(_, p)| p))
+    Ok(published(root)?
+        .into_iter()
+        .filter(|(s, _)| *s < step)
+        .max_by_key(|(s, _)| *s)
+        .map(|(_, p)| p))
 }
 
 /// Makes `dir` the latest checkpoint again (a rollback to an older one): `LATEST` is rewritten
 /// to name it, then the newer checkpoints are removed.
 pub fn republish(root: &Path, dir: &Path) -> Result<(), EngineError> {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let step = published(root)?.into_iter().find(|(_, p)| p == dir).map(|(s, _)| s);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let step = published(root)?
+        .into_iter()
+        .find(|(_, p)| p == dir)
+        .map(|(s, _)| s);
     let Some(step) = step else {
-        return Err(EngineError::Checkpoint(format!("{} is not a complete checkpoint", dir.display())));
+        return Err(EngineError::Checkpoint(format!(
+            "{} is not a complete checkpoint",
+            dir.display()
+        )));
     };
     write_atomic(&root.join("LATEST"), format!("{name}\n").as_bytes())?;
     for (s, p) in published(root)? {
@@ -131,7 +166,11 @@ pub fn latest(root: &Path) -> Result<Option<PathBuf>, EngineError> {
         Ok(name) => {
             let dir = root.join(name.trim());
             if !dir.join("state.json").is_file() {
-                return Err(EngineError::Checkpoint(format!("{} names {}, which is not a complete checkpoint", latest.display(), dir.display())));
+                return Err(EngineError::Checkpoint(format!(
+                    "{} names {}, which is not a complete checkpoint",
+                    latest.display(),
+                    dir.display()
+                )));
             }
             Ok(Some(dir))
         }
@@ -144,11 +183,20 @@ pub fn latest(root: &Path) -> Result<Option<PathBuf>, EngineError> {
 pub fn load(dir: &Path) -> Result<Loaded, EngineError> {
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| EngineError::io(&state_path, e))?;
-    let state = serde_json::from_str(&text).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", state_path.display())))?;
+    let state = serde_json::from_str(&text)
+        .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", state_path.display())))?;
     let trainable = TrainableSnapshot::load(&dir.join("trainable.safetensors"))?;
     let wp = dir.join("wise_prev.safetensors");
-    let wise_prev = if wp.is_file() { Some(TrainableSnapshot::load(&wp)?) } else { None };
-    Ok(Loaded { trainable, wise_prev, state })
+    let wise_prev = if wp.is_file() {
+        Some(TrainableSnapshot::load(&wp)?)
+    } else {
+        None
+    };
+    Ok(Loaded {
+        trainable,
+        wise_prev,
+        state,
+    })
 }
 
 fn sync_dir(dir: &Path) {

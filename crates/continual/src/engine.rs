@@ -30,13 +30,18 @@ use finetune::{KlReference, LossParts, Reference, SftBatch, TrainMode, Trainer};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use replay_buffer::schedulers::AnyScheduler;
-use replay_buffer::{ExtraPasses, HookPoint, Replay, ReplayReason, SampleRef, Scheduler, SchedulerConfig, Signals, SlotLoss, TaskScore};
+use replay_buffer::{
+    ExtraPasses, HookPoint, Replay, ReplayReason, SampleRef, Scheduler, SchedulerConfig, Signals,
+    SlotLoss, TaskScore,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sharpness::{SharpnessAware, SharpnessAwareRecord};
 
 use crate::lm::{TextCodec, evaluate_records, evaluate_row, sft_batch};
-use crate::method::{DivergencePolicy, MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings};
+use crate::method::{
+    DivergencePolicy, MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings,
+};
 use crate::metrics::{AccuracyMatrix, Cost, general_forgetting};
 use crate::params::TrainableSnapshot;
 use crate::results::{JsonlLog, RunLock, ensure_index_row, remove_stale_temporaries, write_json};
@@ -180,22 +185,28 @@ impl<'a> Run<'a> {
         let s = &cfg.settings;
         let device = cfg.device.clone().autodiff();
         device.seed(cfg.seed);
-        let (model, formatter, stop_ids) = load_backbone(&cfg.model, cfg.seed, &cfg.suite, &device)?;
+        let (model, formatter, stop_ids) =
+            load_backbone(&cfg.model, cfg.seed, &cfg.suite, &device)?;
 
         // Trainable parameters: a LoRA adapter on the frozen backbone, or everything.
         let mut model = model;
         let mode = match s.mode {
             TrainModeName::Lora => {
                 lora::add_adapter(&mut model, ADAPTER, &s.lora, &device);
-                TrainMode::Lora { adapter: ADAPTER.into() }
+                TrainMode::Lora {
+                    adapter: ADAPTER.into(),
+                }
             }
             TrainModeName::Full => TrainMode::Full,
         };
         let objective = &cfg.method.objective;
-        let reference =
-            (s.mode == TrainModeName::Full && objective.kl_weight > 0.0 && objective.kl_reference == KlReference::Initial).then(|| model.valid());
+        let reference = (s.mode == TrainModeName::Full
+            && objective.kl_weight > 0.0
+            && objective.kl_reference == KlReference::Initial)
+            .then(|| model.valid());
         let model = finetune::prepare_model(model, &mode)?;
-        let stage_start = (cfg.method.wise_ft.is_some() || stage_start_kl(cfg)).then(|| TrainableSnapshot::of(&model));
+        let stage_start = (cfg.method.wise_ft.is_some() || stage_start_kl(cfg))
+            .then(|| TrainableSnapshot::of(&model));
 
         let sam = match &cfg.method.optimizer {
             OptimizerConfig::Adamw => None,
@@ -210,7 +221,10 @@ impl<'a> Run<'a> {
             .collect::<Result<_, _>>()?;
         let steps = task_steps(s, &train);
         let corpus = corpus_ids(&cfg.corpus, formatter.tokenizer(), s.corpus_max_tokens);
-        let replay = Replay::new(buffer_config(cfg, steps.iter().sum()).init(), scheduler_config(cfg).init());
+        let replay = Replay::new(
+            buffer_config(cfg, steps.iter().sum()).init(),
+            scheduler_config(cfg).init(),
+        );
         let mut run = Run {
             cfg,
             model: Some(model),
@@ -237,12 +251,20 @@ impl<'a> Run<'a> {
                 lr_scale: 1.0,
             },
             // Fresh runs start an empty log; a resume cuts it back in `restore`.
-            log: JsonlLog::open(&cfg.out_dir.join("log.jsonl"), if ckpt.is_some() { u64::MAX } else { 0 })?,
+            log: JsonlLog::open(
+                &cfg.out_dir.join("log.jsonl"),
+                if ckpt.is_some() { u64::MAX } else { 0 },
+            )?,
             started: Instant::now(),
         };
         if let Some(dir) = ckpt {
             run.restore(dir)?;
-            tracing::info!("resumed from {} (task {}, step {})", dir.display(), run.state.task, run.state.global_step);
+            tracing::info!(
+                "resumed from {} (task {}, step {})",
+                dir.display(),
+                run.state.task,
+                run.state.global_step
+            );
         }
         Ok(run)
     }
@@ -319,7 +341,12 @@ impl<'a> Run<'a> {
     fn ctx(&self, task: usize, steps: usize) -> crate::HookContext<'_> {
         crate::HookContext {
             task,
-            task_name: self.cfg.suite.tasks.get(task).map_or("", |t| t.name.as_str()),
+            task_name: self
+                .cfg
+                .suite
+                .tasks
+                .get(task)
+                .map_or("", |t| t.name.as_str()),
             num_tasks: self.num_tasks(),
             step: self.state.global_step,
             step_in_task: self.state.step_in_task,
@@ -343,7 +370,11 @@ impl<'a> Run<'a> {
     /// set of the sharpness and landscape measurements.
     fn validation_refs(&self) -> Vec<SampleRef> {
         (0..self.train.len())
-            .flat_map(|t| (self.pool_len(t)..self.train[t].len()).filter(move |&i| self.train[t][i].is_some()).map(move |i| SampleRef::new(t as u32, i as u32)))
+            .flat_map(|t| {
+                (self.pool_len(t)..self.train[t].len())
+                    .filter(move |&i| self.train[t][i].is_some())
+                    .map(move |i| SampleRef::new(t as u32, i as u32))
+            })
             .collect()
     }
 
@@ -354,7 +385,10 @@ impl<'a> Run<'a> {
         if !stage_start_kl(self.cfg) {
             return Ok(());
         }
-        let snapshot = self.stage_start.as_ref().expect("kept with a stage-start KL reference");
+        let snapshot = self
+            .stage_start
+            .as_ref()
+            .expect("kept with a stage-start KL reference");
         let model = self.model.as_ref().expect("model").clone();
         self.reference = Some(snapshot.restore(model)?.valid());
         Ok(())
@@ -370,7 +404,11 @@ impl<'a> Run<'a> {
         let pool: Vec<SampleRef> = tasks
             .iter()
             .flat_map(|&t| {
-                self.train[t][..self.pool_len(t)].iter().enumerate().filter(|(_, e)| e.is_some()).map(move |(i, _)| SampleRef::new(t as u32, i as u32))
+                self.train[t][..self.pool_len(t)]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.is_some())
+                    .map(move |(i, _)| SampleRef::new(t as u32, i as u32))
             })
             .collect();
         if pool.is_empty() {
@@ -384,7 +422,11 @@ impl<'a> Run<'a> {
                 let (epoch, i) = (pos / pool.len(), pos % pool.len());
                 if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
                     let mut o: Vec<usize> = (0..pool.len()).collect();
-                    o.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[self.cfg.seed, k as u64, epoch as u64])));
+                    o.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(mix(&[
+                        self.cfg.seed,
+                        k as u64,
+                        epoch as u64,
+                    ])));
                     order = Some((epoch, o));
                 }
                 pool[order.as_ref().expect("set above").1[i]]
@@ -394,23 +436,46 @@ impl<'a> Run<'a> {
 
     /// One training step. The whole method is here: the strategy's passes and decision, one
     /// batch of task and replay samples, the objective and the (SAM/XSAM) update, feedback.
-    fn train_step(&mut self, k: usize, plugins: &mut [&mut dyn Plugin]) -> Result<StepRecord, EngineError> {
+    fn train_step(
+        &mut self,
+        k: usize,
+        plugins: &mut [&mut dyn Plugin],
+    ) -> Result<StepRecord, EngineError> {
         let step = self.state.global_step;
         let task_samples = self.task_samples(k, self.state.step_in_task);
         // 1. What to replay: the scheduler's extra passes, then its decision (within budget).
         let passes = self.state.replay.wants(HookPoint::BeforeUpdate { step });
         let (probe, scores) = self.extra_passes(&passes)?;
         let allowance = self.replay_allowance();
-        let signals = Signals { step, probe_losses: &probe, scores: &scores, allowance, ..Default::default() };
+        let signals = Signals {
+            step,
+            probe_losses: &probe,
+            scores: &scores,
+            allowance,
+            ..Default::default()
+        };
         let decision = self.state.replay.before_update(&signals);
         if let Some(allowed) = allowance
             && decision.num_samples() > allowed
         {
             let scheduler = self.state.replay.scheduler.name().to_string();
-            return Err(EngineError::OverAllowance { scheduler, step, decided: decision.num_samples(), allowed });
+            return Err(EngineError::OverAllowance {
+                scheduler,
+                step,
+                decided: decision.num_samples(),
+                allowed,
+            });
         }
-        let replay_slots: Vec<u32> = decision.batches.iter().flat_map(|b| b.slots.iter().copied()).collect();
-        let replayed: Vec<SampleRef> = decision.batches.iter().flat_map(|b| b.samples.iter().copied()).collect();
+        let replay_slots: Vec<u32> = decision
+            .batches
+            .iter()
+            .flat_map(|b| b.slots.iter().copied())
+            .collect();
+        let replayed: Vec<SampleRef> = decision
+            .batches
+            .iter()
+            .flat_map(|b| b.samples.iter().copied())
+            .collect();
         // 2. One batch [|B| + R, S]: the task's samples, then the replayed ones.
         let samples: Vec<SampleRef> = task_samples.iter().chain(&replayed).copied().collect();
         let batch = self.sft_batch(&samples);
@@ -424,10 +489,18 @@ impl<'a> Run<'a> {
         crate::test_pause("step");
         // 4. Feedback: replayed samples' losses to the memory, the task's samples to the buffer.
         let n_task = task_samples.len();
-        let replay_losses: Vec<SlotLoss> =
-            replay_slots.iter().zip(&losses.per_sample[n_task..]).map(|(&slot, &loss)| SlotLoss { slot, loss }).collect();
+        let replay_losses: Vec<SlotLoss> = replay_slots
+            .iter()
+            .zip(&losses.per_sample[n_task..])
+            .map(|(&slot, &loss)| SlotLoss { slot, loss })
+            .collect();
         let train_loss = mean(&losses.per_sample[..n_task]);
-        self.state.replay.after_update(&Signals { step, replay_losses: &replay_losses, train_loss, ..Default::default() });
+        self.state.replay.after_update(&Signals {
+            step,
+            replay_losses: &replay_losses,
+            train_loss,
+            ..Default::default()
+        });
         for (&r, &l) in task_samples.iter().zip(&losses.per_sample) {
             self.state.replay.offer(r, l, step, None);
         }
@@ -466,7 +539,8 @@ impl<'a> Run<'a> {
                 *by_task.entry(r.task).or_default() += 1;
             }
             self.log.write(&json!({"type": "replay", "step": step, "task": b.task, "n": b.slots.len(), "samples_by_task": by_task, "reason": b.reason}))?;
-            if let (ReplayReason::Due { task, .. }, AnyScheduler::Mssr(m)) = (&b.reason, &self.state.replay.scheduler)
+            if let (ReplayReason::Due { task, .. }, AnyScheduler::Mssr(m)) =
+                (&b.reason, &self.state.replay.scheduler)
                 && let Some(c) = m.clocks().iter().find(|c| c.task == *task)
             {
                 self.log.write(&json!({"type": "interval", "step": step, "task": task, "interval": c.interval, "next_due": c.next_due,
@@ -480,7 +554,11 @@ impl<'a> Run<'a> {
     }
 
     /// Runs the objective and takes the optimizer step (AdamW, or SAM/XSAM around it).
-    fn update(&mut self, batch: &SftBatch, corpus: Option<&backbone::TokenBatch>) -> Result<(StepLosses, f64, f64), EngineError> {
+    fn update(
+        &mut self,
+        batch: &SftBatch,
+        corpus: Option<&backbone::TokenBatch>,
+    ) -> Result<(StepLosses, f64, f64), EngineError> {
         let objective = &self.cfg.method.objective;
         let reference = match &self.reference {
             Some(r) => Reference::Model(r),
@@ -532,12 +610,23 @@ impl<'a> Run<'a> {
     }
 
     /// Divergence guard: a non-finite loss term or gradient stops the run, naming the place.
-    fn guard(&self, k: usize, step: u64, l: &StepLosses, grad_norm: f64) -> Result<(), EngineError> {
-        let bad = [("sft", Some(l.sft)), ("kl", l.kl), ("ntp", l.ntp), ("total", Some(l.total))]
-            .into_iter()
-            .find(|(_, v)| v.is_some_and(|v| !v.is_finite()))
-            .map(|(n, v)| (n, v.unwrap_or(f64::NAN)))
-            .or((!grad_norm.is_finite()).then_some(("gradient norm", grad_norm)));
+    fn guard(
+        &self,
+        k: usize,
+        step: u64,
+        l: &StepLosses,
+        grad_norm: f64,
+    ) -> Result<(), EngineError> {
+        let bad = [
+            ("sft", Some(l.sft)),
+            ("kl", l.kl),
+            ("ntp", l.ntp),
+            ("total", Some(l.total)),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.is_some_and(|v| !v.is_finite()))
+        .map(|(n, v)| (n, v.unwrap_or(f64::NAN)))
+        .or((!grad_norm.is_finite()).then_some(("gradient norm", grad_norm)));
         match bad {
             Some((term, value)) => Err(EngineError::Diverged {
                 task: self.cfg.suite.tasks[k].name.clone(),
@@ -562,40 +651,77 @@ impl<'a> Run<'a> {
         let s = &self.cfg.settings;
         let total: u64 = self.steps.iter().map(|&n| n as u64).sum();
         let batch = replay_size(s).samples() as u64;
-        let allowed = replay_allowance(s.replay_budget?, s.replay_pacing, self.steps[0] as u64, total, self.state.global_step, batch);
+        let allowed = replay_allowance(
+            s.replay_budget?,
+            s.replay_pacing,
+            self.steps[0] as u64,
+            total,
+            self.state.global_step,
+            batch,
+        );
         Some(allowed.saturating_sub(self.state.cost.replayed_samples) as usize)
     }
 
     fn sft_batch(&self, samples: &[SampleRef]) -> SftBatch {
-        let encoded: Vec<&Encoded> =
-            samples.iter().map(|r| self.train[r.task as usize][r.index as usize].as_ref().expect("only encodable records are drawn")).collect();
+        let encoded: Vec<&Encoded> = samples
+            .iter()
+            .map(|r| {
+                self.train[r.task as usize][r.index as usize]
+                    .as_ref()
+                    .expect("only encodable records are drawn")
+            })
+            .collect();
         sft_batch(&encoded)
     }
 
     /// The corpus batch of global step `step`: one every `corpus_every` steps, walking the
     /// corpus in order (batch `step / corpus_every` holds passages `b·n .. b·n + n`, wrapping).
     fn corpus_batch(&self, step: u64) -> Option<backbone::TokenBatch> {
-        let (n, every) = (self.cfg.settings.corpus_batch_size, self.cfg.settings.corpus_every.max(1) as u64);
-        if self.cfg.method.objective.ntp_weight <= 0.0 || self.corpus.is_empty() || n == 0 || !step.is_multiple_of(every) {
+        let (n, every) = (
+            self.cfg.settings.corpus_batch_size,
+            self.cfg.settings.corpus_every.max(1) as u64,
+        );
+        if self.cfg.method.objective.ntp_weight <= 0.0
+            || self.corpus.is_empty()
+            || n == 0
+            || !step.is_multiple_of(every)
+        {
             return None;
         }
         let b = (step / every) as usize;
-        let seqs: Vec<Vec<u32>> = (0..n).map(|i| self.corpus[(b * n + i) % self.corpus.len()].clone()).collect();
+        let seqs: Vec<Vec<u32>> = (0..n)
+            .map(|i| self.corpus[(b * n + i) % self.corpus.len()].clone())
+            .collect();
         Some(backbone::TokenBatch::padded(&seqs, 0, false))
     }
 
     /// Probe forwards and validation evaluations a scheduler asked for.
-    fn extra_passes(&mut self, passes: &ExtraPasses) -> Result<(Vec<SlotLoss>, Vec<TaskScore>), EngineError> {
+    fn extra_passes(
+        &mut self,
+        passes: &ExtraPasses,
+    ) -> Result<(Vec<SlotLoss>, Vec<TaskScore>), EngineError> {
         let mut probe = Vec::new();
         let mut scores = Vec::new();
         if let Some(slots) = &passes.probe
             && !slots.is_empty()
         {
-            let refs: Vec<SampleRef> = slots.iter().map(|&s| self.state.replay.buffer.sample(s)).collect();
+            let refs: Vec<SampleRef> = slots
+                .iter()
+                .map(|&s| self.state.replay.buffer.sample(s))
+                .collect();
             let batch = self.sft_batch(&refs);
             let model = self.model.as_ref().expect("model").valid();
-            let per: Vec<f32> = finetune::sft_loss(&model, &batch).per_sample.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
-            probe = slots.iter().zip(per).map(|(&slot, loss)| SlotLoss { slot, loss }).collect();
+            let per: Vec<f32> = finetune::sft_loss(&model, &batch)
+                .per_sample
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            probe = slots
+                .iter()
+                .zip(per)
+                .map(|(&slot, loss)| SlotLoss { slot, loss })
+                .collect();
             let tokens = real_tokens(&batch.tokens);
             let c = &mut self.state.cost;
             c.probe_forwards += slots.len() as u64;
@@ -605,14 +731,19 @@ impl<'a> Run<'a> {
         }
         if let Some(req) = &passes.evaluate {
             // Loading checked that the held-out records cover the request.
-            let n = req.examples_per_task.min(self.cfg.settings.validation_records);
+            let n = req
+                .examples_per_task
+                .min(self.cfg.settings.validation_records);
             let model = self.inference_model();
             for &t in &req.tasks {
                 let task = &self.cfg.suite.tasks[t as usize];
                 let records = validation_slice(task, n);
                 let score = self.score_task(&model, task, &records)?;
                 self.state.cost.strategy_eval_examples += records.len() as u64;
-                scores.push(TaskScore { task: t, score: score as f32 });
+                scores.push(TaskScore {
+                    task: t,
+                    score: score as f32,
+                });
             }
         }
         Ok((probe, scores))
@@ -620,23 +751,60 @@ impl<'a> Run<'a> {
 
     /// The model as evaluation runs it ([`crate::lm::inference_model`]).
     fn inference_model(&self) -> CausalLm {
-        crate::lm::inference_model(self.model.as_ref().expect("model"), self.cfg.settings.eval_merge_adapter)
+        crate::lm::inference_model(
+            self.model.as_ref().expect("model"),
+            self.cfg.settings.eval_merge_adapter,
+        )
     }
 
-    fn score_task(&self, model: &CausalLm, task: &Task, records: &[Record]) -> Result<f64, EngineError> {
-        Ok(evaluate_records(model, &self.formatter, &self.stop_ids, &self.cfg.settings, task, records).score)
+    fn score_task(
+        &self,
+        model: &CausalLm,
+        task: &Task,
+        records: &[Record],
+    ) -> Result<f64, EngineError> {
+        Ok(evaluate_records(
+            model,
+            &self.formatter,
+            &self.stop_ids,
+            &self.cfg.settings,
+            task,
+            records,
+        )
+        .score)
     }
 
     /// The strategy's end-of-task passes, the memory-strength snapshot and WiSE-FT.
-    fn end_of_task(&mut self, k: usize, plugins: &mut [&mut dyn Plugin]) -> Result<(), EngineError> {
+    fn end_of_task(
+        &mut self,
+        k: usize,
+        plugins: &mut [&mut dyn Plugin],
+    ) -> Result<(), EngineError> {
         let step = self.state.global_step;
-        let passes = self.state.replay.wants(HookPoint::AfterTrainingExp { task: k as u32, step });
+        let passes = self.state.replay.wants(HookPoint::AfterTrainingExp {
+            task: k as u32,
+            step,
+        });
         let (probe, scores) = self.extra_passes(&passes)?;
-        self.state.replay.after_training_exp(k as u32, &Signals { step, probe_losses: &probe, scores: &scores, ..Default::default() });
+        self.state.replay.after_training_exp(
+            k as u32,
+            &Signals {
+                step,
+                probe_losses: &probe,
+                scores: &scores,
+                ..Default::default()
+            },
+        );
         let mut strengths = Vec::new();
-        self.state.replay.buffer.memory().strengths_into(None, step, &mut strengths);
+        self.state
+            .replay
+            .buffer
+            .memory()
+            .strengths_into(None, step, &mut strengths);
         if !strengths.is_empty() {
-            self.log.write(&json!({"type": "strengths", "step": step, "stage": k + 1, "values": strengths}))?;
+            self.log.write(
+                &json!({"type": "strengths", "step": step, "stage": k + 1, "values": strengths}),
+            )?;
         }
         if let (Some(w), Some(prev)) = (self.cfg.method.wise_ft, &self.stage_start) {
             let model = self.model.take().expect("model");
@@ -663,7 +831,10 @@ impl<'a> Run<'a> {
         }
         let batch = self.sft_batch(&refs);
         let s = &self.cfg.settings;
-        let config = sharpness::LandscapeConfig::new().with_points(s.landscape_points).with_span(s.landscape_span).with_seed(mix(&[self.cfg.seed, 3]));
+        let config = sharpness::LandscapeConfig::new()
+            .with_points(s.landscape_points)
+            .with_span(s.landscape_span)
+            .with_seed(mix(&[self.cfg.seed, 3]));
         let model = self.model.as_ref().expect("model");
         let slice = config.evaluate(model, |m| finetune::sft_loss(m, &batch).mean);
         self.log.write(&json!({"type": "landscape", "stage": k + 1, "step": self.state.global_step, "a": slice.a, "b": slice.b,
@@ -680,11 +851,21 @@ impl<'a> Run<'a> {
         let batch = self.sft_batch(&refs);
         let rho = self.cfg.settings.sharpness_rho;
         let model = self.model.as_ref().expect("model");
-        let m = sharpness::measures::sam_sharpness(model, rho, 1e-12, |m| finetune::sft_loss(m, &batch).mean);
-        for (term, value) in [("sharpness probe loss", m.loss), ("sharpness probe perturbed loss", m.perturbed_loss)] {
+        let m = sharpness::measures::sam_sharpness(model, rho, 1e-12, |m| {
+            finetune::sft_loss(m, &batch).mean
+        });
+        for (term, value) in [
+            ("sharpness probe loss", m.loss),
+            ("sharpness probe perturbed loss", m.perturbed_loss),
+        ] {
             if !value.is_finite() {
                 let task = self.cfg.suite.tasks[k].name.clone();
-                return Err(EngineError::Diverged { task, step: self.state.global_step, term: term.into(), value });
+                return Err(EngineError::Diverged {
+                    task,
+                    step: self.state.global_step,
+                    term: term.into(),
+                    value,
+                });
             }
         }
         self.log.write(&json!({"type": "sharpness_probe", "stage": k + 1, "step": self.state.global_step, "rho": rho, "records": refs.len(), "loss": m.loss, "perturbed_loss": m.perturbed_loss, "sharpness": m.sharpness, "grad_norm": m.grad_norm}))?;
@@ -692,7 +873,11 @@ impl<'a> Run<'a> {
     }
 
     /// Evaluates every task and probe: row `stage` of the matrix.
-    fn evaluate(&mut self, stage: usize, plugins: &mut [&mut dyn Plugin]) -> Result<(), EngineError> {
+    fn evaluate(
+        &mut self,
+        stage: usize,
+        plugins: &mut [&mut dyn Plugin],
+    ) -> Result<(), EngineError> {
         let t0 = Instant::now();
         let task = stage.saturating_sub(1);
         for p in plugins.iter_mut() {
@@ -703,14 +888,21 @@ impl<'a> Run<'a> {
         let model = self.inference_model();
         let mut task_seconds: Vec<Option<f64>> = vec![None; sets.len()];
         let mut scored = 0;
-        let report = evaluate_row(&model, &self.formatter, &self.stop_ids, &self.cfg.settings, &sets, |i, secs| {
-            task_seconds[i] = secs;
-            scored += 1;
-            for p in plugins.iter_mut() {
-                p.eval_progress(scored, sets.len());
-            }
-            crate::test_pause("eval");
-        });
+        let report = evaluate_row(
+            &model,
+            &self.formatter,
+            &self.stop_ids,
+            &self.cfg.settings,
+            &sets,
+            |i, secs| {
+                task_seconds[i] = secs;
+                scored += 1;
+                for p in plugins.iter_mut() {
+                    p.eval_progress(scored, sets.len());
+                }
+                crate::test_pause("eval");
+            },
+        );
         self.state.cost.eval_examples += sets.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
         let scores: Vec<f64> = report.reports.iter().map(|r| r.score).collect();
         let (row, probes) = (scores[..n_tasks].to_vec(), scores[n_tasks..].to_vec());
@@ -776,7 +968,8 @@ impl<'a> Run<'a> {
 
     fn restore(&mut self, dir: &Path) -> Result<(), EngineError> {
         let loaded = crate::checkpoint::load(dir)?;
-        self.state = serde_json::from_value(loaded.state).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        self.state = serde_json::from_value(loaded.state)
+            .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
         let model = self.model.take().expect("model");
         self.model = Some(loaded.trainable.restore(model)?);
         if loaded.wise_prev.is_some() {
@@ -795,7 +988,9 @@ impl<'a> Run<'a> {
     fn load_trainer(&mut self, dir: &Path) -> Result<(), EngineError> {
         let mut optim = self.cfg.settings.optim.clone();
         optim.lr *= self.state.lr_scale;
-        self.trainer = Trainer::new(optim).load(&dir.join("trainer")).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        self.trainer = Trainer::new(optim)
+            .load(&dir.join("trainer"))
+            .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
         Ok(())
     }
 
@@ -808,29 +1003,46 @@ impl<'a> Run<'a> {
         let cfg = self.cfg;
         let s = &cfg.settings;
         let (task, step, term, value) = match &err {
-            EngineError::Diverged { task, step, term, value, .. } if s.on_divergence == DivergencePolicy::Rollback => {
+            EngineError::Diverged {
+                task,
+                step,
+                term,
+                value,
+                ..
+            } if s.on_divergence == DivergencePolicy::Rollback => {
                 (task.clone(), *step, term.clone(), *value)
             }
             _ => return Err(err),
         };
         if self.state.rollbacks >= s.divergence_max_rollbacks {
             let lr = s.optim.lr * self.state.lr_scale;
-            return Err(EngineError::DivergedAfterRollbacks { last: Box::new(err), rollbacks: self.state.rollbacks, lr });
+            return Err(EngineError::DivergedAfterRollbacks {
+                last: Box::new(err),
+                rollbacks: self.state.rollbacks,
+                lr,
+            });
         }
         // The newest checkpoint taken before the diverging step: one taken at that very step
         // holds weights that already give the non-finite loss.
         let root = cfg.out_dir.join("ckpt");
         let Some(dir) = crate::checkpoint::before(&root, step)? else {
-            return Err(EngineError::Checkpoint(format!("{err}; no checkpoint before step {step} to roll back to")));
+            return Err(EngineError::Checkpoint(format!(
+                "{err}; no checkpoint before step {step} to roll back to"
+            )));
         };
         crate::checkpoint::republish(&root, &dir)?;
-        let (rollbacks, lr_scale) = (self.state.rollbacks + 1, self.state.lr_scale * s.divergence_lr_factor);
+        let (rollbacks, lr_scale) = (
+            self.state.rollbacks + 1,
+            self.state.lr_scale * s.divergence_lr_factor,
+        );
         let log_path = cfg.out_dir.join("log.jsonl");
         let old_log = std::fs::read(&log_path).map_err(|e| EngineError::io(&log_path, e))?;
         self.restore(&dir)?;
         // Earlier rollbacks logged since that checkpoint are history, not retried work: the
         // cut-back log keeps them.
-        let since = old_log.get(self.state.log_len as usize..).unwrap_or_default();
+        let since = old_log
+            .get(self.state.log_len as usize..)
+            .unwrap_or_default();
         for line in String::from_utf8_lossy(since).lines() {
             if let Ok(v) = serde_json::from_str::<Value>(line)
                 && v["type"] == "rollback"
@@ -842,7 +1054,11 @@ impl<'a> Run<'a> {
         self.state.lr_scale = lr_scale;
         self.load_trainer(&dir)?;
         let lr = s.optim.lr * lr_scale;
-        tracing::warn!("{err}: rollback {rollbacks} to {} (step {}), learning rate now {lr:e}", dir.display(), self.state.global_step);
+        tracing::warn!(
+            "{err}: rollback {rollbacks} to {} (step {}), learning rate now {lr:e}",
+            dir.display(),
+            self.state.global_step
+        );
         self.log.write(&json!({"type": "rollback", "task": task, "step": step, "term": term, "value": value,
             "to_step": self.state.global_step, "rollback": rollbacks, "lr_scale": lr_scale, "lr": lr}))?;
         Ok(())
@@ -880,7 +1096,11 @@ impl<'a> Run<'a> {
             // (`ensure_index_row` on the next `cargo xtask suite`).
             ensure_index_row(index, &self.cfg.out_dir)?;
         }
-        Ok(RunOutcome { rows: self.state.rows, probe_rows: self.state.probe_rows, metrics })
+        Ok(RunOutcome {
+            rows: self.state.rows,
+            probe_rows: self.state.probe_rows,
+            metrics,
+        })
     }
 }
 
@@ -900,7 +1120,12 @@ struct Passes {
 impl Passes {
     /// `n` evaluations of an objective that runs `self` once.
     fn times(self, n: u64) -> Self {
-        Self { sft: self.sft * n, kl_reference: self.kl_reference * n, corpus: self.corpus * n, backward: self.backward * n }
+        Self {
+            sft: self.sft * n,
+            kl_reference: self.kl_reference * n,
+            corpus: self.corpus * n,
+            backward: self.backward * n,
+        }
     }
 
     fn forwards(&self) -> u64 {
@@ -927,7 +1152,14 @@ impl StepLosses {
             sft: scalar(&parts.sft.mean),
             kl: parts.kl.as_ref().map(scalar),
             ntp: parts.ntp.as_ref().map(scalar),
-            per_sample: parts.sft.per_sample.clone().into_data().convert::<f32>().try_to_vec::<f32>().expect("f32"),
+            per_sample: parts
+                .sft
+                .per_sample
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32"),
             passes,
             sharpness: None,
         }
@@ -941,7 +1173,8 @@ fn real_tokens(batch: &backbone::TokenBatch) -> u64 {
 
 /// Whether the method's KL term is taken against the model at each stage's start.
 fn stage_start_kl(cfg: &RunConfig) -> bool {
-    cfg.method.objective.kl_weight > 0.0 && cfg.method.objective.kl_reference == KlReference::StageStart
+    cfg.method.objective.kl_weight > 0.0
+        && cfg.method.objective.kl_reference == KlReference::StageStart
 }
 
 /// Validation records held out of a task with `n` training records.
@@ -952,7 +1185,14 @@ fn held_out(n: usize, validation_records: usize) -> usize {
 /// Replayed samples a run may have spent by the end of global step `step` (counted from 0;
 /// see `Run::replay_allowance`): the whole `budget` unpaced, else its elapsed share after the
 /// first task's `first_task_steps`, plus one replay batch, never more than the budget.
-pub(crate) fn replay_allowance(budget: u64, pacing: crate::method::ReplayPacing, first_task_steps: u64, total_steps: u64, step: u64, batch: u64) -> u64 {
+pub(crate) fn replay_allowance(
+    budget: u64,
+    pacing: crate::method::ReplayPacing,
+    first_task_steps: u64,
+    total_steps: u64,
+    step: u64,
+    batch: u64,
+) -> u64 {
     if pacing != crate::method::ReplayPacing::Even {
         return budget;
     }
@@ -968,7 +1208,9 @@ fn buffer_config(cfg: &RunConfig, total_steps: usize) -> replay_buffer::ReplayBu
     let replay = &cfg.method.replay;
     let mut b = replay.buffer.clone();
     if !replay.explicit_capacity {
-        b.capacity = replay_buffer::CapacityPolicy::PerTask { quota: cfg.settings.buffer_per_task };
+        b.capacity = replay_buffer::CapacityPolicy::PerTask {
+            quota: cfg.settings.buffer_per_task,
+        };
     }
     if let Some(f) = replay.initial_stability_run_fraction {
         b.memory.initial_stability = ((f * total_steps as f64) as f32).max(b.memory.min_stability);
@@ -979,7 +1221,10 @@ fn buffer_config(cfg: &RunConfig, total_steps: usize) -> replay_buffer::ReplayBu
 
 /// One replay batch: the run's batch size times its replay ratio.
 fn replay_size(s: &TrainSettings) -> replay_buffer::ReplaySize {
-    replay_buffer::ReplaySize { batch_size: s.batch_size, ratio: s.replay_ratio }
+    replay_buffer::ReplaySize {
+        batch_size: s.batch_size,
+        ratio: s.replay_ratio,
+    }
 }
 
 /// The scheduler with the run's batch size, replay ratio and seed.
@@ -996,7 +1241,8 @@ fn task_steps(s: &TrainSettings, train: &[Vec<Option<Encoded>>]) -> Vec<usize> {
         .iter()
         .map(|t| {
             let pool = &t[..t.len() - held_out(t.len(), s.validation_records)];
-            s.steps_per_task.unwrap_or_else(|| s.epochs * pool.iter().flatten().count().div_ceil(s.batch_size))
+            s.steps_per_task
+                .unwrap_or_else(|| s.epochs * pool.iter().flatten().count().div_ceil(s.batch_size))
         })
         .collect()
 }
@@ -1008,11 +1254,19 @@ fn task_steps(s: &TrainSettings, train: &[Vec<Option<Encoded>>]) -> Vec<usize> {
 /// Every record is encoded, the held-out validation records at the end included (the
 /// sharpness and landscape probes run on them); a task whose training records would all be
 /// held out is an error naming `training.validation_records`.
-fn encode_train(formatter: &Formatter<TextCodec>, task: &Task, validation_records: usize) -> Result<Vec<Option<Encoded>>, EngineError> {
+fn encode_train(
+    formatter: &Formatter<TextCodec>,
+    task: &Task,
+    validation_records: usize,
+) -> Result<Vec<Option<Encoded>>, EngineError> {
     if !task.train.is_empty() && task.train.len() <= validation_records {
         return Err(EngineError::config(
             Path::new("training.validation_records"),
-            format!("task `{}` has {} training records and validation_records = {validation_records} holds them all out", task.name, task.train.len()),
+            format!(
+                "task `{}` has {} training records and validation_records = {validation_records} holds them all out",
+                task.name,
+                task.train.len()
+            ),
         ));
     }
     let origin = format!("task `{}` (train)", task.name);
@@ -1061,19 +1315,41 @@ pub(crate) fn load_backbone(
 ) -> Result<(CausalLm, Formatter<TextCodec>, Vec<u32>), EngineError> {
     let (model, codec, chat) = match source {
         ModelSource::TinyRandom => {
-            let m = backbone::random::random_model(&backbone::random::tiny_byte_llama_config(), seed, 0.02, device);
-            (m, TextCodec::Bytes, chat_template::ChatConfig::new(chat_template::ChatTemplate::Plain))
+            let m = backbone::random::random_model(
+                &backbone::random::tiny_byte_llama_config(),
+                seed,
+                0.02,
+                device,
+            );
+            (
+                m,
+                TextCodec::Bytes,
+                chat_template::ChatConfig::new(chat_template::ChatTemplate::Plain),
+            )
         }
         ModelSource::Path { path } => {
             let lm = backbone::LoadedModel::load(path, device)?;
-            let tok = lm.tokenizer.ok_or_else(|| EngineError::config(path, "the model ships no tokenizer".into()))?;
+            let tok = lm
+                .tokenizer
+                .ok_or_else(|| EngineError::config(path, "the model ships no tokenizer".into()))?;
             let chat = chat_for(&lm.model, &tok);
             (lm.model, TextCodec::Hf(Box::new(tok)), chat)
         }
     };
-    let max_len = suite.max_len.unwrap_or(512).min(model.config.max_position_embeddings);
-    let formatter = Formatter::new(FormatConfig { chat: chat.clone(), max_len }, codec);
-    let stop_ids = formatter.tokenizer().stop_ids(&chat, &model.config.eos_token_ids);
+    let max_len = suite
+        .max_len
+        .unwrap_or(512)
+        .min(model.config.max_position_embeddings);
+    let formatter = Formatter::new(
+        FormatConfig {
+            chat: chat.clone(),
+            max_len,
+        },
+        codec,
+    );
+    let stop_ids = formatter
+        .tokenizer()
+        .stop_ids(&chat, &model.config.eos_token_ids);
     Ok((model, formatter, stop_ids))
 }
 
@@ -1082,7 +1358,9 @@ fn chat_for(model: &CausalLm, tok: &backbone::TextTokenizer) -> chat_template::C
     match model.config.family {
         backbone::config::Family::Gemma2 => ChatConfig::new(ChatTemplate::Gemma),
         backbone::config::Family::Qwen2 => ChatConfig::new(ChatTemplate::ChatMl),
-        backbone::config::Family::Llama if tok.token_id("<|im_start|>").is_some() => ChatConfig::new(ChatTemplate::ChatMl),
+        backbone::config::Family::Llama if tok.token_id("<|im_start|>").is_some() => {
+            ChatConfig::new(ChatTemplate::ChatMl)
+        }
         backbone::config::Family::Llama => ChatConfig::new(ChatTemplate::Llama3),
     }
 }
@@ -1096,7 +1374,10 @@ fn mean(xs: &[f32]) -> Option<f32> {
 pub fn mix(parts: &[u64]) -> u64 {
     let mut h = 0x9E37_79B9_7F4A_7C15u64;
     for &p in parts {
-        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        h ^= p
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(h << 6)
+            .wrapping_add(h >> 2);
         let mut z = h;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

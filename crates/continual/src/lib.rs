@@ -84,7 +84,9 @@ pub enum EngineError {
     /// A replay strategy decided to replay more samples than it was allowed at a step (the
     /// paced share of the replay budget it was given): a defect of the strategy, never cut
     /// silently.
-    #[error("the replay strategy `{scheduler}` decided {decided} samples at step {step}, over its allowance of {allowed}")]
+    #[error(
+        "the replay strategy `{scheduler}` decided {decided} samples at step {step}, over its allowance of {allowed}"
+    )]
     OverAllowance {
         /// The scheduler's name.
         scheduler: String,
@@ -109,7 +111,9 @@ pub enum EngineError {
     },
     /// Training diverged again after `rollbacks` rollbacks to the last checkpoint, each with
     /// a lower learning rate (`on_divergence = "rollback"`): the limit is reached.
-    #[error("{last} (after {rollbacks} rollback(s) to the last checkpoint, the learning rate lowered to {lr:e}; divergence_max_rollbacks reached)")]
+    #[error(
+        "{last} (after {rollbacks} rollback(s) to the last checkpoint, the learning rate lowered to {lr:e}; divergence_max_rollbacks reached)"
+    )]
     DivergedAfterRollbacks {
         /// The last divergence ([`EngineError::Diverged`]).
         last: Box<EngineError>,
@@ -133,10 +137,16 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub(crate) fn config(path: &Path, message: String) -> Self {
-        Self::Config { path: path.to_path_buf(), message }
+        Self::Config {
+            path: path.to_path_buf(),
+            message,
+        }
     }
 }
 
@@ -227,7 +237,14 @@ pub trait Plugin {
     /// `done` of `total` tasks and probes of the current evaluation are scored.
     fn eval_progress(&mut self, _done: usize, _total: usize) {}
     /// The evaluation after stage `stage` is done: row `stage` of the matrix and the probes.
-    fn after_eval(&mut self, _ctx: &HookContext<'_>, _stage: usize, _scores: &[f64], _probes: &[f64]) {}
+    fn after_eval(
+        &mut self,
+        _ctx: &HookContext<'_>,
+        _stage: usize,
+        _scores: &[f64],
+        _probes: &[f64],
+    ) {
+    }
 }
 
 /// A progress line on stderr: stage, step, loss and ETA for the stage; evaluation progress.
@@ -241,7 +258,11 @@ pub struct Progress {
 
 impl Default for Progress {
     fn default() -> Self {
-        Self { stage_start: Instant::now(), tty: std::io::stderr().is_terminal(), last_decile: usize::MAX }
+        Self {
+            stage_start: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+            last_decile: usize::MAX,
+        }
     }
 }
 
@@ -297,14 +318,30 @@ impl Plugin for Progress {
     }
     fn eval_progress(&mut self, done: usize, total: usize) {
         let f = done as f64 / total.max(1) as f64;
-        let text = format!("evaluating {} {done}/{total} ETA {}", bar(f), eta(self.stage_start, f));
+        let text = format!(
+            "evaluating {} {done}/{total} ETA {}",
+            bar(f),
+            eta(self.stage_start, f)
+        );
         self.line(&text, f);
     }
-    fn after_eval(&mut self, _ctx: &HookContext<'_>, stage: usize, scores: &[f64], _probes: &[f64]) {
+    fn after_eval(
+        &mut self,
+        _ctx: &HookContext<'_>,
+        stage: usize,
+        scores: &[f64],
+        _probes: &[f64],
+    ) {
         if self.tty {
             eprintln!();
         }
         let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
-        tracing::info!("stage {stage}: mean score {mean:.3} {:?}", scores.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+        tracing::info!(
+            "stage {stage}: mean score {mean:.3} {:?}",
+            scores
+                .iter()
+                .map(|s| (s * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>()
+        );
     }
 }

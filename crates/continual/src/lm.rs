@@ -22,7 +22,9 @@ impl TokenCounter for TextCodec {
         match self {
             TextCodec::Bytes => ByteTokenizer.encode(text),
             // The tokenizers crate fails only on a broken tokenizer, not on text.
-            TextCodec::Hf(t) => t.encode(text).unwrap_or_else(|e| panic!("tokenizer failed on {text:?}: {e}")),
+            TextCodec::Hf(t) => t
+                .encode(text)
+                .unwrap_or_else(|e| panic!("tokenizer failed on {text:?}: {e}")),
         }
     }
 }
@@ -39,9 +41,20 @@ impl TextCodec {
     /// Ids that end a generation: single-token stop strings of the template and the EOS ids.
     pub fn stop_ids(&self, chat: &chat_template::ChatConfig, model_eos: &[u32]) -> Vec<u32> {
         let mut ids: Vec<u32> = match self {
-            TextCodec::Bytes => chat.template.stop_strings().iter().filter(|s| s.len() == 1).map(|s| s.as_bytes()[0] as u32).collect(),
+            TextCodec::Bytes => chat
+                .template
+                .stop_strings()
+                .iter()
+                .filter(|s| s.len() == 1)
+                .map(|s| s.as_bytes()[0] as u32)
+                .collect(),
             TextCodec::Hf(t) => {
-                let mut v: Vec<u32> = chat.template.stop_strings().iter().filter_map(|s| t.token_id(s)).collect();
+                let mut v: Vec<u32> = chat
+                    .template
+                    .stop_strings()
+                    .iter()
+                    .filter_map(|s| t.token_id(s))
+                    .collect();
                 v.extend(t.eos_id);
                 v
             }
@@ -98,7 +111,12 @@ pub fn eval_sets<'s>(suite: &'s Suite, settings: &TrainSettings) -> Vec<(&'s Tas
     let limit = settings.eval_limit.unwrap_or(usize::MAX);
     let probe_limit = settings.probe_eval_limit.unwrap_or(limit);
     let first = |t: &'s Task, n: usize| (t, &t.test[..t.test.len().min(n)]);
-    suite.tasks.iter().map(|t| first(t, limit)).chain(suite.probes.iter().map(|t| first(t, probe_limit))).collect()
+    suite
+        .tasks
+        .iter()
+        .map(|t| first(t, limit))
+        .chain(suite.probes.iter().map(|t| first(t, probe_limit)))
+        .collect()
 }
 
 /// One row of the accuracy matrix: every `(task, records)` set scored with its metric, with the
@@ -117,24 +135,35 @@ pub fn evaluate_row(
 ) -> RowReport {
     let mut lm = LmTaskModel::new(model, formatter, stop_ids, settings);
     let mut reports: Vec<Option<EvalReport>> = vec![None; sets.len()];
-    let generative: Vec<usize> = (0..sets.len()).filter(|&i| !sets[i].0.metric.is_ranking()).collect();
+    let generative: Vec<usize> = (0..sets.len())
+        .filter(|&i| !sets[i].0.metric.is_ranking())
+        .collect();
     for (i, (task, records)) in sets.iter().enumerate() {
         if !generative.contains(&i) {
             let t = std::time::Instant::now();
-            reports[i] = Some(bench_tasks::evaluate(task, records, &mut lm, settings.eval_batch_size));
+            reports[i] = Some(bench_tasks::evaluate(
+                task,
+                records,
+                &mut lm,
+                settings.eval_batch_size,
+            ));
             done(i, Some(t.elapsed().as_secs_f64()));
         }
     }
     let t = std::time::Instant::now();
     let gen_sets: Vec<(&Task, &[Record])> = generative.iter().map(|&i| sets[i]).collect();
-    let gen_reports = bench_tasks::evaluate_generative(&gen_sets, &mut lm, settings.eval_batch_size);
+    let gen_reports =
+        bench_tasks::evaluate_generative(&gen_sets, &mut lm, settings.eval_batch_size);
     let generative_seconds = t.elapsed().as_secs_f64();
     for (&i, r) in generative.iter().zip(gen_reports) {
         reports[i] = Some(r);
         done(i, None);
     }
     RowReport {
-        reports: reports.into_iter().map(|r| r.expect("every set is scored")).collect(),
+        reports: reports
+            .into_iter()
+            .map(|r| r.expect("every set is scored"))
+            .collect(),
         generative_seconds,
         tokens: lm.tokens,
     }
@@ -158,8 +187,20 @@ pub struct LmTaskModel<'a> {
 
 impl<'a> LmTaskModel<'a> {
     /// With the settings' generation length, counters at zero.
-    pub fn new(model: &'a CausalLm, formatter: &'a Formatter<TextCodec>, stop_ids: &[u32], settings: &TrainSettings) -> Self {
-        Self { model, formatter, max_new_tokens: settings.max_new_tokens, stop_ids: stop_ids.to_vec(), forwards: 0, tokens: 0 }
+    pub fn new(
+        model: &'a CausalLm,
+        formatter: &'a Formatter<TextCodec>,
+        stop_ids: &[u32],
+        settings: &TrainSettings,
+    ) -> Self {
+        Self {
+            model,
+            formatter,
+            max_new_tokens: settings.max_new_tokens,
+            stop_ids: stop_ids.to_vec(),
+            forwards: 0,
+            tokens: 0,
+        }
     }
 }
 
@@ -174,48 +215,82 @@ impl TaskModel for LmTaskModel<'_> {
         // one KV cache); a record whose prompt cannot fit gets an empty answer, scored as a miss.
         let prompts: Vec<Option<Vec<u32>>> = batch
             .iter()
-            .map(|(task, r)| self.formatter.encode_prompt(task.system.as_deref(), r, self.max_new_tokens).ok())
+            .map(|(task, r)| {
+                self.formatter
+                    .encode_prompt(task.system.as_deref(), r, self.max_new_tokens)
+                    .ok()
+            })
             .collect();
         let fitting: Vec<Vec<u32>> = prompts.iter().flatten().cloned().collect();
-        let cfg = GenerateConfig { max_new_tokens: self.max_new_tokens, stop_ids: self.stop_ids.clone(), ..Default::default() };
+        let cfg = GenerateConfig {
+            max_new_tokens: self.max_new_tokens,
+            stop_ids: self.stop_ids.clone(),
+            ..Default::default()
+        };
         let generated = backbone::generate_greedy_batch(self.model, &fitting, &cfg);
         let steps = generated.iter().map(Vec::len).max().unwrap_or(0);
         let mut generated = generated.into_iter();
         self.forwards += steps as u64;
-        self.tokens += fitting.iter().map(|p| p.len() as u64).sum::<u64>() + (steps * fitting.len()) as u64;
+        self.tokens +=
+            fitting.iter().map(|p| p.len() as u64).sum::<u64>() + (steps * fitting.len()) as u64;
         let chat = &self.formatter.config().chat;
         prompts
             .iter()
             .map(|p| match p {
                 Some(_) => {
                     let new = generated.next().unwrap_or_default();
-                    chat.template.cut_at_stop(&self.formatter.tokenizer().decode(&new)).to_string()
+                    chat.template
+                        .cut_at_stop(&self.formatter.tokenizer().decode(&new))
+                        .to_string()
                 }
                 None => String::new(),
             })
             .collect()
     }
 
-    fn score_options(&mut self, task: &Task, batch: &[(&Record, &[String])]) -> Vec<Vec<OptionScore>> {
+    fn score_options(
+        &mut self,
+        task: &Task,
+        batch: &[(&Record, &[String])],
+    ) -> Vec<Vec<OptionScore>> {
         // Every record's prompt is encoded once and its options continue it; the records whose
         // options all share their prompt run together (`continuation_logprobs_batch`: one
         // batch of prompts, one of continuations). When truncation makes a record's options'
         // prompts differ (a long option cuts more of the prompt), each option is scored alone.
-        let miss = OptionScore { logprob: f64::NEG_INFINITY, n_tokens: 0 };
+        let miss = OptionScore {
+            logprob: f64::NEG_INFINITY,
+            n_tokens: 0,
+        };
         let encoded: Vec<Vec<Option<Encoded>>> = batch
             .iter()
-            .map(|(r, options)| options.iter().map(|o| self.formatter.encode_target(task.system.as_deref(), r, o).ok()).collect())
+            .map(|(r, options)| {
+                options
+                    .iter()
+                    .map(|o| {
+                        self.formatter
+                            .encode_target(task.system.as_deref(), r, o)
+                            .ok()
+                    })
+                    .collect()
+            })
             .collect();
         let shared_prompt = |enc: &[Option<Encoded>]| -> Option<Vec<u32>> {
             let prompt = enc.iter().flatten().next()?.prompt_ids();
-            enc.iter().flatten().all(|e| e.prompt_ids() == prompt).then(|| prompt.to_vec())
+            enc.iter()
+                .flatten()
+                .all(|e| e.prompt_ids() == prompt)
+                .then(|| prompt.to_vec())
         };
-        let mut out: Vec<Vec<OptionScore>> = encoded.iter().map(|enc| vec![miss; enc.len()]).collect();
+        let mut out: Vec<Vec<OptionScore>> =
+            encoded.iter().map(|enc| vec![miss; enc.len()]).collect();
         let mut shared: Vec<(usize, Vec<u32>, Vec<Vec<u32>>)> = Vec::new();
         for (i, enc) in encoded.iter().enumerate() {
             match shared_prompt(enc) {
                 Some(prompt) => {
-                    let conts = enc.iter().map(|e| e.as_ref().map_or(vec![], |e| e.answer_ids().to_vec())).collect();
+                    let conts = enc
+                        .iter()
+                        .map(|e| e.as_ref().map_or(vec![], |e| e.answer_ids().to_vec()))
+                        .collect();
                     shared.push((i, prompt, conts));
                 }
                 None => {
@@ -223,8 +298,15 @@ impl TaskModel for LmTaskModel<'_> {
                         if let Some(e) = e {
                             self.forwards += 1;
                             self.tokens += e.input_ids.len() as u64;
-                            let (lp, n) = backbone::continuation_logprobs(self.model, e.prompt_ids(), &[e.answer_ids().to_vec()])[0];
-                            out[i][o] = OptionScore { logprob: lp, n_tokens: n };
+                            let (lp, n) = backbone::continuation_logprobs(
+                                self.model,
+                                e.prompt_ids(),
+                                &[e.answer_ids().to_vec()],
+                            )[0];
+                            out[i][o] = OptionScore {
+                                logprob: lp,
+                                n_tokens: n,
+                            };
                         }
                     }
                 }
@@ -232,13 +314,22 @@ impl TaskModel for LmTaskModel<'_> {
         }
         if !shared.is_empty() {
             self.forwards += 2;
-            self.tokens += shared.iter().map(|(_, p, c)| (p.len() + c.iter().map(Vec::len).sum::<usize>()) as u64).sum::<u64>();
-            let items: Vec<(&[u32], &[Vec<u32>])> = shared.iter().map(|(_, p, c)| (p.as_slice(), c.as_slice())).collect();
+            self.tokens += shared
+                .iter()
+                .map(|(_, p, c)| (p.len() + c.iter().map(Vec::len).sum::<usize>()) as u64)
+                .sum::<u64>();
+            let items: Vec<(&[u32], &[Vec<u32>])> = shared
+                .iter()
+                .map(|(_, p, c)| (p.as_slice(), c.as_slice()))
+                .collect();
             let scores = backbone::continuation_logprobs_batch(self.model, &items);
             for ((i, ..), record_scores) in shared.iter().zip(scores) {
                 for (o, (lp, n)) in record_scores.into_iter().enumerate() {
                     if encoded[*i][o].is_some() {
-                        out[*i][o] = OptionScore { logprob: lp, n_tokens: n };
+                        out[*i][o] = OptionScore {
+                            logprob: lp,
+                            n_tokens: n,
+                        };
                     }
                 }
             }
@@ -249,7 +340,10 @@ impl TaskModel for LmTaskModel<'_> {
 
 /// Right-padded batch of encoded sequences with their answer masks, as the objectives take it.
 pub fn sft_batch(encoded: &[&bench_tasks::Encoded]) -> finetune::SftBatch {
-    let pairs: Vec<(Vec<u32>, Vec<u32>)> = encoded.iter().map(|e| (e.prompt_ids().to_vec(), e.answer_ids().to_vec())).collect();
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = encoded
+        .iter()
+        .map(|e| (e.prompt_ids().to_vec(), e.answer_ids().to_vec()))
+        .collect();
     finetune::SftBatch::from_pairs(&pairs, 0)
 }
 
@@ -262,7 +356,12 @@ mod tests {
     #[test]
     fn a_merged_inference_model_computes_the_same_logits_and_leaves_the_model_alone() {
         let device = burn::tensor::Device::flex();
-        let mut model = backbone::random::random_model(&backbone::random::tiny_byte_llama_config(), 3, 0.5, &device);
+        let mut model = backbone::random::random_model(
+            &backbone::random::tiny_byte_llama_config(),
+            3,
+            0.5,
+            &device,
+        );
         lora::add_adapter(&mut model, "a", &lora::LoraConfig::default(), &device);
         // A trained adapter: B is no longer zero.
         model.for_each_linear_mut(&mut |_, l| {
@@ -271,11 +370,26 @@ mod tests {
                 ad.b = ad.b.clone().map(|_| b);
             }
         });
-        let batch = backbone::TokenBatch::padded(&[b"hello there".map(u32::from).to_vec(), vec![104, 105]], 0, false);
-        let logits = |m: &CausalLm| m.forward(&batch, None).into_data().convert::<f32>().try_to_vec::<f32>().expect("f32");
+        let batch = backbone::TokenBatch::padded(
+            &[b"hello there".map(u32::from).to_vec(), vec![104, 105]],
+            0,
+            false,
+        );
+        let logits = |m: &CausalLm| {
+            m.forward(&batch, None)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32")
+        };
         let through_factors = logits(&inference_model(&model, false));
         let base = lora::with_adapters_disabled(&mut model, |m| logits(m));
-        assert!(base.iter().zip(&through_factors).any(|(a, b)| (a - b).abs() > 1e-2), "the adapter changes the function");
+        assert!(
+            base.iter()
+                .zip(&through_factors)
+                .any(|(a, b)| (a - b).abs() > 1e-2),
+            "the adapter changes the function"
+        );
         let merged_model = inference_model(&model, true);
         let mut merged_layers = 0;
         merged_model.for_each_linear(&mut |_, l| merged_layers += usize::from(l.merged));

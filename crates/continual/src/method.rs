@@ -56,14 +56,19 @@ pub struct SamSettings {
 
 impl Default for SamSettings {
     fn default() -> Self {
-        Self { rho: 0.05, ascent_steps: 1 }
+        Self {
+            rho: 0.05,
+            ascent_steps: 1,
+        }
     }
 }
 
 impl SamSettings {
     /// The sharpness crate's config.
     pub fn config(&self) -> SamConfig {
-        SamConfig::new().with_rho(self.rho).with_ascent_steps(self.ascent_steps)
+        SamConfig::new()
+            .with_rho(self.rho)
+            .with_ascent_steps(self.ascent_steps)
     }
 }
 
@@ -87,18 +92,29 @@ pub struct XsamSettings {
 
 impl Default for XsamSettings {
     fn default() -> Self {
-        Self { rho: 0.05, ascent_steps: 1, alpha_period: 100, alpha_step: 0.1, alpha_max: 2.0, fixed_alpha: None }
+        Self {
+            rho: 0.05,
+            ascent_steps: 1,
+            alpha_period: 100,
+            alpha_step: 0.1,
+            alpha_max: 2.0,
+            fixed_alpha: None,
+        }
     }
 }
 
 impl XsamSettings {
     /// The sharpness crate's config.
     pub fn config(&self) -> XsamConfig {
-        XsamConfig::new(SamConfig::new().with_rho(self.rho).with_ascent_steps(self.ascent_steps))
-            .with_alpha_period(self.alpha_period)
-            .with_alpha_step(self.alpha_step)
-            .with_alpha_max(self.alpha_max)
-            .with_fixed_alpha(self.fixed_alpha)
+        XsamConfig::new(
+            SamConfig::new()
+                .with_rho(self.rho)
+                .with_ascent_steps(self.ascent_steps),
+        )
+        .with_alpha_period(self.alpha_period)
+        .with_alpha_step(self.alpha_step)
+        .with_alpha_max(self.alpha_max)
+        .with_fixed_alpha(self.fixed_alpha)
     }
 }
 
@@ -336,15 +352,22 @@ impl MethodConfig {
         let mut m = Self::from_toml_str(&text, path)?;
         m.path = path.to_path_buf();
         if m.name.is_empty() {
-            m.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            m.name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
         }
         Ok(m)
     }
 
     /// Parses a method from TOML text (`origin` names it in errors).
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, EngineError> {
-        let raw: toml::Table = toml::from_str(text).map_err(|e| EngineError::config(origin, e.to_string()))?;
-        let mut m: MethodConfig = raw.clone().try_into().map_err(|e: toml::de::Error| EngineError::config(origin, e.to_string()))?;
+        let raw: toml::Table =
+            toml::from_str(text).map_err(|e| EngineError::config(origin, e.to_string()))?;
+        let mut m: MethodConfig = raw
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| EngineError::config(origin, e.to_string()))?;
         reject_unknown(&toml::Value::Table(raw.clone()), &m, origin, &["train"])?;
         reject_engine_owned(&raw, origin)?;
         m.replay.explicit_capacity = lookup(&raw, &["replay", "buffer", "capacity"]).is_some();
@@ -353,9 +376,14 @@ impl MethodConfig {
     }
 
     fn validate(&self, origin: &Path) -> Result<(), EngineError> {
-        let bad = |field: &str, why: &str| Err(EngineError::config(origin, format!("{field}: {why}")));
+        let bad =
+            |field: &str, why: &str| Err(EngineError::config(origin, format!("{field}: {why}")));
         let o = &self.objective;
-        for (name, w) in [("objective.sft_weight", o.sft_weight), ("objective.kl_weight", o.kl_weight), ("objective.ntp_weight", o.ntp_weight)] {
+        for (name, w) in [
+            ("objective.sft_weight", o.sft_weight),
+            ("objective.kl_weight", o.kl_weight),
+            ("objective.ntp_weight", o.ntp_weight),
+        ] {
             if !(w.is_finite() && w >= 0.0) {
                 return bad(name, &format!("{w} must be a finite number >= 0"));
             }
@@ -364,16 +392,29 @@ impl MethodConfig {
             OptimizerConfig::Sam(s) if !(s.rho >= 0.0 && s.ascent_steps >= 1) => {
                 return bad("optimizer", "SAM needs rho >= 0 and ascent_steps >= 1");
             }
-            OptimizerConfig::Xsam(x) if !(x.rho >= 0.0 && x.ascent_steps >= 1 && x.alpha_period >= 1 && x.alpha_step > 0.0 && x.alpha_max >= 0.0) => {
-                return bad("optimizer", "XSAM needs rho >= 0, ascent_steps >= 1, alpha_period >= 1, alpha_step > 0, alpha_max >= 0");
+            OptimizerConfig::Xsam(x)
+                if !(x.rho >= 0.0
+                    && x.ascent_steps >= 1
+                    && x.alpha_period >= 1
+                    && x.alpha_step > 0.0
+                    && x.alpha_max >= 0.0) =>
+            {
+                return bad(
+                    "optimizer",
+                    "XSAM needs rho >= 0, ascent_steps >= 1, alpha_period >= 1, alpha_step > 0, alpha_max >= 0",
+                );
             }
             _ => {}
         }
         // The schedulers' periods divide step counts: zero is a division by zero mid-run.
         let period = match &self.replay.scheduler {
             SchedulerConfig::FixedInterval(c) => Some(("replay.scheduler.every", c.every as f64)),
-            SchedulerConfig::LossDriven(c) => Some(("replay.scheduler.probe_every", c.probe_every as f64)),
-            SchedulerConfig::AccuracySupervised(c) => Some(("replay.scheduler.eval_every", c.eval_every as f64)),
+            SchedulerConfig::LossDriven(c) => {
+                Some(("replay.scheduler.probe_every", c.probe_every as f64))
+            }
+            SchedulerConfig::AccuracySupervised(c) => {
+                Some(("replay.scheduler.eval_every", c.eval_every as f64))
+            }
             SchedulerConfig::Mssr(c) => Some(("replay.scheduler.min_interval", c.min_interval)),
             SchedulerConfig::None => None,
         };
@@ -385,7 +426,10 @@ impl MethodConfig {
         if let Some(f) = self.replay.initial_stability_run_fraction
             && !(f.is_finite() && f > 0.0)
         {
-            return bad("replay.initial_stability_run_fraction", &format!("{f} must be a finite number > 0"));
+            return bad(
+                "replay.initial_stability_run_fraction",
+                &format!("{f} must be a finite number > 0"),
+            );
         }
         if let Some(w) = self.wise_ft
             && !(0.0..=1.0).contains(&w.alpha)
@@ -397,13 +441,21 @@ impl MethodConfig {
 
     /// This method's file, or `origin` when it was not read from one.
     fn path_or(&self, origin: &Path) -> PathBuf {
-        if self.path.as_os_str().is_empty() { origin.to_path_buf() } else { self.path.clone() }
+        if self.path.as_os_str().is_empty() {
+            origin.to_path_buf()
+        } else {
+            self.path.clone()
+        }
     }
 
     /// The training settings: the suite's `[training]` table with this method's `[train]`
     /// keys laid over it (tables merge recursively). Errors name the method file when the bad
     /// key comes from its `[train]` table, else `origin` (the suite).
-    pub fn train_settings(&self, suite_training: Option<&toml::Table>, origin: &Path) -> Result<TrainSettings, EngineError> {
+    pub fn train_settings(
+        &self,
+        suite_training: Option<&toml::Table>,
+        origin: &Path,
+    ) -> Result<TrainSettings, EngineError> {
         let mut merged = suite_training.cloned().unwrap_or_default();
         merge(&mut merged, &self.train);
         let from_method = !self.train.is_empty() && !self.path.as_os_str().is_empty();
@@ -418,10 +470,21 @@ impl MethodConfig {
         self.check_settings(&merged, origin)
     }
 
-    fn check_settings(&self, merged: &toml::Table, origin: &Path) -> Result<TrainSettings, EngineError> {
-        let s: TrainSettings = merged.clone().try_into().map_err(|e: toml::de::Error| EngineError::config(origin, format!("training settings: {e}")))?;
+    fn check_settings(
+        &self,
+        merged: &toml::Table,
+        origin: &Path,
+    ) -> Result<TrainSettings, EngineError> {
+        let s: TrainSettings = merged.clone().try_into().map_err(|e: toml::de::Error| {
+            EngineError::config(origin, format!("training settings: {e}"))
+        })?;
         reject_unknown(&toml::Value::Table(merged.clone()), &s, origin, &[])?;
-        let bad = |field: &str, why: String| Err(EngineError::config(origin, format!("training.{field}: {why}")));
+        let bad = |field: &str, why: String| {
+            Err(EngineError::config(
+                origin,
+                format!("training.{field}: {why}"),
+            ))
+        };
         if s.batch_size == 0 {
             return bad("batch_size", "must be at least 1".into());
         }
@@ -429,13 +492,25 @@ impl MethodConfig {
             return bad("epochs", "must be at least 1".into());
         }
         if !(s.optim.lr.is_finite() && s.optim.lr > 0.0) {
-            return bad("optim.lr", format!("{} must be a finite number > 0", s.optim.lr));
+            return bad(
+                "optim.lr",
+                format!("{} must be a finite number > 0", s.optim.lr),
+            );
         }
-        if !(s.divergence_lr_factor.is_finite() && s.divergence_lr_factor > 0.0 && s.divergence_lr_factor < 1.0) {
-            return bad("divergence_lr_factor", format!("{} must be in (0, 1)", s.divergence_lr_factor));
+        if !(s.divergence_lr_factor.is_finite()
+            && s.divergence_lr_factor > 0.0
+            && s.divergence_lr_factor < 1.0)
+        {
+            return bad(
+                "divergence_lr_factor",
+                format!("{} must be in (0, 1)", s.divergence_lr_factor),
+            );
         }
         if s.on_divergence == DivergencePolicy::Rollback && s.divergence_max_rollbacks == 0 {
-            return bad("divergence_max_rollbacks", "must be at least 1 with on_divergence = \"rollback\"".into());
+            return bad(
+                "divergence_max_rollbacks",
+                "must be at least 1 with on_divergence = \"rollback\"".into(),
+            );
         }
         if s.lora.settings.rank == 0 {
             return bad("lora.settings.rank", "must be at least 1".into());
@@ -444,19 +519,31 @@ impl MethodConfig {
             return bad("replay_ratio", format!("{} must be > 0", s.replay_ratio));
         }
         if !(s.sharpness_rho.is_finite() && s.sharpness_rho >= 0.0) {
-            return bad("sharpness_rho", format!("{} must be a finite number >= 0", s.sharpness_rho));
+            return bad(
+                "sharpness_rho",
+                format!("{} must be a finite number >= 0", s.sharpness_rho),
+            );
         }
         if s.optim.grad_accum_steps != 1 {
             return bad(
                 "optim.grad_accum_steps",
-                format!("{} is not supported: the engine takes one optimizer step per batch (raise batch_size instead)", s.optim.grad_accum_steps),
+                format!(
+                    "{} is not supported: the engine takes one optimizer step per batch (raise batch_size instead)",
+                    s.optim.grad_accum_steps
+                ),
             );
         }
         if s.corpus_every == 0 {
             return bad("corpus_every", "must be at least 1".into());
         }
         if s.landscape_points == 1 || !(s.landscape_span.is_finite() && s.landscape_span > 0.0) {
-            return bad("landscape_points", format!("{} points over ±{}: use 0 (off) or at least 2 points and a span > 0", s.landscape_points, s.landscape_span));
+            return bad(
+                "landscape_points",
+                format!(
+                    "{} points over ±{}: use 0 (off) or at least 2 points and a span > 0",
+                    s.landscape_points, s.landscape_span
+                ),
+            );
         }
         // A strategy's validation slice is the size it asks for, or the run does not start.
         if let SchedulerConfig::AccuracySupervised(c) = &self.replay.scheduler
@@ -489,16 +576,33 @@ fn lookup<'a>(table: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Value> 
 /// would be parsed and then overwritten, so it is an error naming the key and what to set.
 fn reject_engine_owned(raw: &toml::Table, origin: &Path) -> Result<(), EngineError> {
     let owned: [(&[&str], &str); 3] = [
-        (&["replay", "scheduler", "size"], "the replay batch size is training.batch_size × training.replay_ratio: set those"),
-        (&["replay", "scheduler", "seed"], "the scheduler is seeded from the run's seed (--seeds / --first-seed)"),
-        (&["replay", "buffer", "seed"], "the buffer is seeded from the run's seed (--seeds / --first-seed)"),
+        (
+            &["replay", "scheduler", "size"],
+            "the replay batch size is training.batch_size × training.replay_ratio: set those",
+        ),
+        (
+            &["replay", "scheduler", "seed"],
+            "the scheduler is seeded from the run's seed (--seeds / --first-seed)",
+        ),
+        (
+            &["replay", "buffer", "seed"],
+            "the buffer is seeded from the run's seed (--seeds / --first-seed)",
+        ),
     ];
     for (path, why) in owned {
         if lookup(raw, path).is_some() {
-            return Err(EngineError::config(origin, format!("{}: set by the engine, not by a method file ({why})", path.join("."))));
+            return Err(EngineError::config(
+                origin,
+                format!(
+                    "{}: set by the engine, not by a method file ({why})",
+                    path.join(".")
+                ),
+            ));
         }
     }
-    if lookup(raw, &["replay", "initial_stability_run_fraction"]).is_some() && lookup(raw, &["replay", "buffer", "memory", "initial_stability"]).is_some() {
+    if lookup(raw, &["replay", "initial_stability_run_fraction"]).is_some()
+        && lookup(raw, &["replay", "buffer", "memory", "initial_stability"]).is_some()
+    {
         return Err(EngineError::config(
             origin,
             "replay.initial_stability_run_fraction and replay.buffer.memory.initial_stability both set S0: keep one".into(),
@@ -523,13 +627,31 @@ pub fn merge(base: &mut toml::Table, over: &toml::Table) {
 /// Errors on keys of `input` that the parsed value does not have when written back: the
 /// fields of nested configs that accept unknown keys silently. `opaque` top-level keys are
 /// free-form tables checked elsewhere.
-fn reject_unknown<T: Serialize>(input: &toml::Value, parsed: &T, origin: &Path, opaque: &[&str]) -> Result<(), EngineError> {
-    let back = toml::Value::try_from(parsed).map_err(|e| EngineError::config(origin, e.to_string()))?;
+fn reject_unknown<T: Serialize>(
+    input: &toml::Value,
+    parsed: &T,
+    origin: &Path,
+    opaque: &[&str],
+) -> Result<(), EngineError> {
+    let back =
+        toml::Value::try_from(parsed).map_err(|e| EngineError::config(origin, e.to_string()))?;
     let mut unknown = Vec::new();
-    fn walk(input: &toml::Value, back: &toml::Value, path: &str, opaque: &[&str], out: &mut Vec<String>) {
-        let (toml::Value::Table(i), toml::Value::Table(b)) = (input, back) else { return };
+    fn walk(
+        input: &toml::Value,
+        back: &toml::Value,
+        path: &str,
+        opaque: &[&str],
+        out: &mut Vec<String>,
+    ) {
+        let (toml::Value::Table(i), toml::Value::Table(b)) = (input, back) else {
+            return;
+        };
         for (k, v) in i {
-            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
             if path.is_empty() && opaque.contains(&k.as_str()) {
                 continue;
             }
@@ -545,7 +667,10 @@ fn reject_unknown<T: Serialize>(input: &toml::Value, parsed: &T, origin: &Path, 
     if unknown.is_empty() {
         Ok(())
     } else {
-        Err(EngineError::config(origin, format!("unknown key(s) {}", unknown.join(", "))))
+        Err(EngineError::config(
+            origin,
+            format!("unknown key(s) {}", unknown.join(", ")),
+        ))
     }
 }
 
@@ -587,7 +712,9 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert!(matches!(m.optimizer, OptimizerConfig::Xsam(ref x) if x.rho == 0.1 && x.alpha_period == 100));
+        assert!(
+            matches!(m.optimizer, OptimizerConfig::Xsam(ref x) if x.rho == 0.1 && x.alpha_period == 100)
+        );
         match m.replay.scheduler {
             SchedulerConfig::Mssr(c) => assert_eq!(c.initial_interval, 8.0),
             other => panic!("{other:?}"),
@@ -596,9 +723,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named_with_their_path_even_inside_foreign_configs() {
-        let e = parse("[objective]\nkl_wieght = 0.1\n").unwrap_err().to_string();
-        assert!(e.contains("m.toml") && e.contains("objective.kl_wieght"), "{e}");
-        let e = parse("[replay.scheduler]\nkind = \"mssr\"\ninitial_intervall = 3.0\n").unwrap_err().to_string();
+        let e = parse("[objective]\nkl_wieght = 0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.toml") && e.contains("objective.kl_wieght"),
+            "{e}"
+        );
+        let e = parse("[replay.scheduler]\nkind = \"mssr\"\ninitial_intervall = 3.0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("replay.scheduler.initial_intervall"), "{e}");
         let e = parse("colour = 1\n").unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
@@ -606,40 +740,78 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_refused() {
-        assert!(parse("[objective]\nkl_weight = -1.0\n").unwrap_err().to_string().contains("objective.kl_weight"));
-        assert!(parse("[wise_ft]\nalpha = 1.5\n").unwrap_err().to_string().contains("wise_ft.alpha"));
+        assert!(
+            parse("[objective]\nkl_weight = -1.0\n")
+                .unwrap_err()
+                .to_string()
+                .contains("objective.kl_weight")
+        );
+        assert!(
+            parse("[wise_ft]\nalpha = 1.5\n")
+                .unwrap_err()
+                .to_string()
+                .contains("wise_ft.alpha")
+        );
         let m = parse("").unwrap();
         let suite: toml::Table = toml::from_str("batch_size = 0").unwrap();
-        let e = m.train_settings(Some(&suite), Path::new("s.toml")).unwrap_err().to_string();
+        let e = m
+            .train_settings(Some(&suite), Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s.toml") && e.contains("batch_size"), "{e}");
     }
 
     #[test]
     fn divergence_settings_are_checked_like_the_others() {
         let m = parse("").unwrap();
-        let settings = |t: &str| m.train_settings(Some(&toml::from_str(t).unwrap()), Path::new("s.toml"));
+        let settings =
+            |t: &str| m.train_settings(Some(&toml::from_str(t).unwrap()), Path::new("s.toml"));
         let s = settings("on_divergence = \"rollback\"\ndivergence_lr_factor = 0.25\n").unwrap();
-        assert_eq!((s.on_divergence, s.divergence_lr_factor, s.divergence_max_rollbacks), (DivergencePolicy::Rollback, 0.25, 3));
+        assert_eq!(
+            (
+                s.on_divergence,
+                s.divergence_lr_factor,
+                s.divergence_max_rollbacks
+            ),
+            (DivergencePolicy::Rollback, 0.25, 3)
+        );
         assert_eq!(settings("").unwrap().on_divergence, DivergencePolicy::Stop);
-        let e = settings("on_divergence = \"retry\"\n").unwrap_err().to_string();
+        let e = settings("on_divergence = \"retry\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s.toml") && e.contains("on_divergence"), "{e}");
         for f in ["0.0", "1.0", "-0.5", "nan"] {
-            let e = settings(&format!("divergence_lr_factor = {f}\n")).unwrap_err().to_string();
+            let e = settings(&format!("divergence_lr_factor = {f}\n"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("training.divergence_lr_factor"), "{e}");
         }
-        let e = settings("on_divergence = \"rollback\"\ndivergence_max_rollbacks = 0\n").unwrap_err().to_string();
+        let e = settings("on_divergence = \"rollback\"\ndivergence_max_rollbacks = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("training.divergence_max_rollbacks"), "{e}");
-        let e = settings("divergence_max_rollback = 2\n").unwrap_err().to_string();
+        let e = settings("divergence_max_rollback = 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("divergence_max_rollback"), "{e}");
     }
 
     #[test]
     fn keys_the_engine_sets_are_refused_in_a_method_file_naming_them() {
         for (toml, key) in [
-            ("[replay.scheduler]\nkind = \"mssr\"\n[replay.scheduler.size]\nbatch_size = 2\n", "replay.scheduler.size"),
-            ("[replay.scheduler]\nkind = \"fixed_interval\"\nseed = 7\n", "replay.scheduler.seed"),
+            (
+                "[replay.scheduler]\nkind = \"mssr\"\n[replay.scheduler.size]\nbatch_size = 2\n",
+                "replay.scheduler.size",
+            ),
+            (
+                "[replay.scheduler]\nkind = \"fixed_interval\"\nseed = 7\n",
+                "replay.scheduler.seed",
+            ),
             ("[replay.buffer]\nseed = 7\n", "replay.buffer.seed"),
-            ("[replay]\ninitial_stability_run_fraction = 0.2\n[replay.buffer.memory]\ninitial_stability = 50.0\n", "replay.initial_stability_run_fraction"),
+            (
+                "[replay]\ninitial_stability_run_fraction = 0.2\n[replay.buffer.memory]\ninitial_stability = 50.0\n",
+                "replay.initial_stability_run_fraction",
+            ),
         ] {
             let e = parse(toml).unwrap_err().to_string();
             assert!(e.contains("m.toml") && e.contains(key), "{key}: {e}");
@@ -653,25 +825,66 @@ mod tests {
     #[test]
     fn gradient_accumulation_and_an_oversized_validation_slice_are_refused_at_load() {
         let m = parse("").unwrap();
-        let e = m.train_settings(Some(&toml::from_str("[optim]\ngrad_accum_steps = 2\n").unwrap()), Path::new("s.toml")).unwrap_err().to_string();
-        assert!(e.contains("s.toml") && e.contains("training.optim.grad_accum_steps"), "{e}");
-        let m = parse("[replay.scheduler]\nkind = \"accuracy_supervised\"\neval_examples = 8\n").unwrap();
-        let e = m.train_settings(Some(&toml::from_str("validation_records = 4\n").unwrap()), Path::new("s.toml")).unwrap_err().to_string();
-        assert!(e.contains("replay.scheduler.eval_examples = 8") && e.contains("validation_records = 4"), "{e}");
-        assert!(m.train_settings(Some(&toml::from_str("validation_records = 8\n").unwrap()), Path::new("s.toml")).is_ok());
-        let e = parse("").unwrap().train_settings(Some(&toml::from_str("corpus_every = 0\n").unwrap()), Path::new("s.toml")).unwrap_err().to_string();
+        let e = m
+            .train_settings(
+                Some(&toml::from_str("[optim]\ngrad_accum_steps = 2\n").unwrap()),
+                Path::new("s.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s.toml") && e.contains("training.optim.grad_accum_steps"),
+            "{e}"
+        );
+        let m = parse("[replay.scheduler]\nkind = \"accuracy_supervised\"\neval_examples = 8\n")
+            .unwrap();
+        let e = m
+            .train_settings(
+                Some(&toml::from_str("validation_records = 4\n").unwrap()),
+                Path::new("s.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("replay.scheduler.eval_examples = 8")
+                && e.contains("validation_records = 4"),
+            "{e}"
+        );
+        assert!(
+            m.train_settings(
+                Some(&toml::from_str("validation_records = 8\n").unwrap()),
+                Path::new("s.toml")
+            )
+            .is_ok()
+        );
+        let e = parse("")
+            .unwrap()
+            .train_settings(
+                Some(&toml::from_str("corpus_every = 0\n").unwrap()),
+                Path::new("s.toml"),
+            )
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("training.corpus_every"), "{e}");
     }
 
     #[test]
     fn method_train_keys_override_the_suites_and_tables_merge() {
         let m = parse("[train]\nepochs = 3\n[train.optim]\nlr = 0.01\n").unwrap();
-        let suite: toml::Table = toml::from_str("epochs = 2\nbatch_size = 4\n[optim]\nlr = 0.001\nmax_grad_norm = 0.5\n").unwrap();
+        let suite: toml::Table = toml::from_str(
+            "epochs = 2\nbatch_size = 4\n[optim]\nlr = 0.001\nmax_grad_norm = 0.5\n",
+        )
+        .unwrap();
         let s = m.train_settings(Some(&suite), Path::new("s.toml")).unwrap();
         assert_eq!((s.epochs, s.batch_size), (3, 4));
         assert_eq!(s.optim.lr, 0.01);
         assert_eq!(s.optim.max_grad_norm, Some(0.5));
-        let e = m.train_settings(Some(&toml::from_str("[optim]\nlrr = 1.0\n").unwrap()), Path::new("s.toml")).unwrap_err();
+        let e = m
+            .train_settings(
+                Some(&toml::from_str("[optim]\nlrr = 1.0\n").unwrap()),
+                Path::new("s.toml"),
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("optim.lrr"), "{e}");
     }
 }
@@ -688,11 +901,15 @@ mod shipped {
         let methods = method_files(&root.join("experiments/methods")).unwrap();
         assert!(methods.len() >= 15, "{} method files", methods.len());
         for suite in ["smoke", "quick"] {
-            let spec = bench_tasks::SuiteSpec::from_path(&root.join(format!("experiments/suites/{suite}.toml"))).unwrap();
+            let spec = bench_tasks::SuiteSpec::from_path(
+                &root.join(format!("experiments/suites/{suite}.toml")),
+            )
+            .unwrap();
             for (name, path) in &methods {
                 let m = MethodConfig::from_path(path).unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(&m.name, name);
-                m.train_settings(spec.training.as_ref(), &spec.path).unwrap_or_else(|e| panic!("{name} on {suite}: {e}"));
+                m.train_settings(spec.training.as_ref(), &spec.path)
+                    .unwrap_or_else(|e| panic!("{name} on {suite}: {e}"));
             }
         }
     }

@@ -36,7 +36,11 @@ impl AccuracyMatrix {
             return Err("accuracy matrix has no tasks".into());
         }
         if rows.len() != t + 1 {
-            return Err(format!("accuracy matrix has {} rows for {t} tasks (needs {})", rows.len(), t + 1));
+            return Err(format!(
+                "accuracy matrix has {} rows for {t} tasks (needs {})",
+                rows.len(),
+                t + 1
+            ));
         }
         if let Some((j, _)) = rows.iter().enumerate().find(|(_, r)| r.len() != t) {
             return Err(format!("row {j} has {} entries, not {t}", rows[j].len()));
@@ -67,7 +71,12 @@ impl AccuracyMatrix {
     /// `T-1` (the last task cannot be forgotten yet). `None` when `T = 1`.
     pub fn backward_transfer(&self) -> Option<f64> {
         let t = self.tasks();
-        (t > 1).then(|| (0..t - 1).map(|i| self.a(t, i) - self.a(i + 1, i)).sum::<f64>() / (t - 1) as f64)
+        (t > 1).then(|| {
+            (0..t - 1)
+                .map(|i| self.a(t, i) - self.a(i + 1, i))
+                .sum::<f64>()
+                / (t - 1) as f64
+        })
     }
 
     /// Average forgetting `F = (1/(T-1)) Σ_{i<T} max_{l ∈ i..T-1} (a[l][i] - a[T][i])`
@@ -79,7 +88,9 @@ impl AccuracyMatrix {
         (t > 1).then(|| {
             (0..t - 1)
                 .map(|i| {
-                    let best = (i + 1..t).map(|l| self.a(l, i)).fold(f64::NEG_INFINITY, f64::max);
+                    let best = (i + 1..t)
+                        .map(|l| self.a(l, i))
+                        .fold(f64::NEG_INFINITY, f64::max);
                     best - self.a(t, i)
                 })
                 .sum::<f64>()
@@ -237,7 +248,9 @@ mod tests {
 
     #[test]
     fn single_task_has_no_transfer_metrics_and_bad_shapes_are_errors() {
-        let m = AccuracyMatrix::new(vec![vec![0.1], vec![0.9]]).unwrap().metrics();
+        let m = AccuracyMatrix::new(vec![vec![0.1], vec![0.9]])
+            .unwrap()
+            .metrics();
         assert_eq!((m.bwt, m.forgetting, m.fwt), (None, None, None));
         assert!(AccuracyMatrix::new(vec![vec![0.1, 0.2], vec![0.9, 0.1]]).is_err());
         assert!(AccuracyMatrix::new(vec![vec![0.1], vec![f64::NAN]]).is_err());

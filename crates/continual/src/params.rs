@@ -28,7 +28,11 @@ impl TrainableSnapshot {
                 if param.is_require_grad() {
                     let t = param.val();
                     let shape = t.dims().to_vec();
-                    let data = t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 parameter");
+                    let data = t
+                        .into_data()
+                        .convert::<f32>()
+                        .try_to_vec::<f32>()
+                        .expect("f32 parameter");
                     self.0.push(HostTensor { shape, data });
                 }
             }
@@ -45,10 +49,16 @@ impl TrainableSnapshot {
 
     /// `θ ← (1 − α)·self + α·θ` over the trainable parameters (WiSE-FT with `self = θ_prev`).
     pub fn interpolate<M: Module>(&self, model: M, alpha: f64) -> Result<M, EngineError> {
-        self.map_into(model, |cur, prev| prev.mul_scalar(1.0 - alpha) + cur.mul_scalar(alpha))
+        self.map_into(model, |cur, prev| {
+            prev.mul_scalar(1.0 - alpha) + cur.mul_scalar(alpha)
+        })
     }
 
-    fn map_into<M: Module>(&self, model: M, f: impl Fn(Tensor<1>, Tensor<1>) -> Tensor<1>) -> Result<M, EngineError> {
+    fn map_into<M: Module>(
+        &self,
+        model: M,
+        f: impl Fn(Tensor<1>, Tensor<1>) -> Tensor<1>,
+    ) -> Result<M, EngineError> {
         struct Put<'a, F> {
             snap: &'a [HostTensor],
             next: usize,
@@ -63,26 +73,47 @@ impl TrainableSnapshot {
                 let i = self.next;
                 self.next += 1;
                 let Some(host) = self.snap.get(i) else {
-                    self.error.get_or_insert(format!("the snapshot has {} tensors, the model more", self.snap.len()));
+                    self.error.get_or_insert(format!(
+                        "the snapshot has {} tensors, the model more",
+                        self.snap.len()
+                    ));
                     return param;
                 };
                 param.map(|cur| {
                     let dims = cur.dims();
                     if host.shape != dims.to_vec() {
-                        self.error.get_or_insert(format!("tensor {i}: snapshot shape {:?}, model {:?}", host.shape, dims));
+                        self.error.get_or_insert(format!(
+                            "tensor {i}: snapshot shape {:?}, model {:?}",
+                            host.shape, dims
+                        ));
                         return cur;
                     }
                     let device = cur.device();
-                    let saved = Tensor::<1>::from_data(TensorData::new(host.data.clone(), [host.data.len()]), &device);
+                    let saved = Tensor::<1>::from_data(
+                        TensorData::new(host.data.clone(), [host.data.len()]),
+                        &device,
+                    );
                     let n = host.data.len();
-                    (self.f)(cur.reshape([n]).detach(), saved).detach().reshape(dims).require_grad()
+                    (self.f)(cur.reshape([n]).detach(), saved)
+                        .detach()
+                        .reshape(dims)
+                        .require_grad()
                 })
             }
         }
-        let mut put = Put { snap: &self.tensors, next: 0, error: None, f };
+        let mut put = Put {
+            snap: &self.tensors,
+            next: 0,
+            error: None,
+            f,
+        };
         let model = model.map(&mut put);
         if put.error.is_none() && put.next != self.tensors.len() {
-            put.error = Some(format!("the snapshot has {} tensors, the model {}", self.tensors.len(), put.next));
+            put.error = Some(format!(
+                "the snapshot has {} tensors, the model {}",
+                self.tensors.len(),
+                put.next
+            ));
         }
         match put.error {
             Some(e) => Err(EngineError::Checkpoint(e)),
@@ -92,17 +123,27 @@ impl TrainableSnapshot {
 
     /// Writes the snapshot as safetensors (`p00000`, `p00001`, ... in visiting order).
     pub fn save(&self, path: &Path) -> Result<(), EngineError> {
-        let map: BTreeMap<String, HostTensor> =
-            self.tensors.iter().enumerate().map(|(i, t)| (format!("p{i:05}"), t.clone())).collect();
-        backbone::weights::write_safetensors(path, &map).map_err(|e| EngineError::Checkpoint(e.to_string()))
+        let map: BTreeMap<String, HostTensor> = self
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("p{i:05}"), t.clone()))
+            .collect();
+        backbone::weights::write_safetensors(path, &map)
+            .map_err(|e| EngineError::Checkpoint(e.to_string()))
     }
 
     /// Reads a snapshot written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Self, EngineError> {
         use backbone::weights::WeightSource;
-        let src = backbone::weights::SafetensorsSource::open(path).map_err(|e| EngineError::Checkpoint(e.to_string()))?;
+        let src = backbone::weights::SafetensorsSource::open(path)
+            .map_err(|e| EngineError::Checkpoint(e.to_string()))?;
         let keys = src.keys(); // sorted: p00000, p00001, ...
-        let tensors = keys.iter().map(|k| src.tensor(k)).collect::<Result<Vec<_>, _>>().map_err(|e| EngineError::Checkpoint(e.to_string()))?;
+        let tensors = keys
+            .iter()
+            .map(|k| src.tensor(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Checkpoint(e.to_string()))?;
         Ok(Self { tensors })
     }
 }

@@ -31,10 +31,10 @@ use bench_tasks::{EvalReport, Suite, SuiteSpec, Task};
 use burn::tensor::Device;
 use serde_json::Value;
 
+use crate::EngineError;
 use crate::engine::{ADAPTER, ModelSource, corpus_ids, load_backbone};
 use crate::lm::{TextCodec, evaluate_records};
 use crate::method::{TrainModeName, TrainSettings};
-use crate::EngineError;
 
 /// What `run.json` of a finished run says about how to rebuild its model and suite.
 #[derive(Debug, Clone)]
@@ -59,29 +59,44 @@ impl SavedRun {
     pub fn read(dir: &Path) -> Result<Self, EngineError> {
         let path = dir.join("run.json");
         let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| EngineError::config(&path, e.to_string()))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| EngineError::config(&path, e.to_string()))?;
         let field = |name: &str| -> Result<&Value, EngineError> {
-            v.get(name).ok_or_else(|| EngineError::config(&path, format!("no `{name}` field")))
+            v.get(name)
+                .ok_or_else(|| EngineError::config(&path, format!("no `{name}` field")))
         };
-        let parse = |name: &str, e: serde_json::Error| EngineError::config(&path, format!("`{name}`: {e}"));
+        let parse =
+            |name: &str, e: serde_json::Error| EngineError::config(&path, format!("`{name}`: {e}"));
         if field("status")? != "complete" {
-            return Err(EngineError::config(&path, format!("`status` is {}, not \"complete\"", v["status"])));
+            return Err(EngineError::config(
+                &path,
+                format!("`status` is {}, not \"complete\"", v["status"]),
+            ));
         }
-        let settings: TrainSettings = serde_json::from_value(field("training")?.clone()).map_err(|e| parse("training", e))?;
+        let settings: TrainSettings =
+            serde_json::from_value(field("training")?.clone()).map_err(|e| parse("training", e))?;
         if settings.mode != TrainModeName::Lora {
-            return Err(EngineError::config(&path, "`training.mode` is full: the run saved no adapter to score".into()));
+            return Err(EngineError::config(
+                &path,
+                "`training.mode` is full: the run saved no adapter to score".into(),
+            ));
         }
         let model = match field("model")?.as_str() {
             Some("tiny-random") => ModelSource::TinyRandom,
-            Some(p) => ModelSource::Path { path: PathBuf::from(p) },
+            Some(p) => ModelSource::Path {
+                path: PathBuf::from(p),
+            },
             None => return Err(EngineError::config(&path, "`model` is not a string".into())),
         };
-        let mut suite_spec: SuiteSpec = serde_json::from_value(field("suite_spec")?.clone()).map_err(|e| parse("suite_spec", e))?;
+        let mut suite_spec: SuiteSpec = serde_json::from_value(field("suite_spec")?.clone())
+            .map_err(|e| parse("suite_spec", e))?;
         suite_spec.path = path.clone();
         Ok(Self {
             dir: dir.to_path_buf(),
             method: field("method")?.as_str().unwrap_or_default().to_string(),
-            seed: field("seed")?.as_u64().ok_or_else(|| EngineError::config(&path, "`seed` is not an integer".into()))?,
+            seed: field("seed")?
+                .as_u64()
+                .ok_or_else(|| EngineError::config(&path, "`seed` is not an integer".into()))?,
             suite_spec,
             settings,
             model,
@@ -101,14 +116,27 @@ pub struct Scorer {
 impl Scorer {
     /// Loads the backbone as a run of `settings` and `seed` on `suite` did (tokenizer, chat
     /// template, maximum length), without an adapter.
-    pub fn new(model: &ModelSource, seed: u64, settings: &TrainSettings, suite: &Suite, device: &Device) -> Result<Self, EngineError> {
+    pub fn new(
+        model: &ModelSource,
+        seed: u64,
+        settings: &TrainSettings,
+        suite: &Suite,
+        device: &Device,
+    ) -> Result<Self, EngineError> {
         let (model, formatter, stop_ids) = load_backbone(model, seed, suite, device)?;
-        Ok(Self { model, formatter, stop_ids, settings: settings.clone(), device: device.clone() })
+        Ok(Self {
+            model,
+            formatter,
+            stop_ids,
+            settings: settings.clone(),
+            device: device.clone(),
+        })
     }
 
     /// Loads a PEFT adapter directory (a run's `adapter/`) in place of the current one.
     pub fn load_adapter(&mut self, dir: &Path) -> Result<(), EngineError> {
-        lora::load_peft(&mut self.model, dir, ADAPTER, &self.device).map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
+        lora::load_peft(&mut self.model, dir, ADAPTER, &self.device)
+            .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", dir.display())))?;
         Ok(())
     }
 
@@ -149,7 +177,14 @@ impl Scorer {
     pub fn score(&self, task: &Task, limit: usize) -> EvalReport {
         let records = &task.test[..task.test.len().min(limit)];
         let model = crate::lm::inference_model(&self.model, self.settings.eval_merge_adapter);
-        evaluate_records(&model, &self.formatter, &self.stop_ids, &self.settings, task, records)
+        evaluate_records(
+            &model,
+            &self.formatter,
+            &self.stop_ids,
+            &self.settings,
+            task,
+            records,
+        )
     }
 
     /// Mean next-token negative log-likelihood (nats per token) of `passages`, each cut to its

@@ -34,7 +34,11 @@ impl JsonlLog {
     /// Opens `path` for appending after cutting it to `keep` bytes (`0` starts afresh,
     /// `u64::MAX` keeps everything).
     pub fn open(path: &Path, keep: u64) -> Result<Self, EngineError> {
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| EngineError::io(path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| EngineError::io(path, e))?;
         let have = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
         let keep = if keep == u64::MAX { have } else { keep };
         if have < keep {
@@ -44,7 +48,11 @@ impl JsonlLog {
             )));
         }
         file.set_len(keep).map_err(|e| EngineError::io(path, e))?;
-        Ok(Self { path: path.to_path_buf(), file, len: keep })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            len: keep,
+        })
     }
 
     /// Appends one event. A failed append (a full disk) is cut back off the file before the
@@ -72,7 +80,9 @@ impl JsonlLog {
 
     /// Flushes to disk (before a checkpoint records the length).
     pub fn sync(&mut self) -> Result<(), EngineError> {
-        self.file.sync_data().map_err(|e| EngineError::io(&self.path, e))
+        self.file
+            .sync_data()
+            .map_err(|e| EngineError::io(&self.path, e))
     }
 }
 
@@ -97,7 +107,10 @@ impl RunLock {
                     let owner = std::fs::read_to_string(&path).unwrap_or_default();
                     let pid: Option<u32> = owner.trim().parse().ok();
                     if pid.is_some_and(process_alive) {
-                        return Err(EngineError::Locked { dir: dir.to_path_buf(), pid: pid.unwrap_or(0) });
+                        return Err(EngineError::Locked {
+                            dir: dir.to_path_buf(),
+                            pid: pid.unwrap_or(0),
+                        });
                     }
                     // A stale lock of a dead run: take it over.
                     std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
@@ -105,7 +118,10 @@ impl RunLock {
                 Err(e) => return Err(EngineError::io(&path, e)),
             }
         }
-        Err(EngineError::Locked { dir: dir.to_path_buf(), pid: 0 })
+        Err(EngineError::Locked {
+            dir: dir.to_path_buf(),
+            pid: 0,
+        })
     }
 }
 
@@ -124,7 +140,13 @@ fn process_alive(pid: u32) -> bool {
     if Path::new("/proc/self").exists() {
         // A zombie (killed, not yet reaped by its parent) no longer runs: treat it as dead.
         return std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(false);
     }
     true
@@ -132,10 +154,15 @@ fn process_alive(pid: u32) -> bool {
 
 /// Appends one line to `index.jsonl` (opened in append mode: whole lines, one writer per run).
 pub fn append_index(path: &Path, row: &serde_json::Value) -> Result<(), EngineError> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| EngineError::io(path, e))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| EngineError::io(path, e))?;
     let mut line = serde_json::to_string(row).expect("index rows serialise");
     line.push('\n');
-    f.write_all(line.as_bytes()).map_err(|e| EngineError::io(path, e))
+    f.write_all(line.as_bytes())
+        .map_err(|e| EngineError::io(path, e))
 }
 
 /// The `index.jsonl` row of the complete run in `run_dir`, built from its `run.json` and
@@ -144,7 +171,10 @@ pub fn index_row(run_dir: &Path) -> Result<serde_json::Value, EngineError> {
     let read = |name: &str| -> Result<serde_json::Value, EngineError> {
         let p = run_dir.join(name);
         let text = std::fs::read_to_string(&p).map_err(|e| EngineError::io(&p, e))?;
-        serde_json::from_str(&text).map_err(|e| EngineError::Config { path: p.clone(), message: format!("not valid JSON: {e}") })
+        serde_json::from_str(&text).map_err(|e| EngineError::Config {
+            path: p.clone(),
+            message: format!("not valid JSON: {e}"),
+        })
     };
     let (run, m) = (read("run.json")?, read("metrics.json")?);
     Ok(serde_json::json!({
@@ -165,7 +195,10 @@ pub fn ensure_index_row(index: &Path, run_dir: &Path) -> Result<bool, EngineErro
     // Not the directory: the same run may be named by a relative or an absolute path.
     let key = |v: &serde_json::Value| (v["suite"].clone(), v["method"].clone(), v["seed"].clone());
     let have = match std::fs::read_to_string(index) {
-        Ok(text) => text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|v| key(&v) == key(&row)),
+        Ok(text) => text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| key(&v) == key(&row)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(EngineError::io(index, e)),
     };
@@ -182,7 +215,10 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, EngineError> {
     let mut removed = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| EngineError::io(&d, e))?.flatten() {
+        for e in std::fs::read_dir(&d)
+            .map_err(|e| EngineError::io(&d, e))?
+            .flatten()
+        {
             let path = e.path();
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(path);
@@ -207,12 +243,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log.jsonl");
         let mut log = JsonlLog::open(&p, 0).unwrap();
-        log.write(&serde_json::json!({"type": "step", "step": 0})).unwrap();
+        log.write(&serde_json::json!({"type": "step", "step": 0}))
+            .unwrap();
         let keep = log.len();
-        log.write(&serde_json::json!({"type": "step", "step": 1})).unwrap();
+        log.write(&serde_json::json!({"type": "step", "step": 1}))
+            .unwrap();
         drop(log);
         let mut log = JsonlLog::open(&p, keep).unwrap();
-        log.write(&serde_json::json!({"type": "step", "step": 1})).unwrap();
+        log.write(&serde_json::json!({"type": "step", "step": 1}))
+            .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(JsonlLog::open(&p, 10_000).is_err());
@@ -245,8 +284,11 @@ mod tests {
         write_json(&dir.join("run.json"), &serde_json::json!({"suite": "smoke", "method": "mssr", "seed": seed, "status": "complete",
             "provenance": {"git_revision": "abc"}}))
         .unwrap();
-        write_json(&dir.join("metrics.json"), &serde_json::json!({"aa": 0.5, "bwt": -0.1, "forgetting": 0.2, "fwt": null, "ans": 0.4,
-            "general_forgetting": null, "cost": {"replayed_samples": 7, "wall_seconds": 1.5}}))
+        write_json(
+            &dir.join("metrics.json"),
+            &serde_json::json!({"aa": 0.5, "bwt": -0.1, "forgetting": 0.2, "fwt": null, "ans": 0.4,
+            "general_forgetting": null, "cost": {"replayed_samples": 7, "wall_seconds": 1.5}}),
+        )
         .unwrap();
     }
 
@@ -258,15 +300,28 @@ mod tests {
         complete_run(&b, 4);
         let index = dir.path().join("index.jsonl");
         assert!(ensure_index_row(&index, &a).unwrap());
-        assert!(!ensure_index_row(&index, &a).unwrap(), "a second call finds the row");
+        assert!(
+            !ensure_index_row(&index, &a).unwrap(),
+            "a second call finds the row"
+        );
         // The same run named another way (here: through `.`) is still the same run.
         assert!(!ensure_index_row(&index, &dir.path().join("./mssr/3")).unwrap());
         assert!(ensure_index_row(&index, &b).unwrap());
-        let rows: Vec<serde_json::Value> =
-            std::fs::read_to_string(&index).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let rows: Vec<serde_json::Value> = std::fs::read_to_string(&index)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["dir"], a.display().to_string());
-        assert_eq!((rows[0]["aa"].as_f64(), rows[0]["replayed_samples"].as_u64(), rows[0]["git_rev"].as_str()), (Some(0.5), Some(7), Some("abc")));
+        assert_eq!(
+            (
+                rows[0]["aa"].as_f64(),
+                rows[0]["replayed_samples"].as_u64(),
+                rows[0]["git_rev"].as_str()
+            ),
+            (Some(0.5), Some(7), Some("abc"))
+        );
         assert_eq!(rows[0]["wall_seconds"], 1.5);
     }
 
@@ -275,8 +330,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         complete_run(dir.path(), 0);
         std::fs::write(dir.path().join("metrics.json"), "{\"aa\": 0.5,").unwrap();
-        let e = ensure_index_row(&dir.path().join("index.jsonl"), dir.path()).unwrap_err().to_string();
-        assert!(e.contains("metrics.json") && e.contains("not valid JSON"), "{e}");
+        let e = ensure_index_row(&dir.path().join("index.jsonl"), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metrics.json") && e.contains("not valid JSON"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -284,9 +344,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ckpt = dir.path().join("ckpt/step-2");
         std::fs::create_dir_all(&ckpt).unwrap();
-        let dead = [dir.path().join("run.json.tmp4000000000"), ckpt.join("state.json.tmp4000000001")];
-        let live = dir.path().join(format!("matrix.json.tmp{}", std::process::id()));
-        let other = [dir.path().join("log.jsonl"), dir.path().join("notes.tmp"), ckpt.join("trainable.safetensors")];
+        let dead = [
+            dir.path().join("run.json.tmp4000000000"),
+            ckpt.join("state.json.tmp4000000001"),
+        ];
+        let live = dir
+            .path()
+            .join(format!("matrix.json.tmp{}", std::process::id()));
+        let other = [
+            dir.path().join("log.jsonl"),
+            dir.path().join("notes.tmp"),
+            ckpt.join("trainable.safetensors"),
+        ];
         for p in dead.iter().chain([&live]).chain(&other) {
             std::fs::write(p, "x").unwrap();
         }
@@ -299,7 +368,8 @@ mod tests {
     /// SIGXFSZ ignored) by [`a_log_append_that_fails_half_way_leaves_only_whole_lines`].
     fn append_until_the_file_size_limit(path: &Path) {
         let mut log = JsonlLog::open(path, 0).unwrap();
-        let event = |i: usize| serde_json::json!({"type": "step", "step": i, "pad": "x".repeat(40)});
+        let event =
+            |i: usize| serde_json::json!({"type": "step", "step": i, "pad": "x".repeat(40)});
         let mut i = 0;
         let err = loop {
             match log.write(&event(i)) {
@@ -307,7 +377,10 @@ mod tests {
                 Err(e) => break e.to_string(),
             }
         };
-        assert!(err.contains("log.jsonl") && err.contains("File too large"), "{err}");
+        assert!(
+            err.contains("log.jsonl") && err.contains("File too large"),
+            "{err}"
+        );
         // The half-written line was cut off: the file is the whole lines written so far.
         assert_eq!(std::fs::metadata(path).unwrap().len(), log.len());
         assert!(log.write(&event(i)).is_err());
@@ -325,21 +398,53 @@ mod tests {
         let out = std::process::Command::new("bash")
             .args(["-c", "trap '' XFSZ; ulimit -f 1 && exec \"$@\"", "bash"])
             .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "results::tests::a_log_append_that_fails_half_way_leaves_only_whole_lines", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "results::tests::a_log_append_that_fails_half_way_leaves_only_whole_lines",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("CONTINUAL_TEST_LOG_CHILD", &path)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && stdout.contains("CHILD-OK"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        let n: usize = stdout.split("CHILD-OK ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        assert!(
+            out.status.success() && stdout.contains("CHILD-OK"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let n: usize = stdout
+            .split("CHILD-OK ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         // 1024 bytes hold some whole lines and the start of one more, which was cut off.
-        assert!(n >= 5 && text.len() <= 1024 && text.ends_with('\n'), "{n} lines, {} bytes", text.len());
-        let steps: Vec<u64> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+        assert!(
+            n >= 5 && text.len() <= 1024 && text.ends_with('\n'),
+            "{n} lines, {} bytes",
+            text.len()
+        );
+        let steps: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
         assert_eq!(steps, (0..n as u64).collect::<Vec<_>>());
         // With room again (no limit here) the log goes on from the last whole line.
         let mut log = JsonlLog::open(&path, u64::MAX).unwrap();
-        log.write(&serde_json::json!({"type": "step", "step": n})).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), n + 1);
+        log.write(&serde_json::json!({"type": "step", "step": n}))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            n + 1
+        );
     }
 }

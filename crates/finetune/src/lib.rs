@@ -32,8 +32,8 @@ mod train;
 use std::path::{Path, PathBuf};
 
 pub use objectives::{
-    KlDirection, KlReference, KlTokens, LossParts, ObjectiveConfig, Reference, SftBatch, SftLoss, kl_divergence,
-    kl_loss, ntp_loss, objective, sft_loss,
+    KlDirection, KlReference, KlTokens, LossParts, ObjectiveConfig, Reference, SftBatch, SftLoss,
+    kl_divergence, kl_loss, ntp_loss, objective, sft_loss,
 };
 pub use train::{
     LrSchedule, StepInfo, TrainConfig, TrainMode, Trainer, TrainerState, global_grad_norm,

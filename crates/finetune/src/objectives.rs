@@ -78,11 +78,7 @@ fn scored_positions(batch: &TokenBatch, answers: Option<&[bool]>) -> Vec<Scored>
 
 /// Logits `[N, vocab]` (fp32) at the given positions, with the targets `[N]`.
 /// The hidden states are gathered before the output head.
-fn logits_at(
-    model: &CausalLm,
-    batch: &TokenBatch,
-    pos: &[Scored],
-) -> (Tensor<2>, Tensor<1, Int>) {
+fn logits_at(model: &CausalLm, batch: &TokenBatch, pos: &[Scored]) -> (Tensor<2>, Tensor<1, Int>) {
     assert!(
         !pos.is_empty(),
         "nothing to score: the batch has no (answer) token preceded by a real token"
@@ -225,7 +221,11 @@ impl Default for ObjectiveConfig {
 pub fn sft_loss(model: &CausalLm, batch: &SftBatch) -> SftLoss {
     let pos = scored_positions(&batch.tokens, Some(&batch.answer_mask));
     let (logits, targets) = logits_at(model, &batch.tokens, &pos);
-    sft_from_nll(backbone::fused::cross_entropy(logits, targets), &pos, batch.tokens.batch)
+    sft_from_nll(
+        backbone::fused::cross_entropy(logits, targets),
+        &pos,
+        batch.tokens.batch,
+    )
 }
 
 /// The SFT loss from the NLL `[N]` of every scored position.

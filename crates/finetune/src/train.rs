@@ -176,7 +176,6 @@ pub fn stable_param_ids<M: Module>(model: M) -> M {
     model.map(&mut Ids(Vec::new()))
 }
 
-
 /// What one optimizer step did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepInfo {
@@ -259,9 +258,17 @@ impl Trainer {
     /// Accumulates gradients computed elsewhere (a SAM/XSAM wrapper's update gradient) as one
     /// micro-batch, then steps like [`backward_step`](Self::backward_step): clipping, schedule
     /// and accumulation apply to them too.
-    pub fn grads_step<M: Module>(&mut self, model: M, grads: GradientsParams) -> (M, Option<StepInfo>) {
+    pub fn grads_step<M: Module>(
+        &mut self,
+        model: M,
+        grads: GradientsParams,
+    ) -> (M, Option<StepInfo>) {
         let k = self.config.grad_accum_steps.max(1);
-        let grads = if k > 1 { scale_grads(&model, grads, 1.0 / k as f64) } else { grads };
+        let grads = if k > 1 {
+            scale_grads(&model, grads, 1.0 / k as f64)
+        } else {
+            grads
+        };
         self.accumulate(&model, grads);
         if self.micro < k {
             return (model, None);

@@ -53,7 +53,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("dense x·(W + s·A·B)", |b| {
         b.iter(|| {
             let ad = &l.adapters[0];
-            let w = l.weight.val() + ad.a.val().matmul(ad.b.val()).mul_scalar(ad.settings.scale());
+            let w = l.weight.val()
+                + ad.a
+                    .val()
+                    .matmul(ad.b.val())
+                    .mul_scalar(ad.settings.scale());
             let y = x.clone().matmul(w);
             step(y, &ad.a.val());
         })
@@ -71,7 +75,9 @@ fn bench(c: &mut Criterion) {
     let w = Tensor::<2>::random([D_IN, D_OUT], Distribution::Default, &flex);
     let mut g = c.benchmark_group("sgemm");
     g.sample_size(20);
-    g.throughput(criterion::Throughput::Elements((2 * TOKENS * D_IN * D_OUT) as u64));
+    g.throughput(criterion::Throughput::Elements(
+        (2 * TOKENS * D_IN * D_OUT) as u64,
+    ));
     g.bench_function("2048x576x1536 (elements = FLOPs)", |b| {
         b.iter(|| {
             let y = a.clone().matmul(w.clone());

@@ -233,7 +233,10 @@ impl LoraLinear {
                 };
                 // The scale is applied to the rank-r intermediate `[.., r]`, not to the `[.., out]`
                 // update: the same product, one pass over r instead of `out` columns.
-                let low = x.matmul(a.unsqueeze()).mul_scalar(s).matmul(adapter.b.val().unsqueeze());
+                let low = x
+                    .matmul(a.unsqueeze())
+                    .mul_scalar(s)
+                    .matmul(adapter.b.val().unsqueeze());
                 y + low
             }
             _ => y,

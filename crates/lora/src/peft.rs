@@ -266,7 +266,8 @@ pub fn load_peft<M: LoraTargets>(
     let config = read_peft_config(dir)?;
     let path = dir.join(WEIGHTS);
     let bytes = std::fs::read(&path).map_err(|e| LoraError::io(&path, e))?;
-    let st = crate::safetensors_check::deserialize(&bytes).map_err(|m| LoraError::format(&path, m))?;
+    let st =
+        crate::safetensors_check::deserialize(&bytes).map_err(|m| LoraError::format(&path, m))?;
 
     // layer path → (A [r, in], B [out, r]) as host data.
     type HostFactor = (Vec<f32>, Vec<usize>);
@@ -319,13 +320,18 @@ pub fn load_peft<M: LoraTargets>(
     let check = |lpath: &str, d_in: usize, d_out: usize| -> Result<usize, LoraError> {
         let (a, b) = &found[lpath];
         let (Some((_, ash)), Some((_, bsh))) = (a, b) else {
-            return Err(LoraError::format(&path, format!("{lpath}: lora_A or lora_B is missing")));
+            return Err(LoraError::format(
+                &path,
+                format!("{lpath}: lora_A or lora_B is missing"),
+            ));
         };
         let r = ash.first().copied().unwrap_or(0);
         if r == 0 || ash != &[r, d_in] || bsh != &[d_out, r] {
             return Err(LoraError::format(
                 &path,
-                format!("{lpath}: lora_A {ash:?} / lora_B {bsh:?} do not fit a layer with in={d_in}, out={d_out} (expected [r, {d_in}] and [{d_out}, r], r >= 1)"),
+                format!(
+                    "{lpath}: lora_A {ash:?} / lora_B {bsh:?} do not fit a layer with in={d_in}, out={d_out} (expected [r, {d_in}] and [{d_out}, r], r >= 1)"
+                ),
             ));
         }
         Ok(r)
@@ -352,20 +358,34 @@ pub fn load_peft<M: LoraTargets>(
         ));
     }
     model.for_each_linear_mut(&mut |lpath, layer| {
-        let Some((Some((a, _)), Some((b, _)))) = found.get(lpath) else { return };
+        let Some((Some((a, _)), Some((b, _)))) = found.get(lpath) else {
+            return;
+        };
         let [d_in, d_out] = layer.dims();
-        let Ok(r) = check(lpath, d_in, d_out) else { return };
-        let alpha = config.alpha_pattern.iter().find(|(k, _)| suffix_match(k, lpath)).map_or(config.lora_alpha, |(_, &v)| v);
+        let Ok(r) = check(lpath, d_in, d_out) else {
+            return;
+        };
+        let alpha = config
+            .alpha_pattern
+            .iter()
+            .find(|(k, _)| suffix_match(k, lpath))
+            .map_or(config.lora_alpha, |(_, &v)| v);
         let settings = LoraSettings {
             rank: r,
             alpha,
             dropout: config.lora_dropout,
             use_rslora: config.use_rslora,
-            init: if config.init_lora_weights.as_str() == Some("gaussian") { AdapterInit::Gaussian } else { AdapterInit::KaimingUniform },
+            init: if config.init_lora_weights.as_str() == Some("gaussian") {
+                AdapterInit::Gaussian
+            } else {
+                AdapterInit::KaimingUniform
+            },
         };
         // [r, in] → [in, r]; [out, r] → [r, out]
-        let a: Tensor<2> = Tensor::<2>::from_data(TensorData::new(a.clone(), [r, d_in]), device).transpose();
-        let b: Tensor<2> = Tensor::<2>::from_data(TensorData::new(b.clone(), [d_out, r]), device).transpose();
+        let a: Tensor<2> =
+            Tensor::<2>::from_data(TensorData::new(a.clone(), [r, d_in]), device).transpose();
+        let b: Tensor<2> =
+            Tensor::<2>::from_data(TensorData::new(b.clone(), [d_out, r]), device).transpose();
         let ids = adapter_param_ids(lpath, name);
         layer.insert_adapter(LoraAdapter::new(name, settings, a, b, Some(ids)));
     });

@@ -44,7 +44,11 @@ pub fn locate_fault(bytes: &[u8]) -> Option<String> {
             tensors.push((name, serde_json::from_value(v).ok()?));
         }
     }
-    tensors.sort_by(|a, b| a.1.data_offsets.cmp(&b.1.data_offsets).then_with(|| a.0.cmp(&b.0)));
+    tensors.sort_by(|a, b| {
+        a.1.data_offsets
+            .cmp(&b.1.data_offsets)
+            .then_with(|| a.0.cmp(&b.0))
+    });
     let mut end = 0usize;
     for (name, info) in &tensors {
         let (s, e) = info.data_offsets;
@@ -59,10 +63,14 @@ pub fn locate_fault(bytes: &[u8]) -> Option<String> {
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .and_then(|count| count.checked_mul(dtype.bitsize()));
         let Some(bits) = bits else {
-            return Some(format!("tensor `{name}`: shape {shape:?} of {dtype:?} overflows the byte count"));
+            return Some(format!(
+                "tensor `{name}`: shape {shape:?} of {dtype:?} overflows the byte count"
+            ));
         };
         if !bits.is_multiple_of(8) {
-            return Some(format!("tensor `{name}`: shape {shape:?} of {dtype:?} is not a whole number of bytes"));
+            return Some(format!(
+                "tensor `{name}`: shape {shape:?} of {dtype:?} is not a whole number of bytes"
+            ));
         }
         if e - s != bits / 8 {
             return Some(format!(
@@ -80,9 +88,10 @@ pub fn locate_fault(bytes: &[u8]) -> Option<String> {
         end = e;
     }
     match tensors.last() {
-        Some((last, _)) if end < data_len => {
-            Some(format!("{} bytes follow the data of the last tensor `{last}`", data_len - end))
-        }
+        Some((last, _)) if end < data_len => Some(format!(
+            "{} bytes follow the data of the last tensor `{last}`",
+            data_len - end
+        )),
         _ => None,
     }
 }

@@ -45,7 +45,10 @@ fn method_params(method: &str) -> (f64, Option<u64>) {
 fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::Result<()> {
     let mut rng = Rng(seed * 7919 + method.len() as u64 * 104_729);
     let (retention, budget) = method_params(method);
-    let dir = root.join("results/synthetic-4").join(method).join(seed.to_string());
+    let dir = root
+        .join("results/synthetic-4")
+        .join(method)
+        .join(seed.to_string());
     let t = TASKS.len();
 
     // Accuracy matrix: low before training, high right after the own stage, then decaying.
@@ -132,7 +135,10 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
             }
         }
         let step = stage as u64 * STEPS_PER_STAGE;
-        log.push(json!({"type": "stage", "stage": stage, "task": task, "step": step, "seconds": 3.0}).to_string());
+        log.push(
+            json!({"type": "stage", "stage": stage, "task": task, "step": step, "seconds": 3.0})
+                .to_string(),
+        );
         if method == "mssr" {
             next_due[task] = step + 4;
             let values: Vec<f64> = (0..16 * stage)
@@ -141,7 +147,10 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
                     (0.95 - 0.12 * age - 0.35 * rng.next()).clamp(0.0, 1.0)
                 })
                 .collect();
-            log.push(json!({"type": "strengths", "step": step, "stage": stage, "values": values}).to_string());
+            log.push(
+                json!({"type": "strengths", "step": step, "stage": stage, "values": values})
+                    .to_string(),
+            );
         }
         if method == "mssr" || method == "xsam" {
             // A 1-D loss-landscape slice: a bowl that sharpens stage by stage (less under XSAM).
@@ -187,7 +196,12 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
     let aa = rows[t].iter().sum::<f64>() / t as f64;
     let bwt = (0..t - 1).map(|i| a(t, i) - a(i + 1, i)).sum::<f64>() / (t - 1) as f64;
     let forgetting = (0..t - 1)
-        .map(|i| (i + 1..t).map(|l| a(l, i)).fold(f64::NEG_INFINITY, f64::max) - a(t, i))
+        .map(|i| {
+            (i + 1..t)
+                .map(|l| a(l, i))
+                .fold(f64::NEG_INFINITY, f64::max)
+                - a(t, i)
+        })
         .sum::<f64>()
         / (t - 1) as f64;
     let fwt = (1..t).map(|i| a(i, i) - a(0, i)).sum::<f64>() / (t - 1) as f64;
@@ -207,9 +221,10 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out: PathBuf = std::env::args_os()
-        .nth(1)
-        .map_or_else(|| std::env::temp_dir().join("report-example"), PathBuf::from);
+    let out: PathBuf = std::env::args_os().nth(1).map_or_else(
+        || std::env::temp_dir().join("report-example"),
+        PathBuf::from,
+    );
     let results = out.join("results");
     if results.exists() {
         fs::remove_dir_all(&results)?;

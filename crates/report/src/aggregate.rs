@@ -46,7 +46,11 @@ pub(crate) fn group(runs: &[Run]) -> (Vec<SuiteGroup<'_>>, Vec<&Run>) {
     let mut skipped = Vec::new();
     for r in runs {
         if r.is_complete() && !r.rows.is_empty() {
-            map.entry(&r.suite).or_default().entry(&r.method).or_default().push(r);
+            map.entry(&r.suite)
+                .or_default()
+                .entry(&r.method)
+                .or_default()
+                .push(r);
         } else {
             skipped.push(r);
         }
@@ -111,7 +115,9 @@ impl Column {
             Column::Bwt => "backward transfer (higher is better; negative = forgetting)",
             Column::Forgetting => "average max-based forgetting (lower is better)",
             Column::Fwt => "forward transfer (higher is better)",
-            Column::GeneralForgetting => "general-ability forgetting over the probes (lower is better)",
+            Column::GeneralForgetting => {
+                "general-ability forgetting over the probes (lower is better)"
+            }
             Column::Replayed => "replayed samples (lower is cheaper)",
             Column::Steps => "optimizer steps (lower is cheaper)",
             Column::Wall => "wall-clock seconds (lower is cheaper)",
@@ -195,7 +201,10 @@ pub(crate) fn summary(suite: &SuiteGroup<'_>) -> Vec<(Column, Vec<Option<Stat>>,
 /// seed has a value. Runs whose task list differs from the first run's are left out.
 pub(crate) fn mean_matrix(m: &MethodGroup<'_>) -> Vec<Vec<Option<f64>>> {
     let first = m.first();
-    let t = first.tasks.len().max(first.rows.first().map_or(0, Vec::len));
+    let t = first
+        .tasks
+        .len()
+        .max(first.rows.first().map_or(0, Vec::len));
     (0..=t)
         .map(|j| {
             (0..t)
@@ -299,7 +308,11 @@ pub(crate) fn cost_fields(suite: &SuiteGroup<'_>) -> Vec<String> {
         .filter(|f| seen.contains(*f))
         .map(|f| f.to_string())
         .collect();
-    out.extend(seen.iter().filter(|f| !COST_FIELDS.contains(f)).map(|f| f.to_string()));
+    out.extend(
+        seen.iter()
+            .filter(|f| !COST_FIELDS.contains(f))
+            .map(|f| f.to_string()),
+    );
     out
 }
 
@@ -320,11 +333,17 @@ pub(crate) fn budget_line(suite: &SuiteGroup<'_>) -> String {
         .iter()
         .map(|((_, b, even), methods)| {
             let paced = if *even { ", paced evenly" } else { "" };
-            let b = b.map_or_else(|| "unlimited".to_string(), |b| format!("{b} samples{paced}"));
+            let b = b.map_or_else(
+                || "unlimited".to_string(),
+                |b| format!("{b} samples{paced}"),
+            );
             if by_budget.len() == 1 && methods.len() == all_methods {
                 b
             } else {
-                format!("{b} ({})", methods.iter().copied().collect::<Vec<_>>().join(", "))
+                format!(
+                    "{b} ({})",
+                    methods.iter().copied().collect::<Vec<_>>().join(", ")
+                )
             }
         })
         .collect::<Vec<_>>()
@@ -356,7 +375,10 @@ pub(crate) fn provenance<'a>(runs: impl Iterator<Item = &'a Run>) -> ProvenanceS
     );
     for r in runs {
         let p = &r.provenance;
-        let mut rev = p.git_rev.as_deref().map_or("unknown".to_string(), short_rev);
+        let mut rev = p
+            .git_rev
+            .as_deref()
+            .map_or("unknown".to_string(), short_rev);
         if p.git_dirty == Some(true) {
             rev.push_str("+dirty");
         }

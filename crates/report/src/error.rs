@@ -45,9 +45,15 @@ impl fmt::Display for ReportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Self::Json { path, source } => write!(f, "{}: malformed JSON: {source}", path.display()),
+            Self::Json { path, source } => {
+                write!(f, "{}: malformed JSON: {source}", path.display())
+            }
             Self::Invalid { path, message } => write!(f, "{}: {message}", path.display()),
-            Self::LogLine { path, line, message } => write!(f, "{}:{line}: {message}", path.display()),
+            Self::LogLine {
+                path,
+                line,
+                message,
+            } => write!(f, "{}:{line}: {message}", path.display()),
         }
     }
 }

@@ -5,10 +5,12 @@ use std::fmt::Write;
 
 use crate::ReportConfig;
 use crate::aggregate::{self, Column, MethodGroup, SuiteGroup};
-use crate::rescore::Rescore;
 use crate::load::Run;
+use crate::rescore::Rescore;
 use crate::stats::{Stat, mean_std};
-use crate::svg::{Frame, Scale, Svg, clip, colour, escape, hex, numeric_ticks, text_on, text_width, viridis};
+use crate::svg::{
+    Frame, Scale, Svg, clip, colour, escape, hex, numeric_ticks, text_on, text_width, viridis,
+};
 
 const CSS: &str = r#"
 :root { color-scheme: light; }
@@ -123,13 +125,22 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
     let first = suite.methods[0].first();
     let _ = writeln!(h, "<section class=\"suite\" id=\"{}\">", anchor(suite.name));
     let _ = writeln!(h, "<h2>Suite {}</h2>", escape(suite.name));
-    let task_list = tasks.iter().map(|t| escape(t)).collect::<Vec<_>>().join(" → ");
+    let task_list = tasks
+        .iter()
+        .map(|t| escape(t))
+        .collect::<Vec<_>>()
+        .join(" → ");
     let probes = if first.probes.is_empty() {
         "no probes".to_string()
     } else {
         format!(
             "probes: {}",
-            first.probes.iter().map(|p| escape(p)).collect::<Vec<_>>().join(", ")
+            first
+                .probes
+                .iter()
+                .map(|p| escape(p))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     };
     let n_runs = suite.runs().count();
@@ -156,8 +167,15 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
     summary_table(h, suite);
 
     // One colour domain for every matrix and curve of the suite.
-    let matrices: Vec<Vec<Vec<Option<f64>>>> = suite.methods.iter().map(aggregate::mean_matrix).collect();
-    let all: Vec<f64> = matrices.iter().flatten().flatten().flatten().copied().collect();
+    let matrices: Vec<Vec<Vec<Option<f64>>>> =
+        suite.methods.iter().map(aggregate::mean_matrix).collect();
+    let all: Vec<f64> = matrices
+        .iter()
+        .flatten()
+        .flatten()
+        .flatten()
+        .copied()
+        .collect();
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let domain = if all.is_empty() || (lo >= 0.0 && hi <= 1.0) {
@@ -219,7 +237,9 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
                 let _ = write!(h, "<div class=\"empty\">{why}</div>");
             }
             (t, i) => {
-                h.push_str(&t.unwrap_or_else(|| "<div class=\"empty\">no replay events</div>".into()));
+                h.push_str(
+                    &t.unwrap_or_else(|| "<div class=\"empty\">no replay events</div>".into()),
+                );
                 if let Some(i) = i {
                     h.push_str(&i);
                 }
@@ -235,7 +255,9 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
         .filter(|m| !m.first().log.strengths.is_empty())
         .collect();
     if !with_strengths.is_empty() {
-        h.push_str("<h3>Memory strength of the buffer at the end of each stage (first seed)</h3>\n");
+        h.push_str(
+            "<h3>Memory strength of the buffer at the end of each stage (first seed)</h3>\n",
+        );
         for m in with_strengths {
             let run = m.first();
             let _ = write!(
@@ -306,7 +328,14 @@ fn sharpness_table(h: &mut String, suite: &SuiteGroup<'_>) {
     if rows.is_empty() {
         return;
     }
-    let rho = rows[0].0.runs.iter().flat_map(|r| r.log.sharpness_probes.first()).map(|e| e.rho).next().unwrap_or(0.0);
+    let rho = rows[0]
+        .0
+        .runs
+        .iter()
+        .flat_map(|r| r.log.sharpness_probes.first())
+        .map(|e| e.rho)
+        .next()
+        .unwrap_or(0.0);
     let _ = writeln!(
         h,
         "<h3>Sharpness after each stage</h3>\n<p class=\"sub\">SAM sharpness L(θ + ρ·g/‖g‖) − L(θ), ρ = {rho}, on the validation records of every task (fixed for the run); lower is flatter. Mean ± std over seeds.</p>\n<table><tr><th>method</th>"
@@ -460,7 +489,12 @@ fn landscape_chart(run: &Run) -> String {
 }
 
 fn seeds_label(m: &MethodGroup<'_>) -> String {
-    let seeds = m.runs.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(", ");
+    let seeds = m
+        .runs
+        .iter()
+        .map(|r| r.seed.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("{} seed{} ({seeds})", m.runs.len(), plural(m.runs.len()))
 }
 
@@ -469,8 +503,13 @@ fn stat_cell(s: Option<Stat>, decimals: usize, best: bool) -> String {
     match s {
         None => format!("<td{class}>–</td>"),
         Some(s) => {
-            let sd = s.std.map_or_else(|| "–".to_string(), |v| format!("{v:.decimals$}"));
-            format!("<td{class}>{:.decimals$} <span class=\"sd\">± {sd}</span></td>", s.mean)
+            let sd = s
+                .std
+                .map_or_else(|| "–".to_string(), |v| format!("{v:.decimals$}"));
+            format!(
+                "<td{class}>{:.decimals$} <span class=\"sd\">± {sd}</span></td>",
+                s.mean
+            )
         }
     }
 }
@@ -530,8 +569,14 @@ fn heatmap(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), metho
         .chain((0..t).map(|i| task_name(tasks, i, 22)))
         .collect();
     let col_labels: Vec<String> = (0..t).map(|i| task_name(tasks, i, 22)).collect();
-    let label_w = row_labels.iter().map(|l| text_width(l, FS)).fold(0.0, f64::max);
-    let col_w = col_labels.iter().map(|l| text_width(l, FS)).fold(0.0, f64::max);
+    let label_w = row_labels
+        .iter()
+        .map(|l| text_width(l, FS))
+        .fold(0.0, f64::max);
+    let col_w = col_labels
+        .iter()
+        .map(|l| text_width(l, FS))
+        .fold(0.0, f64::max);
     let (sin, cos) = (35f64.to_radians().sin(), 35f64.to_radians().cos());
     let left = label_w + 14.0;
     let top = col_w * sin + 16.0;
@@ -549,13 +594,27 @@ fn heatmap(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), metho
     }
     for (j, row) in mat.iter().enumerate() {
         let y = top + j as f64 * CH;
-        s.text(left - 8.0, y + CH / 2.0 + 4.0, &row_labels[j], "end", FS, "");
+        s.text(
+            left - 8.0,
+            y + CH / 2.0 + 4.0,
+            &row_labels[j],
+            "end",
+            FS,
+            "",
+        );
         for (i, v) in row.iter().enumerate() {
             let x = left + i as f64 * CW;
             match v {
                 Some(v) => {
                     let rgb = viridis(norm(*v));
-                    s.rect(x, y, CW, CH, &hex(rgb), r##"stroke="#fff" stroke-width="1""##);
+                    s.rect(
+                        x,
+                        y,
+                        CW,
+                        CH,
+                        &hex(rgb),
+                        r##"stroke="#fff" stroke-width="1""##,
+                    );
                     let extra = format!(r#"fill="{}""#, text_on(rgb));
                     s.text(
                         x + CW / 2.0,
@@ -568,7 +627,14 @@ fn heatmap(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), metho
                 }
                 None => {
                     s.rect(x, y, CW, CH, "#eee", r##"stroke="#fff" stroke-width="1""##);
-                    s.text(x + CW / 2.0, y + CH / 2.0 + 4.0, "–", "middle", FS, r##"fill="#999""##);
+                    s.text(
+                        x + CW / 2.0,
+                        y + CH / 2.0 + 4.0,
+                        "–",
+                        "middle",
+                        FS,
+                        r##"fill="#999""##,
+                    );
                 }
             }
         }
@@ -599,7 +665,11 @@ fn heatmap(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), metho
         );
     }
     s.rect(bar_x, top, 12.0, grid_h, "none", r##"stroke="#999""##);
-    for (f, v) in [(0.0, domain.0), (0.5, (domain.0 + domain.1) / 2.0), (1.0, domain.1)] {
+    for (f, v) in [
+        (0.0, domain.0),
+        (0.5, (domain.0 + domain.1) / 2.0),
+        (1.0, domain.1),
+    ] {
         let y = top + grid_h * (1.0 - f);
         s.line(bar_x + 12.0, y, bar_x + 16.0, y, "#666", "");
         s.text(
@@ -615,14 +685,20 @@ fn heatmap(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), metho
 }
 
 fn task_name(tasks: &[String], i: usize, max: usize) -> String {
-    tasks.get(i).map_or_else(|| format!("task {i}"), |t| clip(t, max))
+    tasks
+        .get(i)
+        .map_or_else(|| format!("task {i}"), |t| clip(t, max))
 }
 
 /// Legend entries stacked at (x, y); returns the y below the last.
 fn legend(s: &mut Svg, x: f64, y: f64, entries: &[(String, &str, bool)]) -> f64 {
     let mut y = y;
     for (label, col, dashed) in entries {
-        let dash = if *dashed { r#"stroke-dasharray="4 3""# } else { "" };
+        let dash = if *dashed {
+            r#"stroke-dasharray="4 3""#
+        } else {
+            ""
+        };
         s.line(
             x,
             y - 4.0,
@@ -638,12 +714,27 @@ fn legend(s: &mut Svg, x: f64, y: f64, entries: &[(String, &str, bool)]) -> f64 
 }
 
 /// Per-task score across stages.
-fn score_curves(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), method: &str) -> String {
+fn score_curves(
+    tasks: &[String],
+    mat: &[Vec<Option<f64>>],
+    domain: (f64, f64),
+    method: &str,
+) -> String {
     let t = mat.first().map_or(0, Vec::len);
     let entries: Vec<(String, &str, bool)> = (0..t)
-        .map(|i| (format!("{} {}", i + 1, task_name(tasks, i, 18)), colour(i), false))
+        .map(|i| {
+            (
+                format!("{} {}", i + 1, task_name(tasks, i, 18)),
+                colour(i),
+                false,
+            )
+        })
         .collect();
-    let legend_w = entries.iter().map(|e| text_width(&e.0, 11.0)).fold(0.0, f64::max) + 36.0;
+    let legend_w = entries
+        .iter()
+        .map(|e| text_width(&e.0, 11.0))
+        .fold(0.0, f64::max)
+        + 36.0;
     let plot_w = (70.0 * t as f64).clamp(240.0, 520.0);
     let (left, top) = (52.0, 12.0);
     let right = left + plot_w;
@@ -660,9 +751,22 @@ fn score_curves(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), 
         y: Scale::new(y0, y1, bottom, top),
     };
     let xticks: Vec<(f64, String)> = (0..=t)
-        .map(|j| (j as f64, if j == 0 { "before".to_string() } else { j.to_string() }))
+        .map(|j| {
+            (
+                j as f64,
+                if j == 0 {
+                    "before".to_string()
+                } else {
+                    j.to_string()
+                },
+            )
+        })
         .collect();
-    let mut s = Svg::new(width, height, &format!("score per task across stages for {method}"));
+    let mut s = Svg::new(
+        width,
+        height,
+        &format!("score per task across stages for {method}"),
+    );
     f.axes(&mut s, &xticks, &yticks, "after training task #", "score");
     for i in 0..t {
         let col = colour(i);
@@ -695,9 +799,14 @@ fn score_curves(tasks: &[String], mat: &[Vec<Option<f64>>], domain: (f64, f64), 
 
 /// Forgetting per method: bars with ±std error bars.
 fn forgetting_bars(suite: &SuiteGroup<'_>) -> String {
-    let stats: Vec<Option<Stat>> = suite.methods.iter().map(|m| Column::Forgetting.stat(m)).collect();
+    let stats: Vec<Option<Stat>> = suite
+        .methods
+        .iter()
+        .map(|m| Column::Forgetting.stat(m))
+        .collect();
     if stats.iter().all(Option::is_none) {
-        return "<div class=\"empty\">no forgetting values (one-task suite or no metrics)</div>".into();
+        return "<div class=\"empty\">no forgetting values (one-task suite or no metrics)</div>"
+            .into();
     }
     let lo = stats
         .iter()
@@ -781,8 +890,18 @@ fn stage_bands(s: &mut Svg, run: &Run, x: &Scale, top: f64, bottom: f64) {
             s.rect(x0, top, x1 - x0, bottom - top, "#f3f4f7", "");
         }
         s.line(x1, top, x1, bottom, "#bbb", r#"stroke-dasharray="3 3""#);
-        let name = clip(&task_name(&run.tasks, st.task, 40), ((x1 - x0) / 6.0).max(1.0) as usize);
-        s.text(x0 + 3.0, top - 3.0, &name, "start", 10.0, r##"fill="#777""##);
+        let name = clip(
+            &task_name(&run.tasks, st.task, 40),
+            ((x1 - x0) / 6.0).max(1.0) as usize,
+        );
+        s.text(
+            x0 + 3.0,
+            top - 3.0,
+            &name,
+            "start",
+            10.0,
+            r##"fill="#777""##,
+        );
         start = st.step;
     }
 }
@@ -807,11 +926,16 @@ fn replay_timeline(run: &Run) -> Option<String> {
     let mut sources: Vec<Option<usize>> = ev.iter().map(|e| e.task).collect();
     sources.sort_by_key(|s| s.map_or(usize::MAX, |t| t));
     sources.dedup();
-    let label = |s: &Option<usize>| s.map_or_else(|| "mixed".to_string(), |t| task_name(&run.tasks, t, 18));
+    let label =
+        |s: &Option<usize>| s.map_or_else(|| "mixed".to_string(), |t| task_name(&run.tasks, t, 18));
     let mut reasons: Vec<&str> = ev.iter().map(|e| e.reason.as_str()).collect();
     reasons.sort();
     reasons.dedup();
-    let left = sources.iter().map(|s| text_width(&label(s), 11.0)).fold(40.0, f64::max) + 14.0;
+    let left = sources
+        .iter()
+        .map(|s| text_width(&label(s), 11.0))
+        .fold(40.0, f64::max)
+        + 14.0;
     let plot_w = 420.0;
     let right = left + plot_w;
     let row_h = 22.0;
@@ -830,7 +954,14 @@ fn replay_timeline(run: &Run) -> Option<String> {
     for (r, src) in sources.iter().enumerate() {
         let y = top + r as f64 * row_h;
         s.line(left, y + row_h, right, y + row_h, "#eee", "");
-        s.text(left - 8.0, y + row_h / 2.0 + 4.0, &label(src), "end", 11.0, "");
+        s.text(
+            left - 8.0,
+            y + row_h / 2.0 + 4.0,
+            &label(src),
+            "end",
+            11.0,
+            "",
+        );
         let n: u64 = ev.iter().filter(|e| e.task == *src).map(|e| e.n).sum();
         s.text(
             right + 6.0,
@@ -872,14 +1003,24 @@ fn replay_timeline(run: &Run) -> Option<String> {
         );
     }
     let (_, _, ticks) = numeric_ticks(0.0, max_step(run), 5);
-    let xticks: Vec<(f64, String)> = ticks.into_iter().filter(|(v, _)| *v <= max_step(run) + 1e-9).collect();
+    let xticks: Vec<(f64, String)> = ticks
+        .into_iter()
+        .filter(|(v, _)| *v <= max_step(run) + 1e-9)
+        .collect();
     s.line(left, bottom, right, bottom, "#666", "");
     for (v, l) in &xticks {
         let xx = x.at(*v);
         s.line(xx, bottom, xx, bottom + 4.0, "#666", "");
         s.text(xx, bottom + 15.0, l, "middle", 10.5, r##"fill="#444""##);
     }
-    s.text((left + right) / 2.0, bottom + 29.0, "global step", "middle", 11.5, "");
+    s.text(
+        (left + right) / 2.0,
+        bottom + 29.0,
+        "global step",
+        "middle",
+        11.5,
+        "",
+    );
     // Reason legend.
     let mut lx = left;
     let ly = bottom + 47.0;
@@ -908,7 +1049,10 @@ fn interval_chart(run: &Run) -> Option<String> {
     }
     let mut per_task: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
     for e in ev.iter().filter(|e| e.interval.is_finite()) {
-        per_task.entry(e.task).or_default().push((e.step as f64, e.interval));
+        per_task
+            .entry(e.task)
+            .or_default()
+            .push((e.step as f64, e.interval));
     }
     let hi = ev
         .iter()
@@ -923,7 +1067,11 @@ fn interval_chart(run: &Run) -> Option<String> {
         .keys()
         .map(|&t| (task_name(&run.tasks, t, 18), colour(t), false))
         .collect();
-    let legend_w = entries.iter().map(|e| text_width(&e.0, 11.0)).fold(0.0, f64::max) + 36.0;
+    let legend_w = entries
+        .iter()
+        .map(|e| text_width(&e.0, 11.0))
+        .fold(0.0, f64::max)
+        + 36.0;
     let (left, top, right) = (56.0, 22.0, 56.0 + 420.0);
     let height = (190.0f64).max(top + 16.0 * entries.len() as f64 + 50.0);
     let bottom = height - 42.0;
@@ -935,7 +1083,11 @@ fn interval_chart(run: &Run) -> Option<String> {
         x: Scale::new(0.0, xmax, left, right),
         y: Scale::new(y0, y1, bottom, top),
     };
-    let mut s = Svg::new(right + 16.0 + legend_w, height, "MSSR replay interval per task");
+    let mut s = Svg::new(
+        right + 16.0 + legend_w,
+        height,
+        "MSSR replay interval per task",
+    );
     s.text(
         left,
         12.0,
@@ -966,9 +1118,9 @@ fn interval_chart(run: &Run) -> Option<String> {
 fn thin(pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     let mut out: Vec<(f64, f64)> = Vec::with_capacity(pts.len());
     for p in pts {
-        let same = out
-            .last()
-            .is_some_and(|q| ((q.0 - p.0) * 2.0).round() == 0.0 && ((q.1 - p.1) * 2.0).round() == 0.0);
+        let same = out.last().is_some_and(|q| {
+            ((q.0 - p.0) * 2.0).round() == 0.0 && ((q.1 - p.1) * 2.0).round() == 0.0
+        });
         if !same {
             out.push(p);
         }
@@ -1016,7 +1168,10 @@ fn strength_histogram(ev: &crate::load::StrengthsEvent, tasks: &[String]) -> Str
         x,
         y: Scale::new(y0, y1, bottom, top),
     };
-    let xticks: Vec<(f64, String)> = [0.0, 0.5, 1.0].iter().map(|&v| (v, format!("{v}"))).collect();
+    let xticks: Vec<(f64, String)> = [0.0, 0.5, 1.0]
+        .iter()
+        .map(|&v| (v, format!("{v}")))
+        .collect();
     f.axes(&mut s, &xticks, &yticks, "", "");
     for (k, &c) in bins.iter().enumerate() {
         let (x0, x1) = (f.x.at(k as f64 / 10.0), f.x.at((k + 1) as f64 / 10.0));
@@ -1047,9 +1202,17 @@ fn alpha_chart(run: &Run) -> String {
         .log
         .sharpness
         .iter()
-        .filter_map(|e| e.alpha.filter(|a| a.is_finite()).map(|a| (e.step as f64, a)))
+        .filter_map(|e| {
+            e.alpha
+                .filter(|a| a.is_finite())
+                .map(|a| (e.step as f64, a))
+        })
         .collect();
-    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0);
+    let lo = pts
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min)
+        .min(0.0);
     let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let (y0, y1, yticks) = numeric_ticks(lo, hi.max(lo + 1e-3), 4);
     let xmax = max_step(run).max(pts.iter().map(|p| p.0).fold(1.0, f64::max));
@@ -1086,7 +1249,11 @@ fn fmt_cost(name: &str, v: f64) -> String {
         // One decimal, the integer part grouped.
         let tenths = (v * 10.0).round() as i64;
         let sign = if tenths < 0 { "-" } else { "" };
-        format!("{sign}{}.{}", group_thousands((tenths / 10).abs()), (tenths % 10).abs())
+        format!(
+            "{sign}{}.{}",
+            group_thousands((tenths / 10).abs()),
+            (tenths % 10).abs()
+        )
     } else {
         format!("{v:.1}")
     }
@@ -1155,7 +1322,11 @@ fn footer(h: &mut String, suites: &[SuiteGroup<'_>], skipped: &[&Run]) {
         };
         let _ = writeln!(h, "<dt>Dates</dt><dd>{dates}</dd>");
         let mut tools = Vec::new();
-        for (label, vals) in [("crate", &p.crate_versions), ("burn", &p.burn), ("rustc", &p.rustc)] {
+        for (label, vals) in [
+            ("crate", &p.crate_versions),
+            ("burn", &p.burn),
+            ("rustc", &p.rustc),
+        ] {
             if !vals.is_empty() {
                 tools.push(format!("{label} {}", escape(&vals.join(", "))));
             }
@@ -1173,7 +1344,12 @@ fn footer(h: &mut String, suites: &[SuiteGroup<'_>], skipped: &[&Run]) {
         }
         h.push_str("<dt>Replay budgets</dt>");
         for s in suites {
-            let _ = writeln!(h, "<dd>{}: {}</dd>", escape(s.name), escape(&aggregate::budget_line(s)));
+            let _ = writeln!(
+                h,
+                "<dd>{}: {}</dd>",
+                escape(s.name),
+                escape(&aggregate::budget_line(s))
+            );
         }
     }
     if let Some(note) = aggregate::skipped_note(skipped) {

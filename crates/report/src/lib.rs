@@ -44,8 +44,8 @@ use std::path::Path;
 pub use error::ReportError;
 pub use html::{render_html, render_html_with};
 pub use load::{
-    IntervalEvent, LandscapeEvent, Metrics, Provenance, ReplayEvent, Run, RunLog, SharpnessEvent, StageEvent,
-    StrengthsEvent, load_runs,
+    IntervalEvent, LandscapeEvent, Metrics, Provenance, ReplayEvent, Run, RunLog, SharpnessEvent,
+    StageEvent, StrengthsEvent, load_runs,
 };
 pub use markdown::{render_markdown, render_markdown_with};
 pub use rescore::{Rescore, RescoredRun, load_rescores};
@@ -139,7 +139,10 @@ mod tests {
         let runs = load_runs(dir.path()).unwrap();
         let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();
         assert_eq!(complete.len(), 4);
-        let keys: Vec<(&str, u64)> = complete.iter().map(|r| (r.method.as_str(), r.seed)).collect();
+        let keys: Vec<(&str, u64)> = complete
+            .iter()
+            .map(|r| (r.method.as_str(), r.seed))
+            .collect();
         assert_eq!(keys, [("mssr", 0), ("mssr", 1), ("seq", 0), ("seq", 1)]);
         let r = complete[0];
         assert_eq!(r.suite, "smoke");
@@ -164,12 +167,22 @@ mod tests {
         assert!(r.log.sharpness_probes.is_empty());
         let seq = complete[2];
         assert_eq!(seq.log.sharpness_probes.len(), 2);
-        assert_eq!((seq.log.sharpness_probes[1].stage, seq.log.sharpness_probes[1].sharpness), (2, 0.07));
+        assert_eq!(
+            (
+                seq.log.sharpness_probes[1].stage,
+                seq.log.sharpness_probes[1].sharpness
+            ),
+            (2, 0.07)
+        );
         // The running run is returned, with only its run.json fields.
         let running: Vec<&Run> = runs.iter().filter(|r| !r.is_complete()).collect();
         assert_eq!(running.len(), 1);
         assert_eq!(
-            (running[0].method.as_str(), running[0].seed, running[0].status.as_str()),
+            (
+                running[0].method.as_str(),
+                running[0].seed,
+                running[0].status.as_str()
+            ),
             ("seq", 2, "running")
         );
         assert!(running[0].rows.is_empty());
@@ -220,7 +233,8 @@ mod tests {
             other => panic!("wrong error {other:?}"),
         }
         assert!(
-            err.to_string().starts_with(&format!("{}:{bad_line}: ", log.display())),
+            err.to_string()
+                .starts_with(&format!("{}:{bad_line}: ", log.display())),
             "{err}"
         );
 
@@ -231,7 +245,10 @@ mod tests {
         )
         .unwrap();
         let msg = load_runs(dir.path()).unwrap_err().to_string();
-        assert!(msg.contains(&format!("{}:2: malformed JSON", log.display())), "{msg}");
+        assert!(
+            msg.contains(&format!("{}:2: malformed JSON", log.display())),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -275,9 +292,8 @@ mod tests {
             "{md}"
         );
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with("Provenance: git 0123456789 (4 runs); dates 2025-05-01 … 2025-05-02")),
+            lines.iter().any(|l| l
+                .starts_with("Provenance: git 0123456789 (4 runs); dates 2025-05-01 … 2025-05-02")),
             "{md}"
         );
         assert!(
@@ -345,18 +361,32 @@ mod tests {
         }
         assert!(!html.contains("<script"));
         // The only URL is the SVG namespace: no link, image, font or stylesheet is fetched.
-        assert!(!html.replace("http://www.w3.org/2000/svg", "").contains("://"));
+        assert!(
+            !html
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains("://")
+        );
         // Best AA (mssr, 0.600) in bold; heatmap cells coloured from the viridis scale.
         assert!(html.contains("<td class=\"best\">0.600 <span class=\"sd\">± 0.141</span></td>"));
         // The "before" cell of task 1 is 0.1 in every run.
         assert!(html.contains(&format!("fill=\"{}\"", svg::hex(viridis(0.1)))));
         assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
         // Sharpness: only seq measured it (stages 1 and 2 in both seeds; stage 3 has none).
-        let sharp = &html[html.find("<h3>Sharpness after each stage").unwrap()..html.find("<h3>Cost").unwrap()];
+        let sharp = &html
+            [html.find("<h3>Sharpness after each stage").unwrap()..html.find("<h3>Cost").unwrap()];
         assert!(sharp.contains("ρ = 0.05"));
-        assert!(sharp.contains("<td>seq</td>") && !sharp.contains("<td>mssr</td>"), "{sharp}");
-        assert!(sharp.contains("0.0500 <span class=\"sd\">± 0.0000</span>"), "{sharp}");
-        assert!(sharp.contains("0.0700 <span class=\"sd\">± 0.0000</span>"), "{sharp}");
+        assert!(
+            sharp.contains("<td>seq</td>") && !sharp.contains("<td>mssr</td>"),
+            "{sharp}"
+        );
+        assert!(
+            sharp.contains("0.0500 <span class=\"sd\">± 0.0000</span>"),
+            "{sharp}"
+        );
+        assert!(
+            sharp.contains("0.0700 <span class=\"sd\">± 0.0000</span>"),
+            "{sharp}"
+        );
     }
 
     #[test]
@@ -364,7 +394,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_tree(dir.path());
         let out = tempfile::tempdir().unwrap();
-        let (html, md) = (out.path().join("sub/report.html"), out.path().join("report.md"));
+        let (html, md) = (
+            out.path().join("sub/report.html"),
+            out.path().join("report.md"),
+        );
         let s = write_report(dir.path(), &html, &md, &ReportConfig::default()).unwrap();
         assert_eq!(
             s,
@@ -374,7 +407,11 @@ mod tests {
                 skipped: 1
             }
         );
-        assert!(fs::read_to_string(&html).unwrap().starts_with("<!DOCTYPE html>"));
+        assert!(
+            fs::read_to_string(&html)
+                .unwrap()
+                .starts_with("<!DOCTYPE html>")
+        );
         assert!(fs::read_to_string(&md).unwrap().starts_with("# Continual"));
         // No temporary file is left beside the outputs.
         let names: Vec<String> = fs::read_dir(out.path())
@@ -633,7 +670,10 @@ mod tests {
         write_tree(dir.path());
         fs::remove_file(dir.path().join("smoke/seq/0/metrics.json")).unwrap();
         let runs = load_runs(dir.path()).unwrap();
-        let r = runs.iter().find(|r| r.method == "seq" && r.seed == 0).unwrap();
+        let r = runs
+            .iter()
+            .find(|r| r.method == "seq" && r.seed == 0)
+            .unwrap();
         assert!(r.metrics_from_matrix);
         // Rows of seq/0 (see testdata): final row [0.3, 0.3, 0.6] → AA 0.4.
         assert!((r.metrics.aa.unwrap() - 0.4).abs() < 1e-12);

@@ -380,7 +380,9 @@ pub fn load_runs(results_dir: &Path) -> Result<Vec<Run>, ReportError> {
             }
         }
     }
-    runs.sort_by(|a, b| (&a.suite, &a.method, a.seed, &a.dir).cmp(&(&b.suite, &b.method, b.seed, &b.dir)));
+    runs.sort_by(|a, b| {
+        (&a.suite, &a.method, a.seed, &a.dir).cmp(&(&b.suite, &b.method, b.seed, &b.dir))
+    });
     Ok(runs)
 }
 
@@ -543,7 +545,15 @@ fn parse_metrics(path: &Path) -> Result<Metrics, ReportError> {
             }
         }
     }
-    cost.sort_by_key(|(k, _)| (COST_FIELDS.iter().position(|f| f == k).unwrap_or(usize::MAX), k.clone()));
+    cost.sort_by_key(|(k, _)| {
+        (
+            COST_FIELDS
+                .iter()
+                .position(|f| f == k)
+                .unwrap_or(usize::MAX),
+            k.clone(),
+        )
+    });
     Ok(Metrics {
         aa: mj.aa,
         bwt: mj.bwt,
@@ -567,7 +577,12 @@ pub(crate) fn derive_metrics(rows: &[Vec<f64>], probe_rows: &[Vec<f64>]) -> Metr
     let aa = rows[t].iter().sum::<f64>() / t as f64;
     let bwt = per(&|i| a(t, i) - a(i + 1, i), 0..t - 1);
     let forgetting = per(
-        &|i| (i + 1..t).map(|l| a(l, i)).fold(f64::NEG_INFINITY, f64::max) - a(t, i),
+        &|i| {
+            (i + 1..t)
+                .map(|l| a(l, i))
+                .fold(f64::NEG_INFINITY, f64::max)
+                - a(t, i)
+        },
         0..t - 1,
     );
     let fwt = per(&|i| a(i, i) - a(0, i), 1..t);
@@ -682,7 +697,8 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
             line: line_no,
             message,
         };
-        let value: Value = serde_json::from_str(line).map_err(|e| err(format!("malformed JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| err(format!("malformed JSON: {e}")))?;
         let Some(obj) = value.as_object() else {
             return Err(err("not a JSON object".into()));
         };
@@ -813,7 +829,9 @@ mod committed_results {
         // `experiments/results-faithful/` holds the reruns after the faithful-methods fixes
         // (2026-12-07); `experiments/results/` the runs before them.
         for results in ["results", "results-faithful"] {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments").join(results);
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../experiments")
+                .join(results);
             committed_runs_match_their_matrices(&root);
         }
     }
@@ -821,7 +839,11 @@ mod committed_results {
     fn committed_runs_match_their_matrices(root: &Path) {
         let runs = crate::load_runs(root).unwrap();
         let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();
-        assert!(!complete.is_empty(), "no committed run under {}", root.display());
+        assert!(
+            !complete.is_empty(),
+            "no committed run under {}",
+            root.display()
+        );
         for r in complete {
             let derived = derive_metrics(&r.rows, &r.probe_rows);
             let pairs = [
@@ -830,17 +852,35 @@ mod committed_results {
                 ("forgetting", r.metrics.forgetting, derived.forgetting),
                 ("fwt", r.metrics.fwt, derived.fwt),
                 ("ans", r.metrics.ans, derived.ans),
-                ("general_forgetting", r.metrics.general_forgetting, derived.general_forgetting),
+                (
+                    "general_forgetting",
+                    r.metrics.general_forgetting,
+                    derived.general_forgetting,
+                ),
             ];
             for (name, written, mine) in pairs {
                 // A suite without probes has no general forgetting on either side.
                 let (Some(w), Some(m)) = (written, mine) else {
-                    assert_eq!(written.is_none(), mine.is_none(), "{}: {name} {written:?} in metrics.json, {mine:?} from matrix.json", r.dir.display());
+                    assert_eq!(
+                        written.is_none(),
+                        mine.is_none(),
+                        "{}: {name} {written:?} in metrics.json, {mine:?} from matrix.json",
+                        r.dir.display()
+                    );
                     continue;
                 };
-                assert!((w - m).abs() < 1e-9, "{}: {name} {w} in metrics.json, {m} from matrix.json", r.dir.display());
+                assert!(
+                    (w - m).abs() < 1e-9,
+                    "{}: {name} {w} in metrics.json, {m} from matrix.json",
+                    r.dir.display()
+                );
             }
-            assert_eq!(r.rows.len(), r.tasks.len() + 1, "{}: a complete run has T + 1 rows", r.dir.display());
+            assert_eq!(
+                r.rows.len(),
+                r.tasks.len() + 1,
+                "{}: a complete run has T + 1 rows",
+                r.dir.display()
+            );
         }
     }
 
@@ -851,18 +891,29 @@ mod committed_results {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/results");
         let runs = crate::load_runs(&root).unwrap();
         for file in crate::load_rescores(&root).unwrap() {
-            let [base] = file.bases[..] else { panic!("{}: one backbone expected", file.path.display()) };
+            let [base] = file.bases[..] else {
+                panic!("{}: one backbone expected", file.path.display())
+            };
             let loss = file.definition.starts_with("score[T] - score[0]");
             for r in &file.runs {
                 assert!(
-                    runs.iter().any(|run| run.suite == file.suite && run.method == r.method && run.seed == r.seed && run.is_complete()),
+                    runs.iter().any(|run| run.suite == file.suite
+                        && run.method == r.method
+                        && run.seed == r.seed
+                        && run.is_complete()),
                     "{}: {} seed {} is not a committed complete run",
                     file.path.display(),
                     r.method,
                     r.seed
                 );
                 let expected = if loss { r.score - base } else { base - r.score };
-                assert!((r.forgetting - expected).abs() < 1e-9, "{}: {} seed {}", file.path.display(), r.method, r.seed);
+                assert!(
+                    (r.forgetting - expected).abs() < 1e-9,
+                    "{}: {} seed {}",
+                    file.path.display(),
+                    r.method,
+                    r.seed
+                );
             }
             if loss {
                 continue;
@@ -871,15 +922,39 @@ mod committed_results {
             // mean over the first `k` (the run's probe or task eval limit) is its own last-row score.
             let raw: serde_json::Value = read_json(&file.path).unwrap();
             for r in raw["runs"].as_array().unwrap() {
-                let Some(row_t) = r["run_row_t_score"].as_f64() else { continue };
-                let run: serde_json::Value = read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(r["dir"].as_str().unwrap()).join("run.json")).unwrap();
+                let Some(row_t) = r["run_row_t_score"].as_f64() else {
+                    continue;
+                };
+                let run: serde_json::Value = read_json(
+                    &Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../..")
+                        .join(r["dir"].as_str().unwrap())
+                        .join("run.json"),
+                )
+                .unwrap();
                 let t = &run["training"];
-                let is_probe = run["probes"].as_array().is_some_and(|p| p.contains(&raw["task"]));
-                let probe_limit = if is_probe { t["probe_eval_limit"].as_u64() } else { None };
+                let is_probe = run["probes"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&raw["task"]));
+                let probe_limit = if is_probe {
+                    t["probe_eval_limit"].as_u64()
+                } else {
+                    None
+                };
                 let k = probe_limit.or(t["eval_limit"].as_u64()).unwrap() as usize;
-                let per: Vec<f64> = r["per_record"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+                let per: Vec<f64> = r["per_record"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
                 let mean = per[..k].iter().sum::<f64>() / k as f64;
-                assert!((mean - row_t).abs() < 1e-9, "{}: {}: first {k} records {mean}, its last row {row_t}", file.path.display(), r["dir"]);
+                assert!(
+                    (mean - row_t).abs() < 1e-9,
+                    "{}: {}: first {k} records {mean}, its last row {row_t}",
+                    file.path.display(),
+                    r["dir"]
+                );
             }
         }
     }

@@ -39,7 +39,12 @@ pub fn render_markdown_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConf
         out.push_str("No complete runs.\n\n");
     }
     for suite in &suites {
-        let tasks = suite.tasks().iter().map(|t| md(t)).collect::<Vec<_>>().join(", ");
+        let tasks = suite
+            .tasks()
+            .iter()
+            .map(|t| md(t))
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = writeln!(out, "## {}\n", md(suite.name));
         let _ = writeln!(out, "Tasks: {tasks}.\n");
         out.push_str("| method |");
@@ -74,7 +79,11 @@ pub fn render_markdown_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConf
             let _ = writeln!(out, " {} |", m.runs.len());
         }
         let _ = writeln!(out, "\n{}.", md(aggregate::BUDGET_COLUMNS_NOTE));
-        let _ = writeln!(out, "\nReplay budget: {}.\n", md(&aggregate::budget_line(suite)));
+        let _ = writeln!(
+            out,
+            "\nReplay budget: {}.\n",
+            md(&aggregate::budget_line(suite))
+        );
         let _ = writeln!(
             out,
             "Provenance: {}.\n",

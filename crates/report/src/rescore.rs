@@ -65,18 +65,39 @@ struct Base {
 /// file is an error naming it.
 pub fn load_rescores(results_dir: &Path) -> Result<Vec<Rescore>, ReportError> {
     let mut out = Vec::new();
-    let Ok(suites) = std::fs::read_dir(results_dir) else { return Ok(out) };
-    for suite in suites.flatten().map(|e| e.path()).filter(|p| p.join("rescore").is_dir()) {
+    let Ok(suites) = std::fs::read_dir(results_dir) else {
+        return Ok(out);
+    };
+    for suite in suites
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("rescore").is_dir())
+    {
         let dir = suite.join("rescore");
-        for path in std::fs::read_dir(&dir).map_err(|e| ReportError::io(&dir, e))?.flatten().map(|e| e.path()) {
+        for path in std::fs::read_dir(&dir)
+            .map_err(|e| ReportError::io(&dir, e))?
+            .flatten()
+            .map(|e| e.path())
+        {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).map_err(|e| ReportError::io(&path, e))?;
-            let f: File = serde_json::from_str(&text).map_err(|source| ReportError::Json { path: path.clone(), source })?;
+            let f: File = serde_json::from_str(&text).map_err(|source| ReportError::Json {
+                path: path.clone(),
+                source,
+            })?;
             out.push(Rescore {
-                suite: suite.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-                label: path.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+                suite: suite
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                label: path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
                 definition: f.forgetting,
                 records: f.records.map_or(0, |r| r.count),
                 bases: f.bases.values().map(|b| b.score).collect(),
@@ -99,14 +120,28 @@ impl Rescore {
         methods
             .into_iter()
             .map(|m| {
-                let of = |f: fn(&RescoredRun) -> f64| mean_std(&self.runs.iter().filter(|r| r.method == m).map(f).collect::<Vec<_>>());
+                let of = |f: fn(&RescoredRun) -> f64| {
+                    mean_std(
+                        &self
+                            .runs
+                            .iter()
+                            .filter(|r| r.method == m)
+                            .map(f)
+                            .collect::<Vec<_>>(),
+                    )
+                };
                 (m.to_string(), of(|r| r.score), of(|r| r.forgetting))
             })
             .collect()
     }
 
     fn caption(&self) -> String {
-        let bases = self.bases.iter().map(|b| format!("{b:.4}")).collect::<Vec<_>>().join(", ");
+        let bases = self
+            .bases
+            .iter()
+            .map(|b| format!("{b:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
             "{} records; backbone {bases}; forgetting = {}; positive: worse than the backbone",
             self.records, self.definition
@@ -119,7 +154,12 @@ impl Rescore {
         out.push_str("| method | score | forgetting | runs |\n|---|---:|---:|---:|\n");
         for (m, score, forgetting) in self.per_method() {
             let n = score.map_or(0, |s| s.n);
-            let _ = writeln!(out, "| {m} | {} | {} | {n} |", fmt_stat(score, 4), fmt_stat(forgetting, 4));
+            let _ = writeln!(
+                out,
+                "| {m} | {} | {} | {n} |",
+                fmt_stat(score, 4),
+                fmt_stat(forgetting, 4)
+            );
         }
         out.push('\n');
     }
@@ -127,11 +167,22 @@ impl Rescore {
     /// An HTML section with the same table.
     pub(crate) fn html(&self, h: &mut String) {
         use crate::svg::escape;
-        let _ = writeln!(h, "<h3>Rescored: {}</h3>\n<p class=\"sub\">{}.</p>", escape(&self.label), escape(&self.caption()));
+        let _ = writeln!(
+            h,
+            "<h3>Rescored: {}</h3>\n<p class=\"sub\">{}.</p>",
+            escape(&self.label),
+            escape(&self.caption())
+        );
         h.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>method</th><th>score</th><th>forgetting</th><th>runs</th></tr></thead>\n<tbody>\n");
         for (m, score, forgetting) in self.per_method() {
             let n = score.map_or(0, |s| s.n);
-            let _ = writeln!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{n}</td></tr>", escape(&m), fmt_stat(score, 4), fmt_stat(forgetting, 4));
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{n}</td></tr>",
+                escape(&m),
+                fmt_stat(score, 4),
+                fmt_stat(forgetting, 4)
+            );
         }
         h.push_str("</tbody></table></div>\n");
     }
@@ -157,16 +208,32 @@ mod tests {
         let all = load_rescores(dir.path()).unwrap();
         assert_eq!(all.len(), 1);
         let r = &all[0];
-        assert_eq!((r.suite.as_str(), r.label.as_str(), r.records, r.bases.clone()), ("quick", "probe-4", 4, vec![0.5]));
+        assert_eq!(
+            (
+                r.suite.as_str(),
+                r.label.as_str(),
+                r.records,
+                r.bases.clone()
+            ),
+            ("quick", "probe-4", 4, vec![0.5])
+        );
         let per = r.per_method();
-        assert_eq!(per.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            per.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         // a: scores 0.5, 0.75 → mean 0.625, std sqrt(2 · 0.125² / 1) = 0.1768; forgetting 0, −0.25.
         let (score, forgetting) = (per[0].1.unwrap(), per[0].2.unwrap());
-        assert!((score.mean - 0.625).abs() < 1e-12 && (score.std.unwrap() - 0.176_776_7).abs() < 1e-6);
+        assert!(
+            (score.mean - 0.625).abs() < 1e-12 && (score.std.unwrap() - 0.176_776_7).abs() < 1e-6
+        );
         assert!((forgetting.mean + 0.125).abs() < 1e-12);
         let mut md = String::new();
         r.markdown(&mut md);
-        assert!(md.contains("| a | 0.6250 ± 0.1768 | -0.1250 ± 0.1768 | 2 |"), "{md}");
+        assert!(
+            md.contains("| a | 0.6250 ± 0.1768 | -0.1250 ± 0.1768 | 2 |"),
+            "{md}"
+        );
         assert!(md.contains("| b | 0.2500 ± – | 0.2500 ± – | 1 |"), "{md}");
     }
 

@@ -20,7 +20,8 @@ pub fn mean_std(values: &[f64]) -> Option<Stat> {
         return None;
     }
     let mean = values.iter().sum::<f64>() / n as f64;
-    let std = (n > 1).then(|| (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+    let std = (n > 1)
+        .then(|| (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
     Some(Stat { mean, std, n })
 }
 

@@ -57,7 +57,8 @@ pub fn text_on((r, g, b): (u8, u8, u8)) -> &'static str {
 
 /// Categorical colours (Tableau 10).
 pub const PALETTE: [&str; 10] = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
 ];
 
 /// The `k`-th categorical colour (cycling).
@@ -291,16 +292,37 @@ pub struct Frame {
 impl Frame {
     /// Draws the grid lines, axes, tick labels and axis titles. `xticks`/`yticks` are
     /// (value, label) pairs.
-    pub fn axes(&self, svg: &mut Svg, xticks: &[(f64, String)], yticks: &[(f64, String)], xtitle: &str, ytitle: &str) {
+    pub fn axes(
+        &self,
+        svg: &mut Svg,
+        xticks: &[(f64, String)],
+        yticks: &[(f64, String)],
+        xtitle: &str,
+        ytitle: &str,
+    ) {
         for (v, label) in yticks {
             let y = self.y.at(*v);
             svg.line(self.left, y, self.right, y, "#e4e4e4", "");
-            svg.text(self.left - 6.0, y + 4.0, label, "end", 11.0, r##"fill="#444""##);
+            svg.text(
+                self.left - 6.0,
+                y + 4.0,
+                label,
+                "end",
+                11.0,
+                r##"fill="#444""##,
+            );
         }
         for (v, label) in xticks {
             let x = self.x.at(*v);
             svg.line(x, self.bottom, x, self.bottom + 4.0, "#666", "");
-            svg.text(x, self.bottom + 16.0, label, "middle", 11.0, r##"fill="#444""##);
+            svg.text(
+                x,
+                self.bottom + 16.0,
+                label,
+                "middle",
+                11.0,
+                r##"fill="#444""##,
+            );
         }
         svg.line(self.left, self.bottom, self.right, self.bottom, "#666", "");
         svg.line(self.left, self.top, self.left, self.bottom, "#666", "");
@@ -325,8 +347,15 @@ impl Frame {
 /// Nice numeric ticks for `lo..hi` as (value, label) pairs, with the widened domain.
 pub fn numeric_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, Vec<(f64, String)>) {
     let (a, b, ticks) = nice_domain(lo, hi, target);
-    let step = if ticks.len() > 1 { ticks[1] - ticks[0] } else { 1.0 };
-    let labelled = ticks.into_iter().map(|v| (v, tick_label(v, step))).collect();
+    let step = if ticks.len() > 1 {
+        ticks[1] - ticks[0]
+    } else {
+        1.0
+    };
+    let labelled = ticks
+        .into_iter()
+        .map(|v| (v, tick_label(v, step)))
+        .collect();
     (a, b, labelled)
 }
 

@@ -259,14 +259,20 @@ mod tests {
 
     fn quad_loss(m: &Quad) -> Tensor<1> {
         // L(w) = ½ Σ a_i w_i² with a = [1, 2]
-        let a = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &m.w.val().device());
+        let a =
+            Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &m.w.val().device());
         (m.w.val().square() * a).sum().mul_scalar(0.5)
     }
 
     #[test]
     fn sam_sharpness_of_a_quadratic_matches_the_hand_computation() {
         let device = Device::flex().autodiff();
-        let m = Quad { w: Param::from_tensor(Tensor::from_data(TensorData::new(vec![3.0f32, -4.0], [2]), &device)) };
+        let m = Quad {
+            w: Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![3.0f32, -4.0], [2]),
+                &device,
+            )),
+        };
         let s = sam_sharpness(&m, 0.1, 0.0, quad_loss);
         // g = a ⊙ w = [3, -8], ‖g‖ = √73; w' = w + 0.1·g/‖g‖.
         let n = 73f64.sqrt();
@@ -274,7 +280,11 @@ mod tests {
         let perturbed = 0.5 * (w1[0] * w1[0] + 2.0 * w1[1] * w1[1]);
         assert!((s.loss - 20.5).abs() < 1e-5, "{}", s.loss);
         assert!((s.grad_norm - n).abs() < 1e-5, "{}", s.grad_norm);
-        assert!((s.perturbed_loss - perturbed).abs() < 1e-4, "{} vs {perturbed}", s.perturbed_loss);
+        assert!(
+            (s.perturbed_loss - perturbed).abs() < 1e-4,
+            "{} vs {perturbed}",
+            s.perturbed_loss
+        );
         assert!((s.sharpness - (perturbed - 20.5)).abs() < 1e-4);
     }
 
@@ -284,9 +294,17 @@ mod tests {
         // norm), so L(θ + a·d) + L(θ − a·d) − 2·L(θ) = a²·‖θ‖² = 2a²·L(θ) whatever the direction.
         let device = Device::flex().autodiff();
         let values = vec![0.5f32, -1.0, 2.0, 0.25, 1.5, -0.75];
-        let m = Layer { weight: Param::from_tensor(Tensor::from_data(TensorData::new(values.clone(), [2, 3]), &device)) };
+        let m = Layer {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(values.clone(), [2, 3]),
+                &device,
+            )),
+        };
         let loss = |m: &Layer| m.weight.val().square().sum().mul_scalar(0.5);
-        let cfg = LandscapeConfig::new().with_span(0.5).with_points(5).with_seed(7);
+        let cfg = LandscapeConfig::new()
+            .with_span(0.5)
+            .with_points(5)
+            .with_seed(7);
         let slice = cfg.evaluate(&m, loss);
         let l0: f64 = values.iter().map(|&x| 0.5 * (x as f64).powi(2)).sum();
         assert_eq!(slice.a, vec![-0.5, -0.25, 0.0, 0.25, 0.5]);
@@ -294,21 +312,42 @@ mod tests {
         for (i, &a) in slice.a.iter().enumerate() {
             let j = slice.a.len() - 1 - i;
             let second = slice.losses[i][0] + slice.losses[j][0] - 2.0 * l0;
-            assert!((second - 2.0 * a * a * l0).abs() < 1e-4, "a = {a}: {second} vs {}", 2.0 * a * a * l0);
+            assert!(
+                (second - 2.0 * a * a * l0).abs() < 1e-4,
+                "a = {a}: {second} vs {}",
+                2.0 * a * a * l0
+            );
         }
-        assert_eq!(cfg.evaluate(&m, loss), slice, "the same seed draws the same direction");
-        let other = LandscapeConfig::new().with_span(0.5).with_points(5).with_seed(8).evaluate(&m, loss);
+        assert_eq!(
+            cfg.evaluate(&m, loss),
+            slice,
+            "the same seed draws the same direction"
+        );
+        let other = LandscapeConfig::new()
+            .with_span(0.5)
+            .with_points(5)
+            .with_seed(8)
+            .evaluate(&m, loss);
         assert_ne!(other.losses, slice.losses);
     }
 
     #[test]
     fn filter_normalisation_gives_each_filter_the_norm_of_the_weights_filter() {
         let device = Device::flex();
-        let theta = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 0.0, 4.0, 1.0], [2, 2]), &device);
-        let d = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 1.0, 2.0], [2, 2]), &device);
+        let theta = Tensor::<2>::from_data(
+            TensorData::new(vec![3.0f32, 0.0, 4.0, 1.0], [2, 2]),
+            &device,
+        );
+        let d = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 1.0, 2.0], [2, 2]),
+            &device,
+        );
         // FilterAxis::Last: filters are columns. θ columns [3,4] (norm 5) and [0,1] (norm 1);
         // d columns [1,1] (norm √2) and [2,2] (norm √8).
-        let got: Vec<f32> = filter_normalise(d, theta, FilterAxis::Last).into_data().try_to_vec::<f32>().unwrap();
+        let got: Vec<f32> = filter_normalise(d, theta, FilterAxis::Last)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let (s0, s1) = (5.0 / 2f32.sqrt(), 1.0 / 8f32.sqrt());
         let want = [s0, 2.0 * s1, s0, 2.0 * s1];
         for (g, w) in got.iter().zip(want) {

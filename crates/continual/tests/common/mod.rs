@@ -18,18 +18,28 @@ pub fn config(method: &str, out: &Path, set: &str) -> RunConfig {
 }
 
 /// [`config`] with the suite file edited before it is loaded.
-pub fn config_with(method: &str, out: &Path, set: &str, edit: impl FnOnce(&mut bench_tasks::SuiteSpec)) -> RunConfig {
-    let mut spec = bench_tasks::SuiteSpec::from_path(&root().join("experiments/suites/smoke.toml")).unwrap();
+pub fn config_with(
+    method: &str,
+    out: &Path,
+    set: &str,
+    edit: impl FnOnce(&mut bench_tasks::SuiteSpec),
+) -> RunConfig {
+    let mut spec =
+        bench_tasks::SuiteSpec::from_path(&root().join("experiments/suites/smoke.toml")).unwrap();
     edit(&mut spec);
     set_training(&mut spec, set);
-    let method = MethodConfig::from_path(&root().join(format!("experiments/methods/{method}.toml"))).unwrap();
+    let method =
+        MethodConfig::from_path(&root().join(format!("experiments/methods/{method}.toml")))
+            .unwrap();
     config_for(method, out, spec)
 }
 
 /// A run of `method` on the suite `spec` (its `[training]` table as given).
 pub fn config_for(method: MethodConfig, out: &Path, spec: bench_tasks::SuiteSpec) -> RunConfig {
     let suite = spec.load(&root(), None).unwrap();
-    let settings = method.train_settings(spec.training.as_ref(), &spec.path).unwrap();
+    let settings = method
+        .train_settings(spec.training.as_ref(), &spec.path)
+        .unwrap();
     RunConfig {
         suite_spec: spec,
         suite,
@@ -57,10 +67,10 @@ pub fn log_events(run: &Path, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-
 /// The smoke suite with `set` (TOML) laid over its `[training]` table.
 pub fn smoke_spec(set: &str) -> bench_tasks::SuiteSpec {
-    let mut spec = bench_tasks::SuiteSpec::from_path(&root().join("experiments/suites/smoke.toml")).unwrap();
+    let mut spec =
+        bench_tasks::SuiteSpec::from_path(&root().join("experiments/suites/smoke.toml")).unwrap();
     set_training(&mut spec, set);
     spec
 }
