@@ -135,6 +135,11 @@ pub struct TokenBatch {
 }
 
 impl TokenBatch {
+    /// Real (unpadded) tokens in the batch.
+    pub fn real_tokens(&self) -> usize {
+        self.mask.iter().filter(|&&m| m).count()
+    }
+
     /// One unpadded sequence.
     pub fn single(ids: &[u32]) -> Self {
         Self {
@@ -484,10 +489,7 @@ impl CausalLm {
     pub fn hidden_states(&self, batch: &TokenBatch, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         FORWARDS.with(|f| {
             let (passes, tokens) = f.get();
-            f.set((
-                passes + 1,
-                tokens + batch.mask.iter().filter(|&&m| m).count() as u64,
-            ));
+            f.set((passes + 1, tokens + batch.real_tokens() as u64));
         });
         let device = self.device();
         let cfg = &self.config;

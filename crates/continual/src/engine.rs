@@ -42,7 +42,7 @@ use crate::lm::{TextCodec, evaluate_records, evaluate_row, sft_batch};
 use crate::method::{
     DivergencePolicy, MethodConfig, OptimizerConfig, Protocol, TrainModeName, TrainSettings,
 };
-use crate::metrics::{AccuracyMatrix, Cost, general_forgetting};
+use crate::metrics::{AccuracyMatrix, Cost, PassTokens, general_forgetting};
 use crate::params::TrainableSnapshot;
 use crate::results::{JsonlLog, RunLock, ensure_index_row, remove_stale_temporaries, write_json};
 use crate::{EngineError, Plugin, StepRecord};
@@ -362,8 +362,7 @@ impl<'a> Run<'a> {
     /// How many of task `t`'s training records are trained on: all but the held-out
     /// validation records at their end.
     fn pool_len(&self, t: usize) -> usize {
-        let n = self.train[t].len();
-        n - held_out(n, self.cfg.settings.validation_records)
+        training_pool(&self.train[t], self.cfg.settings.validation_records).len()
     }
 
     /// The held-out validation records of every task that fit the context: the fixed probe
@@ -505,17 +504,18 @@ impl<'a> Run<'a> {
             self.state.replay.offer(r, l, step, None);
         }
         // 5. Accounting and the log.
-        let tokens = real_tokens(&batch.tokens);
-        let corpus_tokens = corpus.as_ref().map_or(0, real_tokens);
+        let tokens = batch.tokens.real_tokens() as u64;
+        let corpus_tokens = corpus.as_ref().map_or(0, |b| b.real_tokens() as u64);
         let c = &mut self.state.cost;
         c.optimizer_steps += 1;
         c.replayed_samples += replayed.len() as u64;
         let p = &losses.passes;
-        let by = &mut c.tokens_by_pass;
-        by.sft += tokens * p.sft;
-        by.kl_reference += tokens * p.kl_reference;
-        by.corpus += corpus_tokens * p.corpus;
-        c.tokens += tokens * (p.sft + p.kl_reference) + corpus_tokens * p.corpus;
+        c.add_tokens(PassTokens {
+            sft: tokens * p.sft,
+            kl_reference: tokens * p.kl_reference,
+            corpus: corpus_tokens * p.corpus,
+            probe: 0,
+        });
         c.forward_passes += p.forwards();
         c.backward_passes += p.backward;
         let record = StepRecord {
@@ -722,12 +722,13 @@ impl<'a> Run<'a> {
                 .zip(per)
                 .map(|(&slot, loss)| SlotLoss { slot, loss })
                 .collect();
-            let tokens = real_tokens(&batch.tokens);
             let c = &mut self.state.cost;
             c.probe_forwards += slots.len() as u64;
             c.forward_passes += 1;
-            c.tokens += tokens;
-            c.tokens_by_pass.probe += tokens;
+            c.add_tokens(PassTokens {
+                probe: batch.tokens.real_tokens() as u64,
+                ..Default::default()
+            });
         }
         if let Some(req) = &passes.evaluate {
             // Loading checked that the held-out records cover the request.
@@ -1166,11 +1167,6 @@ impl StepLosses {
     }
 }
 
-/// Real (unpadded) tokens of a batch.
-fn real_tokens(batch: &backbone::TokenBatch) -> u64 {
-    batch.mask.iter().filter(|&&m| m).count() as u64
-}
-
 /// Whether the method's KL term is taken against the model at each stage's start.
 fn stage_start_kl(cfg: &RunConfig) -> bool {
     cfg.method.objective.kl_weight > 0.0
@@ -1180,6 +1176,12 @@ fn stage_start_kl(cfg: &RunConfig) -> bool {
 /// Validation records held out of a task with `n` training records.
 fn held_out(n: usize, validation_records: usize) -> usize {
     validation_records.min(n)
+}
+
+/// The records of a task that are trained on: all but the held-out validation records at the
+/// end.
+fn training_pool<T>(records: &[T], validation_records: usize) -> &[T] {
+    &records[..records.len() - held_out(records.len(), validation_records)]
 }
 
 /// Replayed samples a run may have spent by the end of global step `step` (counted from 0;
@@ -1240,7 +1242,7 @@ fn task_steps(s: &TrainSettings, train: &[Vec<Option<Encoded>>]) -> Vec<usize> {
     train
         .iter()
         .map(|t| {
-            let pool = &t[..t.len() - held_out(t.len(), s.validation_records)];
+            let pool = training_pool(t, s.validation_records);
             s.steps_per_task
                 .unwrap_or_else(|| s.epochs * pool.iter().flatten().count().div_ceil(s.batch_size))
         })

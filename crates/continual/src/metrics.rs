@@ -164,6 +164,13 @@ pub struct PassTokens {
     pub probe: u64,
 }
 
+impl PassTokens {
+    /// The sum over pass kinds.
+    pub fn total(&self) -> u64 {
+        self.sft + self.kl_reference + self.corpus + self.probe
+    }
+}
+
 /// What a run spent (METHODS.md section 1, "Cost"), kept across resumes. The protocol's own
 /// evaluations after every stage are counted apart (`eval_examples`, `eval_seconds`): every
 /// method pays them equally. What a strategy asks for itself (probe forwards, validation
@@ -195,6 +202,18 @@ pub struct Cost {
     pub train_seconds: f64,
     /// Seconds spent in the protocol's evaluations.
     pub eval_seconds: f64,
+}
+
+impl Cost {
+    /// Adds `tokens` to the by-kind counts and to `tokens`, which stays their sum.
+    pub fn add_tokens(&mut self, tokens: PassTokens) {
+        let by = &mut self.tokens_by_pass;
+        by.sft += tokens.sft;
+        by.kl_reference += tokens.kl_reference;
+        by.corpus += tokens.corpus;
+        by.probe += tokens.probe;
+        self.tokens += tokens.total();
+    }
 }
 
 #[cfg(test)]

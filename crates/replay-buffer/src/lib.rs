@@ -81,8 +81,8 @@ pub use sampler::{
     probabilities,
 };
 pub use scheduler::{
-    EvalRequest, ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason,
-    ReplaySize, Scheduler, Signals,
+    EndLosses, EvalRequest, ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision,
+    ReplayReason, ReplaySize, Scheduler, Signals,
 };
 pub use schedulers::{AnyScheduler, SchedulerConfig};
 pub use weighted::{WeightedReservoir, weighted_sample_without_replacement};

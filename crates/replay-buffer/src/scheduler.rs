@@ -299,6 +299,36 @@ impl ReplaySize {
     }
 }
 
+/// Buffered samples' losses when their task ended, from the probe a scheduler asks for at
+/// [`HookPoint::AfterTrainingExp`]: loss-driven replay's references and MSSR's `l_end`. Kept
+/// sorted by sample (serialised as a plain list of `(sample, loss)` pairs).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EndLosses {
+    losses: Vec<(SampleRef, f32)>,
+}
+
+impl EndLosses {
+    /// Records the finite probe losses of `probe` (slots of `buffer`), replacing earlier ones.
+    pub fn record(&mut self, buffer: &ReplayBuffer, probe: &[SlotLoss]) {
+        for l in probe.iter().filter(|l| l.loss.is_finite()) {
+            let sample = buffer.sample(l.slot);
+            match self.losses.binary_search_by(|(s, _)| s.cmp(&sample)) {
+                Ok(i) => self.losses[i].1 = l.loss,
+                Err(i) => self.losses.insert(i, (sample, l.loss)),
+            }
+        }
+    }
+
+    /// The loss of `sample` when its task ended, if recorded.
+    pub fn get(&self, sample: SampleRef) -> Option<f32> {
+        self.losses
+            .binary_search_by(|(s, _)| s.cmp(&sample))
+            .ok()
+            .map(|i| self.losses[i].1)
+    }
+}
+
 /// The tasks whose training has ended, in order (kept by the built-in schedulers: replay
 /// draws only from past tasks, never from the task being trained).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use crate::buffer::ReplayBuffer;
 use crate::sample::{SampleRef, Slot};
 use crate::sampler::{Sampler, SamplerKind, UniformSampler};
 use crate::scheduler::{
-    ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason, ReplaySize,
-    Scheduler, Signals,
+    EndLosses, ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason,
+    ReplaySize, Scheduler, Signals,
 };
 
 /// Configuration of [`LossDriven`] (METHODS.md section 2).
@@ -52,7 +52,7 @@ impl LossDrivenConfig {
         LossDriven {
             config: *self,
             past: PastTasks::default(),
-            references: Vec::new(),
+            references: EndLosses::default(),
             rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
         }
@@ -71,7 +71,7 @@ pub struct LossDriven {
     config: LossDrivenConfig,
     past: PastTasks,
     /// Reference loss per sample, sorted by sample.
-    references: Vec<(SampleRef, f32)>,
+    references: EndLosses,
     rng: ReplayRng,
     #[serde(skip)]
     scratch: Vec<Slot>,
@@ -85,10 +85,7 @@ impl LossDriven {
 
     /// The reference loss of `sample` (its loss when its task ended), if recorded.
     pub fn reference(&self, sample: SampleRef) -> Option<f32> {
-        self.references
-            .binary_search_by(|(s, _)| s.cmp(&sample))
-            .ok()
-            .map(|i| self.references[i].1)
+        self.references.get(sample)
     }
 }
 
@@ -125,15 +122,7 @@ impl Scheduler for LossDriven {
 
     fn after_training_exp(&mut self, task: u32, signals: &Signals<'_>, buffer: &ReplayBuffer) {
         self.past.end(task);
-        for l in signals.probe_losses {
-            if l.loss.is_finite() {
-                let sample = buffer.sample(l.slot);
-                match self.references.binary_search_by(|(s, _)| s.cmp(&sample)) {
-                    Ok(i) => self.references[i].1 = l.loss,
-                    Err(i) => self.references.insert(i, (sample, l.loss)),
-                }
-            }
-        }
+        self.references.record(buffer, signals.probe_losses);
     }
 
     fn before_update(&mut self, signals: &Signals<'_>, buffer: &ReplayBuffer) -> ReplayDecision {

@@ -8,8 +8,8 @@ use crate::buffer::ReplayBuffer;
 use crate::sample::{SampleRef, Slot};
 use crate::sampler::{Candidates, Sampler, StrengthSampler, UniformSampler};
 use crate::scheduler::{
-    ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason, ReplaySize,
-    Scheduler, Signals,
+    EndLosses, ExtraPasses, HookPoint, PastTasks, ReplayBatch, ReplayDecision, ReplayReason,
+    ReplaySize, Scheduler, Signals,
 };
 
 /// Which half of MSSR is on (the ablations of METHODS.md section 3).
@@ -118,7 +118,7 @@ impl MssrConfig {
             config: *self,
             past: PastTasks::default(),
             clocks: Vec::new(),
-            end_losses: Vec::new(),
+            end_losses: EndLosses::default(),
             pending: Vec::new(),
             rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
@@ -136,15 +136,10 @@ impl MssrConfig {
         )
     }
 
-    /// The same update in the relative mode: `m̄` against `relative_high · reference` and
-    /// `relative_low · reference`.
-    pub fn next_interval_relative(&self, interval: f64, mean_strength: f32, reference: f32) -> f64 {
-        self.interval_update(
-            interval,
-            mean_strength,
-            self.relative_high * reference,
-            self.relative_low * reference,
-        )
+    /// The same update in the relative mode, on the ratio `m̄ / m̄_ref`: grow at
+    /// `relative_high` or above, shrink below `relative_low`.
+    pub fn next_interval_relative(&self, interval: f64, ratio: f32) -> f64 {
+        self.interval_update(interval, ratio, self.relative_high, self.relative_low)
     }
 
     fn interval_update(&self, interval: f64, m: f32, high: f32, low: f32) -> f64 {
@@ -229,7 +224,7 @@ pub struct Mssr {
     /// Each past task's buffered samples with their loss when the task ended (the relative
     /// thresholds' `l_end`), sorted by sample.
     #[serde(default)]
-    end_losses: Vec<(SampleRef, f32)>,
+    end_losses: EndLosses,
     /// Batches scheduled in `before_update`, awaiting `after_update`: (task, slots, mean
     /// reference strength `m̄_ref` of those slots).
     pending: Vec<(Option<u32>, Vec<Slot>, f32)>,
@@ -251,10 +246,7 @@ impl Mssr {
 
     /// The loss of `sample` when its task ended, if it was probed then.
     pub fn end_loss(&self, sample: SampleRef) -> Option<f32> {
-        self.end_losses
-            .binary_search_by(|(s, _)| s.cmp(&sample))
-            .ok()
-            .map(|i| self.end_losses[i].1)
+        self.end_losses.get(sample)
     }
 
     /// The strength a due task is ranked by ("weakest first"): `m̄ / m̄_ref` in the relative
@@ -306,13 +298,7 @@ impl Scheduler for Mssr {
 
     fn after_training_exp(&mut self, task: u32, signals: &Signals<'_>, buffer: &ReplayBuffer) {
         self.past.end(task);
-        for l in signals.probe_losses.iter().filter(|l| l.loss.is_finite()) {
-            let sample = buffer.sample(l.slot);
-            match self.end_losses.binary_search_by(|(s, _)| s.cmp(&sample)) {
-                Ok(i) => self.end_losses[i].1 = l.loss,
-                Err(i) => self.end_losses.insert(i, (sample, l.loss)),
-            }
-        }
+        self.end_losses.record(buffer, signals.probe_losses);
         if self.clocks.iter().any(|c| c.task == task) {
             return;
         }
@@ -421,7 +407,7 @@ impl Scheduler for Mssr {
                 if config.adaptive() {
                     c.interval = match config.thresholds {
                         ThresholdMode::Relative => {
-                            config.next_interval_relative(c.interval, relative, 1.0)
+                            config.next_interval_relative(c.interval, relative)
                         }
                         ThresholdMode::Absolute => config.next_interval(c.interval, m),
                     };
@@ -458,17 +444,7 @@ mod tests {
     }
 
     fn buffer() -> ReplayBuffer {
-        let mut b = ReplayBufferConfig {
-            capacity: CapacityPolicy::PerTask { quota: 16 },
-            ..Default::default()
-        }
-        .init();
-        for task in 0..3 {
-            for i in 0..16 {
-                b.offer(SampleRef::new(task, i), 0.1, 0, None);
-            }
-        }
-        b
+        buffer_with_loss(3, 0.1)
     }
 
     /// One engine step: decide, "train" with the given per-sample loss, record, adapt.
@@ -703,7 +679,7 @@ mod tests {
 
     #[test]
     fn sampler_only_skips_a_period_step_whose_batch_does_not_fit() {
-        let mut b = buffer();
+        let b = buffer();
         let mut s = MssrConfig {
             variant: MssrVariant::SamplerOnly,
             ..Default::default()
@@ -714,7 +690,6 @@ mod tests {
         assert!(d.batches.is_empty());
         let d = s.before_update(&Signals::at(8).with_allowance(Some(8)), &b);
         assert_eq!(d.num_samples(), 8);
-        b.record_replay(8, &[]);
     }
 
     #[test]
