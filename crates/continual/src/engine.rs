@@ -217,7 +217,7 @@ impl<'a> Run<'a> {
             .suite
             .tasks
             .iter()
-            .map(|t| encode_train(&formatter, t, s.validation_records))
+            .map(|t| encode_train(&formatter, t, s.validation_records, &cfg.suite_spec.path))
             .collect::<Result<_, _>>()?;
         let steps = task_steps(s, &train);
         let corpus = corpus_ids(&cfg.corpus, formatter.tokenizer(), s.corpus_max_tokens);
@@ -1260,12 +1260,13 @@ fn encode_train(
     formatter: &Formatter<TextCodec>,
     task: &Task,
     validation_records: usize,
+    origin: &Path,
 ) -> Result<Vec<Option<Encoded>>, EngineError> {
     if !task.train.is_empty() && task.train.len() <= validation_records {
         return Err(EngineError::config(
-            Path::new("training.validation_records"),
+            origin,
             format!(
-                "task `{}` has {} training records and validation_records = {validation_records} holds them all out",
+                "training.validation_records = {validation_records} holds out all {1} training records of task `{0}`: lower it or give the task more records",
                 task.name,
                 task.train.len()
             ),

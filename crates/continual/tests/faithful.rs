@@ -437,3 +437,21 @@ fn the_landscape_slice_is_logged_after_every_stage_and_centres_on_the_models_los
     // A measurement: its forwards are not the method's, which are one per step.
     assert_eq!(metrics["cost"]["forward_passes"].as_u64().unwrap(), 6);
 }
+
+#[test]
+fn holding_out_every_training_record_is_an_error_naming_the_suite_and_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = short(
+        shipped("sequential"),
+        &dir.path().join("all-held"),
+        1,
+        "validation_records = 72\n",
+    );
+    let e = continual::run(&cfg, &mut []).unwrap_err().to_string();
+    assert!(
+        e.contains("smoke.toml")
+            && e.contains("training.validation_records = 72")
+            && e.contains("map-a"),
+        "{e}"
+    );
+}
