@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! ckpt/LATEST                 "step-000120-task-02"
-//! ckpt/step-000120-task-02/   trainable.safetensors, wise_prev.safetensors, trainer/, state.json
+//! ckpt/step-000120-task-02/   trainable.safetensors, plugins/<name>/, trainer/, state.json
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -20,8 +20,8 @@ use crate::results::{write_atomic, write_json};
 pub struct Contents<'a> {
     /// The trainable weights (adapter factors or the whole model).
     pub trainable: &'a TrainableSnapshot,
-    /// WiSE-FT's previous-stage weights.
-    pub wise_prev: Option<&'a TrainableSnapshot>,
+    /// Writes the method plugins' state into the folder it is given (`plugins/`).
+    pub plugins: &'a dyn Fn(&Path) -> Result<(), EngineError>,
     /// Optimizer moments and step counter.
     pub trainer: &'a Trainer,
     /// The engine's state (buffer, scheduler, RNGs, counters, matrix rows, log length).
@@ -32,8 +32,6 @@ pub struct Contents<'a> {
 pub struct Loaded {
     /// Trainable weights.
     pub trainable: TrainableSnapshot,
-    /// WiSE-FT's previous-stage weights.
-    pub wise_prev: Option<TrainableSnapshot>,
     /// The engine's state.
     pub state: serde_json::Value,
 }
@@ -56,9 +54,7 @@ pub fn save(
     std::fs::create_dir_all(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
     c.trainable.save(&tmp.join("trainable.safetensors"))?;
     crate::test_pause("checkpoint-write");
-    if let Some(w) = c.wise_prev {
-        w.save(&tmp.join("wise_prev.safetensors"))?;
-    }
+    (c.plugins)(&tmp.join("plugins"))?;
     let trainer = tmp.join("trainer");
     c.trainer
         .save(&trainer)
@@ -186,17 +182,7 @@ pub fn load(dir: &Path) -> Result<Loaded, EngineError> {
     let state = serde_json::from_str(&text)
         .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", state_path.display())))?;
     let trainable = TrainableSnapshot::load(&dir.join("trainable.safetensors"))?;
-    let wp = dir.join("wise_prev.safetensors");
-    let wise_prev = if wp.is_file() {
-        Some(TrainableSnapshot::load(&wp)?)
-    } else {
-        None
-    };
-    Ok(Loaded {
-        trainable,
-        wise_prev,
-        state,
-    })
+    Ok(Loaded { trainable, state })
 }
 
 fn sync_dir(dir: &Path) {

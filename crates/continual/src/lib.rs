@@ -6,9 +6,16 @@
 //!   it over methods and seeds.
 //! - [`method::MethodConfig`] is an `experiments/methods/*.toml` file; the suite's
 //!   `[training]` table gives the [`method::TrainSettings`].
-//! - [`Plugin`]: hooks named as continual-learning researchers know them
-//!   (`before_training_exp`, `before_backward`, `after_update`, `after_training_exp`,
-//!   `before_eval`, `after_eval`), for logging, progress and custom measurements.
+//! - [`plugins::MethodPlugin`]: what a method does to training besides replay, with hooks
+//!   named as in Avalanche (`before_training_exp`, `before_backward` adds loss terms,
+//!   `after_backward` changes gradients, `after_training_exp`, and state in checkpoints): the
+//!   KL and corpus terms, WiSE-FT and the baselines EWC, LwF, A-GEM, DER++ and O-LoRA, each
+//!   one file, selected by `kind` from a method file (`docs/method-plugins.md`).
+//! - Replay strategies are registered the same way in `replay_buffer::strategy`
+//!   (`docs/replay-strategies.md`).
+//! - [`Plugin`]: observers with the same hook names (`before_training_exp`,
+//!   `before_backward`, `after_update`, `after_training_exp`, `before_eval`, `after_eval`),
+//!   for logging, progress and custom measurements; they never change training.
 //! - [`metrics`]: AA, BWT, forgetting, FWT, ANS, ↓F, with each formula in its doc comment.
 //! - Result files: `docs/results-format.md`; checkpoints: [`checkpoint`].
 //!
@@ -39,6 +46,7 @@ pub mod lm;
 pub mod method;
 pub mod metrics;
 pub mod params;
+pub mod plugins;
 pub mod rescore;
 pub mod results;
 

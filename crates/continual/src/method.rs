@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use finetune::ObjectiveConfig;
-use replay_buffer::{ReplayBufferConfig, SchedulerConfig};
+use replay_buffer::schedulers::NoReplayConfig;
+use replay_buffer::{ReplayBufferConfig, StrategyConfig, StrategyInit};
 use serde::{Deserialize, Serialize};
 use sharpness::{SamConfig, XsamConfig};
 
@@ -44,87 +45,101 @@ pub enum OptimizerConfig {
     Xsam(XsamSettings),
 }
 
-/// SAM settings (`sharpness::SamConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SamSettings {
-    /// `ρ` (0.05).
-    pub rho: f64,
-    /// `k` ascent steps (1).
-    pub ascent_steps: usize,
-}
+/// SAM settings: `sharpness::SamConfig` itself (`rho`, `ascent_steps`, `epsilon`), its
+/// defaults filling the keys a method file leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamSettings(pub SamConfig);
 
 impl Default for SamSettings {
     fn default() -> Self {
-        Self {
-            rho: 0.05,
-            ascent_steps: 1,
-        }
+        Self(SamConfig::new())
     }
 }
 
-impl SamSettings {
-    /// The sharpness crate's config.
-    pub fn config(&self) -> SamConfig {
-        SamConfig::new()
-            .with_rho(self.rho)
-            .with_ascent_steps(self.ascent_steps)
-    }
-}
-
-/// XSAM settings (`sharpness::XsamConfig`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct XsamSettings {
-    /// `ρ` (0.05).
-    pub rho: f64,
-    /// `k` ascent steps (1).
-    pub ascent_steps: usize,
-    /// Re-estimate `α*` every this many steps (100, METHODS.md §4).
-    pub alpha_period: usize,
-    /// `Δα` (0.1).
-    pub alpha_step: f64,
-    /// `α_max` (2.0).
-    pub alpha_max: f64,
-    /// A fixed `α` instead of the search.
-    pub fixed_alpha: Option<f64>,
-}
+/// XSAM settings: `sharpness::XsamConfig` itself, written flat in a method file (`rho`,
+/// `ascent_steps` and `epsilon` of its inner SAM config beside `alpha_period`, `alpha_step`,
+/// `alpha_max`, `fixed_alpha`, `rho_max`), its defaults filling the keys left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XsamSettings(pub XsamConfig);
 
 impl Default for XsamSettings {
     fn default() -> Self {
-        Self {
-            rho: 0.05,
-            ascent_steps: 1,
-            alpha_period: 100,
-            alpha_step: 0.1,
-            alpha_max: 2.0,
-            fixed_alpha: None,
-        }
+        Self(XsamConfig::new(SamConfig::new()))
     }
 }
 
-impl XsamSettings {
-    /// The sharpness crate's config.
-    pub fn config(&self) -> XsamConfig {
-        XsamConfig::new(
-            SamConfig::new()
-                .with_rho(self.rho)
-                .with_ascent_steps(self.ascent_steps),
-        )
-        .with_alpha_period(self.alpha_period)
-        .with_alpha_step(self.alpha_step)
-        .with_alpha_max(self.alpha_max)
-        .with_fixed_alpha(self.fixed_alpha)
+/// The keys of `SamConfig`, which an XSAM table writes beside XSAM's own.
+const SAM_KEYS: [&str; 3] = ["rho", "ascent_steps", "epsilon"];
+
+/// `defaults` with the keys of `given` laid over it (one level).
+fn over_defaults<E: serde::de::Error>(
+    defaults: serde_json::Value,
+    given: serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, E> {
+    let (serde_json::Value::Object(mut base), serde_json::Value::Object(given)) = (defaults, given)
+    else {
+        return Err(E::custom("expected a table"));
+    };
+    base.extend(given);
+    Ok(base)
+}
+
+impl Serialize for SamSettings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SamSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let given = serde_json::Value::deserialize(d)?;
+        let merged = over_defaults::<D::Error>(
+            serde_json::to_value(SamConfig::new()).expect("serialises"),
+            given,
+        )?;
+        serde_json::from_value(merged.into())
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for XsamSettings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        let obj = v.as_object_mut().expect("a struct");
+        if let Some(serde_json::Value::Object(sam)) = obj.remove("sam") {
+            obj.extend(sam);
+        }
+        // An unset option is absent, as serde writes `None` fields (TOML has no null).
+        obj.retain(|_, v| !v.is_null());
+        v.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for XsamSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let defaults = XsamSettings::default();
+        let flat = serde_json::to_value(&defaults).map_err(serde::de::Error::custom)?;
+        let mut merged = over_defaults::<D::Error>(flat, serde_json::Value::deserialize(d)?)?;
+        let sam: serde_json::Map<String, serde_json::Value> = SAM_KEYS
+            .iter()
+            .filter_map(|k| merged.remove(*k).map(|v| (k.to_string(), v)))
+            .collect();
+        merged.insert("sam".into(), sam.into());
+        serde_json::from_value(merged.into())
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
 /// Replay: the buffer and the scheduler (`replay-buffer`), and the replay budget.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplaySettings {
-    /// When and what to replay (`kind = "none" | "fixed_interval" | "loss_driven" |
-    /// "accuracy_supervised" | "mssr"`, with that scheduler's settings).
-    pub scheduler: SchedulerConfig,
+    /// When and what to replay: the strategy registered under `kind` (built in: `"none"`,
+    /// `"fixed_interval"`, `"loss_driven"`, `"accuracy_supervised"`, `"mssr"`; any other
+    /// strategy linked into the program, see `replay_buffer::strategy`), with its settings.
+    pub scheduler: Box<dyn StrategyConfig>,
     /// The buffer (capacity, insertion, memory model). Without a `capacity` table the buffer
     /// keeps `training.buffer_per_task` entries per task; its `seed` is the run's.
     pub buffer: ReplayBufferConfig,
@@ -142,7 +157,7 @@ pub struct ReplaySettings {
 impl Default for ReplaySettings {
     fn default() -> Self {
         Self {
-            scheduler: SchedulerConfig::None,
+            scheduler: Box::new(NoReplayConfig {}),
             buffer: ReplayBufferConfig::default(),
             initial_stability_run_fraction: None,
             explicit_capacity: false,
@@ -313,7 +328,7 @@ impl Default for TrainSettings {
 }
 
 /// One method: `experiments/methods/<name>.toml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MethodConfig {
     /// Name (default: the file stem).
@@ -340,9 +355,31 @@ pub struct MethodConfig {
     /// WiSE-FT interpolation between stages.
     #[serde(default)]
     pub wise_ft: Option<WiseFt>,
+    /// Method plugins beyond the objective's terms and WiSE-FT, in the order they run: each
+    /// a `[[plugins]]` table whose `kind` names a registered plugin (`ewc`, `lwf`, `agem`,
+    /// `derpp`, `olora`, or one of a researcher's own; `continual::plugins`).
+    #[serde(default)]
+    pub plugins: Vec<Box<dyn crate::plugins::PluginConfig>>,
     /// Where the method was read from (for error messages).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+// Strategies and plugins are trait objects, compared by what they serialise to (kind and
+// every setting); so is everything else in a method, plus what serde skips.
+impl PartialEq for ReplaySettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.explicit_capacity == other.explicit_capacity
+            && serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
+}
+
+impl PartialEq for MethodConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.replay == other.replay
+            && serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
 }
 
 impl MethodConfig {
@@ -389,12 +426,12 @@ impl MethodConfig {
             }
         }
         match &self.optimizer {
-            OptimizerConfig::Sam(s) if !(s.rho >= 0.0 && s.ascent_steps >= 1) => {
+            OptimizerConfig::Sam(SamSettings(s)) if !(s.rho >= 0.0 && s.ascent_steps >= 1) => {
                 return bad("optimizer", "SAM needs rho >= 0 and ascent_steps >= 1");
             }
-            OptimizerConfig::Xsam(x)
-                if !(x.rho >= 0.0
-                    && x.ascent_steps >= 1
+            OptimizerConfig::Xsam(XsamSettings(x))
+                if !(x.sam.rho >= 0.0
+                    && x.sam.ascent_steps >= 1
                     && x.alpha_period >= 1
                     && x.alpha_step > 0.0
                     && x.alpha_max >= 0.0) =>
@@ -406,22 +443,23 @@ impl MethodConfig {
             }
             _ => {}
         }
-        // The schedulers' periods divide step counts: zero is a division by zero mid-run.
-        let period = match &self.replay.scheduler {
-            SchedulerConfig::FixedInterval(c) => Some(("replay.scheduler.every", c.every as f64)),
-            SchedulerConfig::LossDriven(c) => {
-                Some(("replay.scheduler.probe_every", c.probe_every as f64))
-            }
-            SchedulerConfig::AccuracySupervised(c) => {
-                Some(("replay.scheduler.eval_every", c.eval_every as f64))
-            }
-            SchedulerConfig::Mssr(c) => Some(("replay.scheduler.min_interval", c.min_interval)),
-            SchedulerConfig::None => None,
+        // The strategy's own checks that need no run (a zero period); `train_settings` repeats
+        // them with the run's settings.
+        let any_run = StrategyInit {
+            size: replay_buffer::ReplaySize::default(),
+            seed: 0,
+            validation_records: usize::MAX,
         };
-        if let Some((field, value)) = period
-            && (value.is_nan() || value < 1.0)
-        {
-            return bad(field, &format!("{value} must be at least 1"));
+        if let Err(e) = self.replay.scheduler.check(&any_run) {
+            return Err(EngineError::config(
+                origin,
+                format!("replay.scheduler.{} {}", e.field, e.message),
+            ));
+        }
+        for (n, p) in self.plugins.iter().enumerate() {
+            if let Err((field, message)) = p.check() {
+                return bad(&format!("plugins[{n}].{field}"), &message);
+            }
         }
         if let Some(f) = self.replay.initial_stability_run_fraction
             && !(f.is_finite() && f > 0.0)
@@ -545,16 +583,20 @@ impl MethodConfig {
                 ),
             );
         }
-        // A strategy's validation slice is the size it asks for, or the run does not start.
-        if let SchedulerConfig::AccuracySupervised(c) = &self.replay.scheduler
-            && c.eval_examples > s.validation_records
-        {
+        // The strategy's own checks: zero periods, a validation slice larger than the records
+        // held out, ...
+        let run = StrategyInit {
+            size: replay_buffer::ReplaySize {
+                batch_size: s.batch_size,
+                ratio: s.replay_ratio,
+            },
+            seed: 0,
+            validation_records: s.validation_records,
+        };
+        if let Err(e) = self.replay.scheduler.check(&run) {
             return Err(EngineError::config(
                 &self.path_or(origin),
-                format!(
-                    "replay.scheduler.eval_examples = {} exceeds training.validation_records = {} (the records held out per task): lower one or raise the other",
-                    c.eval_examples, s.validation_records
-                ),
+                format!("replay.scheduler.{} {}", e.field, e.message),
             ));
         }
         Ok(s)
@@ -643,6 +685,13 @@ fn reject_unknown<T: Serialize>(
         opaque: &[&str],
         out: &mut Vec<String>,
     ) {
+        // Arrays of tables (`[[plugins]]`): element by element.
+        if let (toml::Value::Array(i), toml::Value::Array(b)) = (input, back) {
+            for (n, (iv, bv)) in i.iter().zip(b).enumerate() {
+                walk(iv, bv, &format!("{path}[{n}]"), &[], out);
+            }
+            return;
+        }
         let (toml::Value::Table(i), toml::Value::Table(b)) = (input, back) else {
             return;
         };
@@ -713,12 +762,13 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(m.optimizer, OptimizerConfig::Xsam(ref x) if x.rho == 0.1 && x.alpha_period == 100)
+            matches!(m.optimizer, OptimizerConfig::Xsam(XsamSettings(ref x)) if x.sam.rho == 0.1 && x.alpha_period == 100)
         );
-        match m.replay.scheduler {
-            SchedulerConfig::Mssr(c) => assert_eq!(c.initial_interval, 8.0),
-            other => panic!("{other:?}"),
-        }
+        let back = serde_json::to_value(&m.replay.scheduler).unwrap();
+        assert_eq!(
+            (&back["kind"], &back["initial_interval"]),
+            (&"mssr".into(), &8.0.into())
+        );
     }
 
     #[test]
@@ -846,7 +896,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("replay.scheduler.eval_examples = 8")
+            e.contains("replay.scheduler.eval_examples = 8 exceeds")
                 && e.contains("validation_records = 4"),
             "{e}"
         );

@@ -162,12 +162,16 @@ pub struct PassTokens {
     pub corpus: u64,
     /// Buffered samples through the strategy's forward-only probes.
     pub probe: u64,
+    /// Forwards of method plugins other than the KL and corpus terms (a baseline's teacher,
+    /// reference gradients, importance estimates).
+    #[serde(default)]
+    pub plugin: u64,
 }
 
 impl PassTokens {
     /// The sum over pass kinds.
     pub fn total(&self) -> u64 {
-        self.sft + self.kl_reference + self.corpus + self.probe
+        self.sft + self.kl_reference + self.corpus + self.probe + self.plugin
     }
 }
 
@@ -212,7 +216,19 @@ impl Cost {
         by.kl_reference += tokens.kl_reference;
         by.corpus += tokens.corpus;
         by.probe += tokens.probe;
+        by.plugin += tokens.plugin;
         self.tokens += tokens.total();
+    }
+
+    /// Adds the passes a method plugin ran outside the objective (at a stage boundary or in a
+    /// gradient hook).
+    pub fn add_plugin_spend(&mut self, spent: crate::plugins::Spent) {
+        self.forward_passes += spent.forwards;
+        self.backward_passes += spent.backwards;
+        self.add_tokens(PassTokens {
+            plugin: spent.tokens,
+            ..Default::default()
+        });
     }
 }
 

@@ -32,8 +32,9 @@ mod train;
 use std::path::{Path, PathBuf};
 
 pub use objectives::{
-    KlDirection, KlReference, KlTokens, LossParts, ObjectiveConfig, Reference, SftBatch, SftLoss,
-    kl_divergence, kl_loss, ntp_loss, objective, sft_loss,
+    ForwardNeeds, KlDirection, KlReference, KlTokens, LossParts, ObjectiveConfig, Reference,
+    SftBatch, SftForward, SftLoss, distillation_kl, kl_divergence, kl_loss, kl_to_reference,
+    log_probs_like, ntp_loss, objective, sft_forward, sft_loss,
 };
 pub use train::{
     LrSchedule, StepInfo, TrainConfig, TrainMode, Trainer, TrainerState, global_grad_norm,

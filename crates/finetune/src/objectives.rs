@@ -321,12 +321,118 @@ pub enum Reference<'a> {
     Model(&'a CausalLm),
 }
 
-/// Evaluates `L = w·L_SFT + β·KL + λ·L_NTP` on an SFT batch and an optional corpus batch.
-///
-/// The trainable model runs once on the SFT batch (SFT and KL share its log-probs); with
-/// `β > 0` the reference runs once more without gradient, and with a corpus batch and `λ > 0`
-/// the model runs on it too. `model` is `&mut` only to switch adapters off and back on for
-/// [`Reference::AdaptersOff`].
+/// What the loss terms of a step need from its forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ForwardNeeds {
+    /// Log-probabilities over the whole vocabulary at the scored positions (KL and
+    /// distillation terms). The SFT loss then reads its NLL from them instead of the fused
+    /// cross-entropy, which never forms them.
+    pub log_probs: bool,
+    /// Every position with a real input and target, not only answer tokens (a KL term over
+    /// all tokens); the SFT loss still averages over answer tokens only.
+    pub all_positions: bool,
+}
+
+impl ForwardNeeds {
+    /// What either of `self` and `other` needs.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            log_probs: self.log_probs || other.log_probs,
+            all_positions: self.all_positions || other.all_positions,
+        }
+    }
+}
+
+/// One forward pass of an SFT batch: its loss, and what other loss terms may read from it.
+#[derive(Debug, Clone)]
+pub struct SftForward {
+    /// The SFT loss.
+    pub sft: SftLoss,
+    /// Log-probabilities `[N, V]` at the scored positions (with [`ForwardNeeds::log_probs`]).
+    pub log_probs: Option<Tensor<2>>,
+    positions: Vec<Scored>,
+}
+
+impl SftForward {
+    /// The scored positions in the order of the rows of [`log_probs`](Self::log_probs):
+    /// `(batch row, token index, whether the target is an answer token)`.
+    pub fn positions(&self) -> impl Iterator<Item = (usize, usize, bool)> + '_ {
+        self.positions.iter().map(|p| (p.row, p.t, p.answer))
+    }
+}
+
+/// The forward pass of `batch` through `model`: the SFT loss on answer tokens, and the
+/// log-probabilities when `needs` asks for them.
+pub fn sft_forward(model: &CausalLm, batch: &SftBatch, needs: ForwardNeeds) -> SftForward {
+    let answers = (!needs.all_positions).then_some(batch.answer_mask.as_slice());
+    let mut pos = scored_positions(&batch.tokens, answers);
+    if answers.is_none() {
+        for p in &mut pos {
+            p.answer = batch.answer_mask[p.row * batch.tokens.seq + p.t];
+        }
+    }
+    let (logits, targets) = logits_at(model, &batch.tokens, &pos);
+    // With log-probabilities asked for, the whole distribution is formed anyway; without,
+    // the fused cross-entropy never forms it.
+    let (nll, lp) = if needs.log_probs {
+        let lp = log_softmax(logits, 1);
+        (nll_from_logprobs(lp.clone(), targets), Some(lp))
+    } else {
+        (backbone::fused::cross_entropy(logits, targets), None)
+    };
+    SftForward {
+        sft: sft_from_nll(nll, &pos, batch.tokens.batch),
+        log_probs: lp,
+        positions: pos,
+    }
+}
+
+/// The KL term between the forward's distribution and `reference`'s at the same positions
+/// (the reference is a constant). Panics unless `forward` was run with
+/// [`ForwardNeeds::log_probs`].
+pub fn kl_to_reference(
+    model: &mut CausalLm,
+    reference: Reference<'_>,
+    batch: &SftBatch,
+    forward: &SftForward,
+    direction: KlDirection,
+) -> Tensor<1> {
+    let lp = forward
+        .log_probs
+        .clone()
+        .expect("the forward pass was asked for log-probabilities");
+    let pos = &forward.positions;
+    let lp_ref = match reference {
+        // `valid()` drops the autodiff wrapper (a cheap handle copy): the reference forward
+        // records no graph, which it does not need since it is detached anyway.
+        Reference::AdaptersOff => {
+            lora::with_adapters_disabled(model, |m| logprobs_at(&m.valid(), &batch.tokens, pos))
+        }
+        Reference::Model(r) => logprobs_at(&r.valid(), &batch.tokens, pos),
+    };
+    kl_term(lp, lp_ref, direction)
+}
+
+/// Log-probabilities `[N, V]` of `model` (a teacher or a reference, run without autodiff) at
+/// the positions of `forward`, row for row.
+pub fn log_probs_like(model: &CausalLm, batch: &SftBatch, forward: &SftForward) -> Tensor<2> {
+    logprobs_at(&model.valid(), &batch.tokens, &forward.positions)
+}
+
+/// Knowledge distillation at temperature `T`: `T² · KL(softmax(z_t/T) ‖ softmax(z_s/T))`
+/// averaged over the rows, from log-probabilities `[N, V]` (softmax is shift-invariant, so
+/// log-probabilities give the same tempered distributions as logits). The teacher is a
+/// constant.
+pub fn distillation_kl(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<1> {
+    let t = temperature;
+    let student = log_softmax(student.div_scalar(t), 1);
+    let teacher = log_softmax(teacher.div_scalar(t), 1);
+    kl_term(student, teacher, KlDirection::Forward).mul_scalar(t * t)
+}
+
+/// `sft_weight · L_SFT + kl_weight · KL + ntp_weight · L_NTP` with its parts: the
+/// objective of METHODS.md section 5 in one call (the engine composes the same parts from
+/// its method plugins).
 pub fn objective(
     model: &mut CausalLm,
     reference: Reference<'_>,
@@ -335,36 +441,13 @@ pub fn objective(
     cfg: &ObjectiveConfig,
 ) -> LossParts {
     let with_kl = cfg.kl_weight > 0.0;
-    let answers =
-        (!with_kl || cfg.kl_tokens == KlTokens::Answer).then_some(batch.answer_mask.as_slice());
-    let mut pos = scored_positions(&batch.tokens, answers);
-    if answers.is_none() {
-        for p in &mut pos {
-            p.answer = batch.answer_mask[p.row * batch.tokens.seq + p.t];
-        }
-    }
-    let (logits, targets) = logits_at(model, &batch.tokens, &pos);
-    // With a KL term the whole distribution is needed anyway; without one, the fused
-    // cross-entropy never forms the log-probabilities.
-    let (nll, lp) = if with_kl {
-        let lp = log_softmax(logits, 1);
-        (nll_from_logprobs(lp.clone(), targets), Some(lp))
-    } else {
-        (backbone::fused::cross_entropy(logits, targets), None)
+    let needs = ForwardNeeds {
+        log_probs: with_kl,
+        all_positions: with_kl && cfg.kl_tokens == KlTokens::All,
     };
-    let sft = sft_from_nll(nll, &pos, batch.tokens.batch);
-    let mut total = sft.mean.clone().mul_scalar(cfg.sft_weight);
-    let kl = lp.map(|lp| {
-        let lp_ref = match reference {
-            // `valid()` drops the autodiff wrapper (a cheap handle copy): the reference forward
-            // records no graph, which it does not need since it is detached anyway.
-            Reference::AdaptersOff => lora::with_adapters_disabled(model, |m| {
-                logprobs_at(&m.valid(), &batch.tokens, &pos)
-            }),
-            Reference::Model(r) => logprobs_at(&r.valid(), &batch.tokens, &pos),
-        };
-        kl_term(lp, lp_ref, cfg.kl_direction)
-    });
+    let forward = sft_forward(model, batch, needs);
+    let mut total = forward.sft.mean.clone().mul_scalar(cfg.sft_weight);
+    let kl = with_kl.then(|| kl_to_reference(model, reference, batch, &forward, cfg.kl_direction));
     if let Some(kl) = &kl {
         total = total + kl.clone().mul_scalar(cfg.kl_weight);
     }
@@ -376,7 +459,7 @@ pub fn objective(
     }
     LossParts {
         total,
-        sft,
+        sft: forward.sft,
         kl,
         ntp,
     }
@@ -433,5 +516,33 @@ mod tests {
         let expected = pv.iter().map(|x| x * x.ln()).sum::<f64>() + 3f64.ln();
         let got: f32 = kl_divergence(p, q).into_scalar();
         assert!((got as f64 - expected).abs() < 1e-6, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn distillation_at_a_temperature_matches_the_tempered_kl_by_hand() {
+        let device = Device::flex();
+        // Teacher log-probs log([1, 2, 5] / 8); the student uniform. At T = 2 the tempered
+        // teacher is ∝ [1, √2, √5] (shift-invariance: the /8 drops out), the student stays
+        // uniform, and the term is T² · Σ t log(t / (1/3)).
+        let teacher = Tensor::<2>::from_data(
+            TensorData::new(
+                vec![(1f32 / 8.0).ln(), (2f32 / 8.0).ln(), (5f32 / 8.0).ln()],
+                [1, 3],
+            ),
+            &device,
+        );
+        let student = log_softmax(Tensor::<2>::zeros([1, 3], &device), 1);
+        let w = [1f64, 2f64.sqrt(), 5f64.sqrt()];
+        let z: f64 = w.iter().sum();
+        let expected = 4.0
+            * w.iter()
+                .map(|x| (x / z) * ((x / z) * 3.0).ln())
+                .sum::<f64>();
+        let got: f32 = distillation_kl(student.clone(), teacher.clone(), 2.0).into_scalar();
+        assert!((got as f64 - expected).abs() < 1e-5, "{got} vs {expected}");
+        // At T = 1 it is the plain KL(teacher ‖ student).
+        let plain: f32 = kl_divergence(teacher.clone(), student.clone()).into_scalar();
+        let t1: f32 = distillation_kl(student, teacher, 1.0).into_scalar();
+        assert!((plain - t1).abs() < 1e-6);
     }
 }

@@ -1,4 +1,5 @@
-//! A replay strategy in one file, using only the public API of `replay-buffer`.
+//! A replay strategy in one file, using only the public API of `replay-buffer`, registered
+//! by name so a method file selects it (`[replay.scheduler] kind = "worst_task_first"`).
 //!
 //! "Worst task first": every `every` steps, probe a few buffered samples of each past task
 //! (forward only), then replay one batch from the task whose probe loss rose most above the
@@ -9,37 +10,64 @@
 
 use replay_buffer::{
     Buffer, Candidates, CapacityPolicy, ExtraPasses, HookPoint, Replay, ReplayBatch,
-    ReplayBufferConfig, ReplayDecision, ReplayReason, ReplayRng, SampleRef, Sampler, Scheduler,
-    Signals, SlotLoss, StrengthSampler, UniformSampler,
+    ReplayBufferConfig, ReplayDecision, ReplayReason, ReplayRng, ReplaySize, SampleRef, Sampler,
+    Scheduler, Signals, SlotLoss, Strategy, StrategyConfig, StrategyConfigError, StrategyInit,
+    StrengthSampler, UniformSampler,
 };
 use serde::{Deserialize, Serialize};
 
-/// The strategy's whole state; deriving serde makes it checkpointable with the buffer.
+/// The strategy's settings: what `[replay.scheduler] kind = "worst_task_first"` in a method
+/// file deserialises into. Any serde data; the replay batch size and the seed are not here, the
+/// engine passes them to `init`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorstTaskFirst {
+#[serde(default, deny_unknown_fields)]
+pub struct WorstTaskFirstConfig {
     /// Probe (and possibly replay) every this many steps.
     pub every: u64,
     /// Probed samples per past task.
     pub probe_per_task: usize,
-    /// Replay batch size.
-    pub batch: usize,
+}
+
+impl Default for WorstTaskFirstConfig {
+    fn default() -> Self {
+        Self {
+            every: 25,
+            probe_per_task: 4,
+        }
+    }
+}
+
+// The registration: this attribute names the strategy for method files and checkpoints.
+#[typetag::serde(name = "worst_task_first")]
+impl StrategyConfig for WorstTaskFirstConfig {
+    fn init(&self, run: &StrategyInit) -> Box<dyn Strategy> {
+        Box::new(WorstTaskFirst {
+            config: self.clone(),
+            batch: run.size.samples(),
+            ended: Vec::new(),
+            rng: ReplayRng::seed_from_u64(run.seed),
+        })
+    }
+
+    fn check(&self, _run: &StrategyInit) -> Result<(), StrategyConfigError> {
+        replay_buffer::strategy::check_period("every", self.every as f64)
+    }
+}
+
+/// The strategy's whole state; deriving serde makes it checkpointable with the buffer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorstTaskFirst {
+    config: WorstTaskFirstConfig,
+    /// Replay batch size (from the engine).
+    batch: usize,
     /// (task, mean loss at the end of its training), in the order tasks ended.
     ended: Vec<(u32, f32)>,
     rng: ReplayRng,
 }
 
-impl WorstTaskFirst {
-    /// A strategy seeded with `seed`.
-    pub fn new(every: u64, probe_per_task: usize, batch: usize, seed: u64) -> Self {
-        Self {
-            every,
-            probe_per_task,
-            batch,
-            ended: Vec::new(),
-            rng: ReplayRng::seed_from_u64(seed),
-        }
-    }
-}
+// The same name for its state, so a checkpoint restores it.
+#[typetag::serde(name = "worst_task_first")]
+impl Strategy for WorstTaskFirst {}
 
 /// Mean loss per task of the given per-sample losses.
 fn mean_by_task(buffer: &replay_buffer::ReplayBuffer, losses: &[SlotLoss]) -> Vec<(u32, f32)> {
@@ -68,11 +96,11 @@ impl Scheduler for WorstTaskFirst {
         let probe = match at {
             // At a task's end: all its buffered samples, for the reference loss.
             HookPoint::AfterTrainingExp { task, .. } => buffer.task_slots(task).to_vec(),
-            HookPoint::BeforeUpdate { step } if step % self.every == 0 => {
+            HookPoint::BeforeUpdate { step } if step % self.config.every == 0 => {
                 let mut slots = Vec::new();
                 for &(task, _) in &self.ended {
                     let candidates = Candidates::Slots(buffer.task_slots(task));
-                    let k = self.probe_per_task;
+                    let k = self.config.probe_per_task;
                     slots.extend(UniformSampler.sample(buffer, candidates, k, step, &mut self.rng));
                 }
                 slots
@@ -141,7 +169,21 @@ fn main() {
         ..Default::default()
     }
     .init();
-    let mut replay = Replay::new(buffer, WorstTaskFirst::new(25, 4, 8, 7));
+    // What the engine does with `[replay.scheduler]` of a method file: look the kind up, then
+    // size and seed the strategy for the run.
+    let config: Box<dyn StrategyConfig> =
+        toml::from_str("kind = \"worst_task_first\"\nevery = 25\nprobe_per_task = 4\n")
+            .expect("a registered kind");
+    let run = StrategyInit {
+        size: ReplaySize {
+            batch_size: 8,
+            ratio: 1.0,
+        },
+        seed: 7,
+        validation_records: 0,
+    };
+    config.check(&run).expect("valid settings");
+    let mut replay = Replay::new(buffer, config.init(&run));
     let mut step = 0;
     for task in 0..3u32 {
         replay.before_training_exp(task);

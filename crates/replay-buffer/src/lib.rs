@@ -67,6 +67,7 @@ mod sample;
 mod sampler;
 mod scheduler;
 pub mod schedulers;
+pub mod strategy;
 mod weighted;
 
 pub use buffer::{
@@ -85,4 +86,5 @@ pub use scheduler::{
     ReplayReason, ReplaySize, Scheduler, Signals,
 };
 pub use schedulers::{AnyScheduler, SchedulerConfig};
+pub use strategy::{Strategy, StrategyConfig, StrategyConfigError, StrategyInit};
 pub use weighted::{WeightedReservoir, weighted_sample_without_replacement};

@@ -169,6 +169,41 @@ impl Scheduler for AccuracySupervised {
     }
 }
 
+#[typetag::serde(name = "accuracy_supervised")]
+impl crate::strategy::StrategyConfig for AccuracySupervisedConfig {
+    fn init(&self, run: &crate::strategy::StrategyInit) -> Box<dyn crate::strategy::Strategy> {
+        Box::new(
+            Self {
+                size: run.size,
+                seed: run.seed,
+                ..*self
+            }
+            .init(),
+        )
+    }
+
+    fn check(
+        &self,
+        run: &crate::strategy::StrategyInit,
+    ) -> Result<(), crate::strategy::StrategyConfigError> {
+        crate::strategy::check_period("eval_every", self.eval_every as f64)?;
+        // A strategy's validation slice is the size it asks for, or the run does not start.
+        if self.eval_examples > run.validation_records {
+            return Err(crate::strategy::StrategyConfigError::new(
+                "eval_examples",
+                format!(
+                    "= {} exceeds training.validation_records = {} (the records held out per task): lower one or raise the other",
+                    self.eval_examples, run.validation_records
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[typetag::serde(name = "accuracy_supervised")]
+impl crate::strategy::Strategy for AccuracySupervised {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

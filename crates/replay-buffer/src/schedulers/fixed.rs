@@ -116,6 +116,30 @@ impl Scheduler for FixedInterval {
     }
 }
 
+#[typetag::serde(name = "fixed_interval")]
+impl crate::strategy::StrategyConfig for FixedIntervalConfig {
+    fn init(&self, run: &crate::strategy::StrategyInit) -> Box<dyn crate::strategy::Strategy> {
+        Box::new(
+            Self {
+                size: run.size,
+                seed: run.seed,
+                ..*self
+            }
+            .init(),
+        )
+    }
+
+    fn check(
+        &self,
+        _: &crate::strategy::StrategyInit,
+    ) -> Result<(), crate::strategy::StrategyConfigError> {
+        crate::strategy::check_period("every", self.every as f64)
+    }
+}
+
+#[typetag::serde(name = "fixed_interval")]
+impl crate::strategy::Strategy for FixedInterval {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,6 +167,30 @@ impl Scheduler for LossDriven {
     }
 }
 
+#[typetag::serde(name = "loss_driven")]
+impl crate::strategy::StrategyConfig for LossDrivenConfig {
+    fn init(&self, run: &crate::strategy::StrategyInit) -> Box<dyn crate::strategy::Strategy> {
+        Box::new(
+            Self {
+                size: run.size,
+                seed: run.seed,
+                ..*self
+            }
+            .init(),
+        )
+    }
+
+    fn check(
+        &self,
+        _: &crate::strategy::StrategyInit,
+    ) -> Result<(), crate::strategy::StrategyConfigError> {
+        crate::strategy::check_period("probe_every", self.probe_every as f64)
+    }
+}
+
+#[typetag::serde(name = "loss_driven")]
+impl crate::strategy::Strategy for LossDriven {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

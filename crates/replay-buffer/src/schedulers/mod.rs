@@ -11,7 +11,7 @@ pub use accuracy::{AccuracySupervised, AccuracySupervisedConfig};
 pub use fixed::{FixedInterval, FixedIntervalConfig};
 pub use loss_driven::{LossDriven, LossDrivenConfig};
 pub use mssr::{Mssr, MssrConfig, MssrVariant, TaskClock, ThresholdMode};
-pub use none::NoReplay;
+pub use none::{NoReplay, NoReplayConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +58,7 @@ impl SchedulerConfig {
     /// The scheduler.
     pub fn init(&self) -> AnyScheduler {
         match self {
-            Self::None => AnyScheduler::None(NoReplay),
+            Self::None => AnyScheduler::None(NoReplay {}),
             Self::FixedInterval(c) => AnyScheduler::FixedInterval(c.init()),
             Self::LossDriven(c) => AnyScheduler::LossDriven(c.init()),
             Self::AccuracySupervised(c) => AnyScheduler::AccuracySupervised(c.init()),

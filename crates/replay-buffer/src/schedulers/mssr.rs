@@ -420,6 +420,46 @@ impl Scheduler for Mssr {
     }
 }
 
+#[typetag::serde(name = "mssr")]
+impl crate::strategy::StrategyConfig for MssrConfig {
+    fn init(&self, run: &crate::strategy::StrategyInit) -> Box<dyn crate::strategy::Strategy> {
+        Box::new(
+            Self {
+                size: run.size,
+                seed: run.seed,
+                ..*self
+            }
+            .init(),
+        )
+    }
+
+    fn check(
+        &self,
+        _: &crate::strategy::StrategyInit,
+    ) -> Result<(), crate::strategy::StrategyConfigError> {
+        crate::strategy::check_period("min_interval", self.min_interval)
+    }
+}
+
+#[typetag::serde(name = "mssr")]
+impl crate::strategy::Strategy for Mssr {
+    /// An `interval` line for a due task's batch: the task's clock after the decision.
+    fn log_events(&self, batch: &ReplayBatch, step: u64) -> Vec<serde_json::Value> {
+        let ReplayReason::Due { task, .. } = &batch.reason else {
+            return Vec::new();
+        };
+        self.clocks()
+            .iter()
+            .filter(|c| c.task == *task)
+            .map(|c| {
+                serde_json::json!({"type": "interval", "step": step, "task": task, "interval": c.interval, "next_due": c.next_due,
+                    "mean_strength": c.mean_strength, "relative_strength": c.relative_strength})
+            })
+            .take(1)
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
