@@ -4,20 +4,8 @@
 
 mod common;
 
-use common::{config, config_with, log_events, root};
+use common::{CrashAt, config, config_with, log_events, root};
 use continual::engine::RunConfig;
-use continual::{HookContext, Plugin, StepRecord};
-
-/// Crashes the run (a panic unwinds out of the engine, like a kill) at a given step.
-struct CrashAt(u64);
-
-impl Plugin for CrashAt {
-    fn after_update(&mut self, _ctx: &HookContext<'_>, step: &StepRecord) {
-        if step.step == self.0 {
-            panic!("simulated crash at step {}", self.0);
-        }
-    }
-}
 
 /// Compared over six seeds: a single run's forgetting is decided by training noise on this
 /// tiny model (a change of float rounding in the 7th digit, such as another summation order,

@@ -17,8 +17,12 @@ use rand::SeedableRng;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use backbone::CausalLm;
+
 use super::trainable::ParamVec;
-use super::{GradContext, MethodPlugin, PluginConfig, PluginInit};
+use super::{GradContext, MethodPlugin, PluginConfig, PluginInit, StageContext};
 use crate::EngineError;
 use crate::engine::mix;
 
@@ -43,6 +47,7 @@ impl PluginConfig for AgemConfig {
         Ok(Box::new(Agem {
             sample_size: self.sample_size,
             seed: mix(&[run.seed, 0xA6E4]),
+            counts: StageCounts::default(),
         }))
     }
 
@@ -58,7 +63,19 @@ impl PluginConfig for AgemConfig {
 pub struct Agem {
     sample_size: usize,
     seed: u64,
+    counts: StageCounts,
 }
+
+/// What A-GEM did in the current task, logged at its end (`agem` lines) and checkpointed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct StageCounts {
+    /// Steps with a reference gradient (an earlier task in the buffer).
+    checked: u64,
+    /// Of those, steps whose gradient was projected.
+    projected: u64,
+}
+
+const COUNTS: &str = "counts.json";
 
 /// A-GEM's projection coefficient: `Some(g·g_ref / g_ref·g_ref)` when the gradients conflict
 /// (`g·g_ref < 0`), `None` (no projection) otherwise or when `g_ref` is zero.
@@ -106,9 +123,32 @@ impl MethodPlugin for Agem {
         ctx.spent.tokens += batch.tokens.real_tokens() as u64;
         let g_ref = ParamVec::grads(ctx.model, &reference);
         let mut g = ParamVec::grads(ctx.model, ctx.grads);
+        self.counts.checked += 1;
         if project(&mut g, &g_ref) {
             g.write_grads(ctx.model, ctx.grads);
+            self.counts.projected += 1;
         }
+        Ok(())
+    }
+
+    fn after_training_exp(&mut self, ctx: &mut StageContext<'_>) -> Result<(), EngineError> {
+        let c = std::mem::take(&mut self.counts);
+        ctx.log.push(
+            serde_json::json!({"type": "agem", "step": ctx.step, "task": ctx.task,
+            "steps_checked": c.checked, "steps_projected": c.projected}),
+        );
+        Ok(())
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), EngineError> {
+        crate::results::write_json(&dir.join(COUNTS), &self.counts)
+    }
+
+    fn load(&mut self, dir: &Path, _model: &mut CausalLm) -> Result<(), EngineError> {
+        let path = dir.join(COUNTS);
+        let text = std::fs::read_to_string(&path).map_err(|e| EngineError::io(&path, e))?;
+        self.counts = serde_json::from_str(&text)
+            .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", path.display())))?;
         Ok(())
     }
 }

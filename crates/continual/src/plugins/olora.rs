@@ -64,6 +64,7 @@ impl PluginConfig for OloraConfig {
             ));
         }
         Ok(Box::new(Olora {
+            seed: crate::engine::mix(&[run.seed, 0x01_02A]),
             config: self.clone(),
             finished: Vec::new(),
             previous_a: BTreeMap::new(),
@@ -85,6 +86,9 @@ impl PluginConfig for OloraConfig {
 
 /// The O-LoRA plugin.
 pub struct Olora {
+    /// Seeds each new adapter's random `A` (from the run's seed and the task), so a resumed
+    /// run draws the same adapters as an uninterrupted one.
+    seed: u64,
     config: OloraConfig,
     /// Per finished task: its adapter's factors `[a, b]` per layer, in layer order.
     finished: Vec<TrainableSnapshot>,
@@ -170,8 +174,11 @@ impl Olora {
 
     /// Gives every adapted layer the adapter of task `task`: a fresh one (`fresh`), or the
     /// current values under that task's parameter ids (a resume, whose values were restored).
-    fn adapter_for_task(model: &mut CausalLm, task: usize, fresh: bool) {
+    fn adapter_for_task(&self, model: &mut CausalLm, task: usize, fresh: bool) {
         let device = model.device();
+        if fresh {
+            device.seed(crate::engine::mix(&[self.seed, task as u64]));
+        }
         model.for_each_linear_mut(&mut |path, layer| {
             let Some(current) = layer.adapter(ADAPTER) else {
                 return;
@@ -239,7 +246,7 @@ impl MethodPlugin for Olora {
     fn after_training_exp(&mut self, ctx: &mut StageContext<'_>) -> Result<(), EngineError> {
         let factors = Self::current_factors(ctx.model);
         self.fold(ctx.model, &factors, 1.0);
-        Self::adapter_for_task(ctx.model, ctx.task + 1, true);
+        self.adapter_for_task(ctx.model, ctx.task + 1, true);
         self.finished.push(factors);
         ctx.log.push(
             serde_json::json!({"type": "olora", "step": ctx.step, "task": ctx.task,
@@ -275,7 +282,7 @@ impl MethodPlugin for Olora {
             self.fold(model, &factors, 1.0);
             self.finished.push(factors);
         }
-        Self::adapter_for_task(model, self.finished.len(), false);
+        self.adapter_for_task(model, self.finished.len(), false);
         Ok(())
     }
 }

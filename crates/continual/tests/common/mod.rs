@@ -4,8 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use continual::MethodConfig;
 use continual::engine::{ModelSource, RunConfig};
+use continual::{HookContext, MethodConfig, Plugin, StepRecord};
+
+/// Crashes the run (a panic unwinds out of the engine, like a kill) at a given step.
+pub struct CrashAt(pub u64);
+
+impl Plugin for CrashAt {
+    fn after_update(&mut self, _ctx: &HookContext<'_>, step: &StepRecord) {
+        if step.step == self.0 {
+            panic!("simulated crash at step {}", self.0);
+        }
+    }
+}
 
 /// The workspace root.
 pub fn root() -> PathBuf {
