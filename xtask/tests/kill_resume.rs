@@ -456,7 +456,9 @@ fn a_full_disk_is_a_clear_error_and_the_last_checkpoint_resumes() {
     eprintln!("full disk: {error}");
     assert!(error.contains("File too large"), "{error}");
     assert!(
-        error.contains("/ckpt/.tmp-step-") && error.contains("trainable.safetensors"),
+        error.contains("/ckpt/step-")
+            && error.contains(".tmp")
+            && error.contains("trainable.safetensors"),
         "the error names the file: {error}"
     );
     // The last good checkpoint is untouched and still the latest.
@@ -606,11 +608,19 @@ fn a_really_full_disk_at_any_write_is_a_clear_error_and_the_run_resumes() {
 }
 
 #[test]
-fn a_run_killed_before_its_index_row_gets_it_on_the_next_call() {
+fn a_run_killed_at_any_point_of_its_index_append_gets_its_row_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("index");
     let run = out.join(RUN);
     let index = out.join("smoke/index.jsonl");
+    let rows = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&index)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a torn row {l:?}: {e}")))
+            .collect()
+    };
+    // Kill point 1: `run.json` says complete, the row is not written yet.
     assert!(matches!(
         run_until(
             suite_cmd(&out, false),
@@ -621,17 +631,31 @@ fn a_run_killed_before_its_index_row_gets_it_on_the_next_call() {
     ));
     assert_eq!(read_json(&run.join("run.json"))["status"], "complete");
     assert!(!index.exists(), "killed before the append");
-    // The next call (with or without --resume) skips the complete run and writes its row, once.
+    // Kill point 2, inside the append: half a row written, no newline (what a kill or a full
+    // disk in the middle of the write leaves). It must be cut off, never glued to the new row.
+    std::fs::create_dir_all(index.parent().unwrap()).unwrap();
+    std::fs::write(&index, r#"{"suite":"smoke","method":"mssr","se"#).unwrap();
+    // Kill point 3: the row was appended, the process killed before it returned.
+    assert!(matches!(
+        run_until(
+            suite_cmd(&out, false),
+            &run,
+            Some(Kill::Pause("index-appended", 1))
+        ),
+        Outcome::Killed
+    ));
+    assert_eq!(
+        rows().len(),
+        1,
+        "the torn row was cut off and the row written"
+    );
+    // The next calls (with or without --resume) skip the complete run and write no second row.
     for resume in [false, true] {
         let Outcome::Exited(status, stderr) = run_until(suite_cmd(&out, resume), &run, None) else {
             unreachable!()
         };
         assert!(status.success(), "{stderr}");
-        let rows: Vec<serde_json::Value> = std::fs::read_to_string(&index)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let rows = rows();
         assert_eq!(
             rows.len(),
             1,

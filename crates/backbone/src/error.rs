@@ -94,26 +94,34 @@ impl LoadError {
             message: message.into(),
         }
     }
-    pub(crate) fn config(field: &str, message: impl Into<String>) -> Self {
-        Self::Config {
-            path: None,
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-    /// Attaches the config file's path to a config error.
-    pub(crate) fn in_file(self, file: &Path) -> Self {
-        match self {
-            Self::Config {
-                path: None,
+}
+
+impl From<formats::FormatError> for LoadError {
+    /// The readers' errors keep their variant, so their messages are unchanged.
+    fn from(e: formats::FormatError) -> Self {
+        use formats::FormatError as F;
+        match e {
+            F::Io { path, source } => Self::Io { path, source },
+            F::Format { path, message } => Self::Format { path, message },
+            F::Config {
+                path,
                 field,
                 message,
             } => Self::Config {
-                path: Some(file.to_path_buf()),
+                path,
                 field,
                 message,
             },
-            other => other,
+            F::MissingTensor { source_name, key } => Self::MissingTensor { source_name, key },
+            F::UnsupportedDtype {
+                source_name,
+                key,
+                dtype,
+            } => Self::UnsupportedDtype {
+                source_name,
+                key,
+                dtype,
+            },
         }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokenizers::Tokenizer;
 
 use crate::error::LoadError;
-use crate::gguf::{GgufFile, MetaValue};
+use crate::gguf::GgufFile;
 
 /// A loaded tokenizer with the ids a model needs for chat formatting and stopping.
 pub struct TextTokenizer {
@@ -51,34 +51,8 @@ impl TextTokenizer {
             origin: origin.to_string(),
             message: m,
         };
-        let model = file
-            .meta("tokenizer.ggml.model")
-            .and_then(MetaValue::as_str)
-            .unwrap_or("");
-        if model != "gpt2" {
-            return Err(err(format!(
-                "tokenizer model {model:?} is not supported (byte-level BPE `gpt2` is)"
-            )));
-        }
-        let tokens = string_array(file, "tokenizer.ggml.tokens")
-            .ok_or_else(|| err("no tokenizer.ggml.tokens".into()))?
-            .map_err(err)?;
-        let merges = string_array(file, "tokenizer.ggml.merges")
-            .transpose()
-            .map_err(err)?
-            .unwrap_or_default();
-        check_merges(&tokens, &merges).map_err(err)?;
-        let types: Vec<i64> = match file
-            .meta("tokenizer.ggml.token_type")
-            .and_then(MetaValue::as_array)
-        {
-            Some(t) => t.iter().map(|x| x.as_i64().unwrap_or(1)).collect(),
-            None => vec![1; tokens.len()],
-        };
-        let pre = file
-            .meta("tokenizer.ggml.pre")
-            .and_then(MetaValue::as_str)
-            .unwrap_or("default");
+        let meta = file.tokenizer_metadata().map_err(err)?;
+        let (tokens, merges, types, pre) = (&meta.tokens, &meta.merges, &meta.types, meta.pre);
         let vocab: serde_json::Map<String, Value> = tokens
             .iter()
             .enumerate()
@@ -87,7 +61,7 @@ impl TextTokenizer {
         // Control (3) and user-defined (4) tokens match as whole strings, never split by BPE.
         let added: Vec<Value> = tokens
             .iter()
-            .zip(&types)
+            .zip(types)
             .enumerate()
             .filter(|(_, (_, ty))| **ty == 3 || **ty == 4)
             .map(|(i, (t, ty))| {
@@ -121,15 +95,11 @@ impl TextTokenizer {
             .to_string()
             .parse()
             .map_err(|e: tokenizers::Error| err(e.to_string()))?;
-        let id = |k: &str| file.meta(k).and_then(MetaValue::as_i64).map(|x| x as u32);
         Ok(Self {
             inner,
-            bos_id: id("tokenizer.ggml.bos_token_id"),
-            eos_id: id("tokenizer.ggml.eos_token_id"),
-            chat_template: file
-                .meta("tokenizer.chat_template")
-                .and_then(MetaValue::as_str)
-                .map(str::to_string),
+            bos_id: meta.bos_id,
+            eos_id: meta.eos_id,
+            chat_template: meta.chat_template.map(str::to_string),
         })
     }
 
@@ -165,96 +135,5 @@ impl TextTokenizer {
     }
 }
 
-/// The metadata value at `key` as an array of strings: `None` when absent, an error naming the
-/// key (and the entry) when it is not an array or an entry is not a string.
-fn string_array<'a>(file: &'a GgufFile, key: &str) -> Option<Result<Vec<&'a str>, String>> {
-    let v = file.meta(key)?;
-    let Some(items) = v.as_array() else {
-        return Some(Err(format!(
-            "{key} is {}, not an array of strings",
-            type_name(v)
-        )));
-    };
-    Some(
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                t.as_str()
-                    .ok_or_else(|| format!("{key} entry #{i} is {}, not a string", type_name(t)))
-            })
-            .collect(),
-    )
-}
-
-fn type_name(v: &MetaValue) -> &'static str {
-    match v {
-        MetaValue::Int(_) => "an integer",
-        MetaValue::Float(_) => "a float",
-        MetaValue::Bool(_) => "a bool",
-        MetaValue::Str(_) => "a string",
-        MetaValue::Array(_) => "an array",
-    }
-}
-
-/// Checks `tokenizer.ggml.merges` as the BPE model reads it, so that a bad entry is named by
-/// its key and index (the `tokenizers` crate would speak of a merges "text file" and a column
-/// of a JSON document the user never wrote): every entry is two tokens separated by one
-/// space, and both tokens and their concatenation are in `tokenizer.ggml.tokens`.
-fn check_merges(tokens: &[&str], merges: &[&str]) -> Result<(), String> {
-    const KEY: &str = "tokenizer.ggml.merges";
-    for (i, m) in merges.iter().enumerate() {
-        if m.split(' ').count() != 2 {
-            return Err(format!(
-                "{KEY} entry #{i} {m:?} is not two tokens separated by one space"
-            ));
-        }
-    }
-    let vocab: std::collections::HashSet<&str> = tokens.iter().copied().collect();
-    for (i, m) in merges.iter().enumerate() {
-        let (a, b) = m.split_once(' ').expect("checked above");
-        let joined = format!("{a}{b}");
-        if let Some(t) = [a, b, joined.as_str()]
-            .into_iter()
-            .find(|t| !vocab.contains(t))
-        {
-            return Err(format!(
-                "{KEY} entry #{i} {m:?}: {t:?} is not in tokenizer.ggml.tokens"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The Llama-3 / Qwen2 pre-tokenization pattern.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merges_are_checked_by_key_and_entry() {
-        let tokens = ["a", "b", "ab", "c"];
-        assert_eq!(
-            check_merges(&tokens, &["a b", "ab c"]),
-            Err(
-                "tokenizer.ggml.merges entry #1 \"ab c\": \"abc\" is not in tokenizer.ggml.tokens"
-                    .into()
-            )
-        );
-        assert_eq!(check_merges(&tokens, &["a b"]), Ok(()));
-        // Entries that are not pairs are found before vocabulary problems.
-        assert_eq!(
-            check_merges(&tokens, &["a c", "abc"]),
-            Err(
-                "tokenizer.ggml.merges entry #1 \"abc\" is not two tokens separated by one space"
-                    .into()
-            )
-        );
-        assert_eq!(
-            check_merges(&tokens, &["a  b"]).unwrap_err(),
-            "tokenizer.ggml.merges entry #0 \"a  b\" is not two tokens separated by one space"
-        );
-    }
-}

@@ -4,39 +4,14 @@
 //! ([`crate::gguf`]) both implement [`WeightSource`]; the model builder asks for tensors by
 //! their checkpoint key and checks shapes, so every error names the key and both shapes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use half::{bf16, f16};
-use safetensors::Dtype;
+use formats::safetensors::Dtype;
 
 use crate::error::LoadError;
 
-/// A tensor in host memory, row-major, already converted to f32.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostTensor {
-    /// Dimensions, outermost first (PyTorch order).
-    pub shape: Vec<usize>,
-    /// Values.
-    pub data: Vec<f32>,
-}
-
-impl HostTensor {
-    /// Transposes a 2-D tensor.
-    pub fn transposed(&self) -> HostTensor {
-        let (r, c) = (self.shape[0], self.shape[1]);
-        let mut out = vec![0.0; r * c];
-        for i in 0..r {
-            for j in 0..c {
-                out[j * r + i] = self.data[i * c + j];
-            }
-        }
-        HostTensor {
-            shape: vec![c, r],
-            data: out,
-        }
-    }
-}
+pub use formats::HostTensor;
 
 /// Anything that serves checkpoint tensors by key.
 pub trait WeightSource {
@@ -78,19 +53,7 @@ impl SafetensorsSource {
         let index_path = path.join("model.safetensors.index.json");
         let text =
             std::fs::read_to_string(&index_path).map_err(|e| LoadError::io(&index_path, e))?;
-        let index: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| LoadError::format(&index_path, format!("invalid JSON: {e}")))?;
-        let map = index
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| LoadError::format(&index_path, "no `weight_map` object"))?;
-        let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
-        if shards.is_empty() {
-            return Err(LoadError::format(
-                &index_path,
-                "`weight_map` names no shard",
-            ));
-        }
+        let shards = formats::safetensors::shard_files(&index_path, &text)?;
         let files = shards.into_iter().map(|s| path.join(s)).collect();
         Self::from_files(path.display().to_string(), files)
     }
@@ -101,8 +64,8 @@ impl SafetensorsSource {
         for (i, p) in paths.into_iter().enumerate() {
             let bytes = std::fs::read(&p).map_err(|e| LoadError::io(&p, e))?;
             {
-                // Header errors name the tensor at fault (`lora::safetensors_check`).
-                let st = lora::safetensors_check::deserialize(&bytes).map_err(|m| {
+                // Header errors name the tensor at fault (`formats::safetensors`).
+                let st = formats::safetensors::deserialize(&bytes).map_err(|m| {
                     LoadError::format(&p, format!("not a valid safetensors file: {m}"))
                 })?;
                 for (key, view) in st.tensors() {
@@ -151,38 +114,18 @@ impl WeightSource for SafetensorsSource {
             })?;
         let (path, bytes) = &self.files[entry.file];
         let st =
-            lora::safetensors_check::deserialize(bytes).map_err(|m| LoadError::format(path, m))?;
+            formats::safetensors::deserialize(bytes).map_err(|m| LoadError::format(path, m))?;
         let view = st
             .tensor(key)
             .map_err(|e| LoadError::format(path, e.to_string()))?;
         let raw = view.data();
-        let data: Vec<f32> = match entry.dtype {
-            Dtype::F32 => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => raw
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => raw
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F64 => raw
-                .chunks_exact(8)
-                .map(|b| {
-                    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
-                })
-                .collect(),
-            other => {
-                return Err(LoadError::UnsupportedDtype {
-                    source_name: path.display().to_string(),
-                    key: key.to_string(),
-                    dtype: format!("{other:?}"),
-                });
+        let data = formats::safetensors::to_f32(entry.dtype, raw).ok_or_else(|| {
+            LoadError::UnsupportedDtype {
+                source_name: path.display().to_string(),
+                key: key.to_string(),
+                dtype: format!("{:?}", entry.dtype),
             }
-        };
+        })?;
         Ok(HostTensor {
             shape: entry.shape.clone(),
             data,
@@ -221,57 +164,20 @@ pub fn write_safetensors(
 }
 
 /// The process id in the name of a temporary that [`write_atomic`] writes
-/// (`<name>.tmp<pid>`), or `None` for any other file name. A process that finds such a file of
-/// a dead pid may remove it: it was never renamed into place.
+/// (`<name>.tmp<pid>`), or `None` for any other file name ([`formats::atomic::temporary_pid`]).
 pub fn atomic_temporary_pid(file_name: &str) -> Option<u32> {
-    file_name
-        .rsplit_once(".tmp")
-        .and_then(|(_, pid)| pid.parse().ok())
+    formats::atomic::temporary_pid(file_name)
 }
 
-/// The temporary sibling [`write_atomic`] writes before the rename: `<name>.tmp<pid>`, as
-/// [`atomic_temporary_pid`] reads it back.
-fn atomic_temporary(path: &Path) -> PathBuf {
-    path.with_extension(format!(
-        "{}.tmp{}",
-        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ))
-}
-
-/// Writes a file atomically: a temporary sibling is written, synced and renamed over `path`.
+/// Writes a file atomically ([`formats::atomic::write_atomic`]: a temporary sibling
+/// `<name>.tmp<pid>` is written, synced and renamed over `path`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    use std::io::Write;
-    let tmp = atomic_temporary(path);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| LoadError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| LoadError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| LoadError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| LoadError::io(path, e))
-    })();
-    if result.is_err() {
-        // A full disk or a failed rename leaves the old file and no stray temporary.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    formats::atomic::write_atomic(path, bytes).map_err(LoadError::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pid_of_an_atomic_temporary_is_read_back_from_its_name() {
-        for name in ["run.json", "LATEST", "trainable.safetensors", "a.tar.gz"] {
-            let tmp = atomic_temporary(Path::new("/x").join(name).as_path());
-            let tmp = tmp.file_name().unwrap().to_str().unwrap();
-            assert!(tmp.starts_with(name.split('.').next().unwrap()), "{tmp}");
-            assert_eq!(atomic_temporary_pid(tmp), Some(std::process::id()), "{tmp}");
-        }
-        for other in ["run.json", "notes.tmp", "a.tmpx1", "log.jsonl"] {
-            assert_eq!(atomic_temporary_pid(other), None, "{other}");
-        }
-    }
 
     #[test]
     fn written_tensors_read_back_and_truncation_is_a_clear_error() {
@@ -362,21 +268,6 @@ mod tests {
         assert!(
             e.contains("h.safetensors") && e.contains("invalid JSON in header"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn transpose_swaps_rows_and_columns() {
-        let t = HostTensor {
-            shape: vec![2, 3],
-            data: vec![1., 2., 3., 4., 5., 6.],
-        };
-        assert_eq!(
-            t.transposed(),
-            HostTensor {
-                shape: vec![3, 2],
-                data: vec![1., 4., 2., 5., 3., 6.]
-            }
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Replays the fuzz regression corpus (`fuzz/regressions/<target>/`) and the seeds the fuzz
 //! targets start from (this crate's `corpus/` and the backbone's small test fixtures) through
-//! the same entry points as the cargo fuzz targets (`bad_inputs::fuzz_*`), asserting that none
+//! the same entry points as the cargo fuzz targets (`bad_inputs::fuzz_*`, re-exported from `fuzz-entry`), asserting that none
 //! panics. Runs in the ordinary `cargo test`; no nightly toolchain or cargo fuzz needed.
 //!
 //! `mutation_run` (ignored) is a cheap stand-in for libFuzzer where none is installed: it
@@ -66,6 +66,11 @@ fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
                     v.extend_from_slice(&bytes);
                     out.push((p.clone(), v));
                 }
+            }
+            "fuzz_config_json" if name == "config.json" => out.push((p, bytes)),
+            "fuzz_adapter_config" if name == "adapter_config.json" => out.push((p, bytes)),
+            "fuzz_method_toml" if name.ends_with(".toml") && name != "case.toml" => {
+                out.push((p, bytes))
             }
             "fuzz_toml_configs" if name.ends_with(".toml") && name != "case.toml" => {
                 for sel in 0..2u8 {

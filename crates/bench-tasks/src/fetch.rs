@@ -14,9 +14,10 @@
 //!   `file`, fetched from `{base_url}/datasets/{repo}/resolve/{revision}/{file}`, `base_url`
 //!   defaulting to `https://huggingface.co`) or an absolute `url`.
 //!
-//! Writes go to a temporary file (`<dest>.part`; a `<dest>.part/` folder for a converter that
-//! writes a folder) that is renamed into place when complete, so an interrupted run never
-//! leaves a truncated file; existing destinations are skipped unless `force` is set. Requests
+//! Writes go to a temporary file (the workspace's scheme, `formats::atomic`: `<dest>.tmp<pid>`;
+//! a `<dest>.tmp<pid>/` folder for a converter that writes a folder) that is renamed into place
+//! when complete, so an interrupted run never leaves a truncated file, and a later fetch removes
+//! what a killed one left; existing destinations are skipped unless `force` is set. Requests
 //! that fail with HTTP 429 or 5xx, or whose connection fails, are retried with exponential
 //! backoff ([`FetchOptions::retries`], [`FetchOptions::backoff`]; a `Retry-After` header is
 //! honoured up to a minute). `HF_TOKEN`, when set, is sent as a bearer token to the Hub (hub
@@ -30,7 +31,7 @@
 //! layout of `../shared/data`; see that file for which sources it covers.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -496,30 +497,29 @@ fn retry_after(resp: &ureq::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// `dest` with `.part` appended to its file name.
-fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    dest.with_file_name(name)
+fn atomic_error(e: formats::FormatError) -> DataError {
+    match e {
+        formats::FormatError::Io { path, source } => DataError::io(path, source),
+        other => DataError::io(PathBuf::new(), std::io::Error::other(other.to_string())),
+    }
 }
 
-/// Writes `bytes` to `dest` through `<dest>.part`.
+/// Writes `bytes` to `dest` atomically (`formats::atomic`), creating its folder.
 fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
     }
-    let tmp = part_path(dest);
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, dest).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(dest, e)
-    })
+    formats::atomic::write_atomic(dest, bytes).map_err(atomic_error)
 }
 
-/// Writes `files` (name → bytes) into the folder `dest`: staged in `<dest>.part/`, which
+/// Writes `files` (name → bytes) into the folder `dest`: staged in `<dest>.tmp<pid>/`, which
 /// becomes `dest` when `dest` does not exist yet; otherwise each file is renamed into it.
 fn write_folder_atomic(dest: &Path, files: &[(String, Vec<u8>)]) -> Result<u64> {
-    let stage = part_path(dest);
+    if let Some(parent) = dest.parent() {
+        // Staging folders of killed fetches.
+        formats::atomic::remove_stale_temporaries(parent).map_err(atomic_error)?;
+    }
+    let stage = formats::atomic::temporary_path(dest);
     if stage.exists() {
         std::fs::remove_dir_all(&stage).map_err(|e| DataError::io(&stage, e))?;
     }
@@ -577,22 +577,13 @@ fn fetch_file(
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
     }
-    let tmp = part_path(&dest);
-    let mut out = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-    let n = match std::io::copy(&mut resp.into_reader(), &mut out) {
-        Ok(n) => n,
-        Err(e) => {
-            drop(out);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(DataError::Fetch {
-                url,
-                message: format!("reading body: {e}"),
-            });
-        }
-    };
-    out.flush().map_err(|e| DataError::io(&tmp, e))?;
-    drop(out);
-    std::fs::rename(&tmp, &dest).map_err(|e| DataError::io(&dest, e))?;
+    let mut out = formats::atomic::AtomicFile::create(&dest).map_err(atomic_error)?;
+    // A failed read drops `out`, which removes the temporary.
+    let n = std::io::copy(&mut resp.into_reader(), out.file()).map_err(|e| DataError::Fetch {
+        url: url.clone(),
+        message: format!("reading body: {e}"),
+    })?;
+    out.commit().map_err(atomic_error)?;
     if options.progress {
         eprintln!("{url} -> {} ({n} bytes)", dest.display());
     }
@@ -688,7 +679,7 @@ pub fn fetch_to(manifest: Option<&Path>, to: &Path, options: &FetchOptions) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
@@ -780,6 +771,9 @@ mod tests {
             token: Some("tok".into()),
             ..FetchOptions::default()
         };
+        // What a fetch killed mid-download left (pid 4000000000: no such process).
+        std::fs::create_dir_all(to.path().join("gsm8k")).unwrap();
+        std::fs::write(to.path().join("gsm8k/train.jsonl.tmp4000000000"), "half").unwrap();
         let rep = fetch(&manifest(M), to.path(), &opts).unwrap();
         assert_eq!(rep.downloaded.len(), 2);
         let got = crate::loaders::load_gsm8k(&to.path().join("gsm8k/train.jsonl")).unwrap();
@@ -789,7 +783,11 @@ mod tests {
                 .unwrap(),
             "[]"
         );
-        assert!(!to.path().join("gsm8k/train.jsonl.part").exists());
+        let left: Vec<_> = std::fs::read_dir(to.path().join("gsm8k"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["train.jsonl"], "no temporary is left");
         let log = log.lock().unwrap();
         assert_eq!(log[0].1.as_deref(), Some("Bearer tok"));
     }
@@ -1064,14 +1062,5 @@ mod tests {
         let mut odd = m.datasets[0].clone();
         odd.config = "a&b c".into();
         assert!(rows_url(&odd, "http://h", 0, 1).contains("config=a%26b%20c&split=dev"));
-    }
-
-    #[test]
-    fn part_path_appends_to_the_file_name() {
-        assert_eq!(
-            part_path(Path::new("gsm8k/train.jsonl")),
-            Path::new("gsm8k/train.jsonl.part")
-        );
-        assert_eq!(part_path(Path::new("mmlu/dev")), Path::new("mmlu/dev.part"));
     }
 }

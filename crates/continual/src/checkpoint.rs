@@ -1,4 +1,5 @@
-//! Checkpoints: written whole into a temporary directory, renamed into place, then published
+//! Checkpoints: written whole into a temporary directory (`<name>.tmp<pid>`, the workspace's
+//! one temporary-name scheme, [`formats::atomic`]), renamed into place, then published
 //! by an atomic rewrite of `LATEST`. A crash at any point leaves the previous checkpoint
 //! intact and named by `LATEST`; older checkpoints are removed only after the new one is
 //! published.
@@ -47,7 +48,8 @@ pub fn save(
 ) -> Result<(), EngineError> {
     std::fs::create_dir_all(root).map_err(|e| EngineError::io(root, e))?;
     let name = format!("step-{step:06}-task-{task:02}");
-    let tmp = root.join(format!(".tmp-{name}"));
+    let dest = root.join(&name);
+    let tmp = formats::atomic::temporary_path(&dest);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
     }
@@ -69,7 +71,6 @@ pub fn save(
     sync_dir(&trainer);
     write_json(&tmp.join("state.json"), c.state)?;
     sync_dir(&tmp);
-    let dest = root.join(&name);
     if dest.exists() {
         std::fs::remove_dir_all(&dest).map_err(|e| EngineError::io(&dest, e))?;
     }
@@ -87,11 +88,15 @@ pub fn save(
     for (_, p) in &older[..n_drop] {
         let _ = std::fs::remove_dir_all(p);
     }
+    // Staging directories of earlier saves that failed (this process's) or were killed.
     for e in std::fs::read_dir(root)
         .map_err(|e| EngineError::io(root, e))?
         .flatten()
     {
-        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+        let pid = formats::atomic::temporary_pid(&e.file_name().to_string_lossy());
+        if pid.is_some_and(|p| p == std::process::id() || !formats::atomic::process_alive(p))
+            && e.path().is_dir()
+        {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -107,6 +112,10 @@ fn published(root: &Path) -> Result<Vec<(u64, PathBuf)>, EngineError> {
         .flatten()
     {
         let n = e.file_name().to_string_lossy().into_owned();
+        if formats::atomic::temporary_pid(&n).is_some() {
+            // A staging directory (`step-….tmp<pid>`) holds `state.json` before it is renamed.
+            continue;
+        }
         let step = n
             .strip_prefix("step-")
             .and_then(|r| r.split('-').next())

@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use crate::EngineError;
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to disk,
-/// then renamed over `path`. A crash leaves either the old file or the new one, never a mix.
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory
+/// (`<name>.tmp<pid>`, the workspace's one scheme: [`formats::atomic`]), flushed to disk, then
+/// renamed over `path`. A crash leaves either the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
-    backbone::weights::write_atomic(path, bytes).map_err(EngineError::from)
+    formats::atomic::write_atomic(path, bytes).map_err(from_format)
 }
 
 /// [`write_atomic`] of pretty JSON.
@@ -28,44 +29,105 @@ pub struct JsonlLog {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Bytes of a torn last line cut off when opened.
+    repaired: u64,
+    /// A failed append whose cut-back failed too: the file may end in half a line.
+    torn: bool,
+}
+
+/// The length of the longest prefix of the first `len` bytes of `file` that ends a line (or is
+/// empty).
+fn whole_lines_len(file: &mut File, len: u64) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut end = len;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 impl JsonlLog {
     /// Opens `path` for appending after cutting it to `keep` bytes (`0` starts afresh,
     /// `u64::MAX` keeps everything).
+    ///
+    /// A log must end in a whole line. Kept whole (`u64::MAX`), a torn last line (an append
+    /// cut short by a kill or a full disk) is cut off and reported ([`JsonlLog::repaired`], a
+    /// warning), so the next event cannot be glued onto it. Cut to a checkpoint's length, that
+    /// length must end a line; if it does not, the file was rewritten by something else and
+    /// opening it is an error naming it.
     pub fn open(path: &Path, keep: u64) -> Result<Self, EngineError> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| EngineError::io(path, e))?;
         let have = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
-        let keep = if keep == u64::MAX { have } else { keep };
+        let keep_all = keep == u64::MAX;
+        let mut keep = if keep_all { have } else { keep };
         if have < keep {
             return Err(EngineError::Checkpoint(format!(
                 "{}: the log has {have} bytes but the checkpoint recorded {keep}; it was truncated by something else",
                 path.display()
             )));
         }
+        let whole = whole_lines_len(&mut file, keep).map_err(|e| EngineError::io(path, e))?;
+        if whole != keep {
+            if !keep_all {
+                return Err(EngineError::Checkpoint(format!(
+                    "{}: the checkpoint recorded {keep} bytes of log, but byte {keep} is inside a line (the last whole line ends at byte {whole}); the log was rewritten by something else",
+                    path.display()
+                )));
+            }
+            tracing::warn!(
+                "{}: the last line is torn ({} bytes after the last newline, an append cut short): cut off",
+                path.display(),
+                keep - whole
+            );
+        }
+        let repaired = keep - whole;
+        keep = whole;
         file.set_len(keep).map_err(|e| EngineError::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
             len: keep,
+            repaired,
+            torn: false,
         })
     }
 
     /// Appends one event. A failed append (a full disk) is cut back off the file before the
-    /// error is returned, so the log never holds half a line followed by later ones.
+    /// error is returned, so the log never holds half a line followed by later ones; if even
+    /// the cut fails, every later append retries it first and fails while it cannot.
     pub fn write(&mut self, event: &serde_json::Value) -> Result<(), EngineError> {
+        if self.torn {
+            self.file
+                .set_len(self.len)
+                .map_err(|e| EngineError::io(&self.path, e))?;
+            self.torn = false;
+        }
         let mut line = serde_json::to_string(event).expect("events serialise");
         line.push('\n');
         if let Err(e) = self.file.write_all(line.as_bytes()) {
-            let _ = self.file.set_len(self.len);
+            self.torn = self.file.set_len(self.len).is_err();
             return Err(EngineError::io(&self.path, e));
         }
         self.len += line.len() as u64;
         Ok(())
+    }
+
+    /// Bytes of a torn last line that [`JsonlLog::open`] cut off (0 when the log was whole).
+    pub fn repaired(&self) -> u64 {
+        self.repaired
     }
 
     /// Bytes written so far (what a checkpoint records).
@@ -131,38 +193,41 @@ impl Drop for RunLock {
     }
 }
 
-/// Whether a process with this pid exists (Linux `/proc`; elsewhere, assume it does unless it
-/// is this very process's stale id).
-fn process_alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
+use formats::atomic::process_alive;
+
+/// A file error of `formats` as the engine's: I/O errors keep their path.
+fn from_format(e: formats::FormatError) -> EngineError {
+    match e {
+        formats::FormatError::Io { path, source } => EngineError::io(&path, source),
+        other => EngineError::from(backbone::LoadError::from(other)),
     }
-    if Path::new("/proc/self").exists() {
-        // A zombie (killed, not yet reaped by its parent) no longer runs: treat it as dead.
-        return std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false);
-    }
-    true
 }
 
 /// Appends one line to `index.jsonl` (opened in append mode: whole lines, one writer per run).
+/// A torn last line (an append cut short by a kill or a full disk) is cut off first, with a
+/// warning, so the new row is never glued onto it.
 pub fn append_index(path: &Path, row: &serde_json::Value) -> Result<(), EngineError> {
     let mut f = OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(|e| EngineError::io(path, e))?;
+    let have = f.metadata().map_err(|e| EngineError::io(path, e))?.len();
+    let whole = whole_lines_len(&mut f, have).map_err(|e| EngineError::io(path, e))?;
+    if whole != have {
+        tracing::warn!(
+            "{}: the last line is torn ({} bytes after the last newline, an append cut short): cut off",
+            path.display(),
+            have - whole
+        );
+        f.set_len(whole).map_err(|e| EngineError::io(path, e))?;
+    }
     let mut line = serde_json::to_string(row).expect("index rows serialise");
     line.push('\n');
     f.write_all(line.as_bytes())
-        .map_err(|e| EngineError::io(path, e))
+        .map_err(|e| EngineError::io(path, e))?;
+    f.sync_data().map_err(|e| EngineError::io(path, e))
 }
 
 /// The `index.jsonl` row of the complete run in `run_dir`, built from its `run.json` and
@@ -204,34 +269,17 @@ pub fn ensure_index_row(index: &Path, run_dir: &Path) -> Result<bool, EngineErro
     };
     if !have {
         append_index(index, &row)?;
+        // A kill here: the row is in; the next call finds it and writes none.
+        crate::test_pause("index-appended");
     }
     Ok(!have)
 }
 
-/// Removes the temporaries (`<name>.tmp<pid>`, see [`write_atomic`] and
-/// [`backbone::weights::atomic_temporary_pid`]) that a killed process left
-/// anywhere under `dir`; those of a live process are kept. Returns how many were removed.
+/// Removes the temporaries (`<name>.tmp<pid>` files and staged checkpoint directories, see
+/// [`formats::atomic`]) that a killed process left anywhere under `dir`; those of a live
+/// process are kept. Returns how many were removed.
 pub fn remove_stale_temporaries(dir: &Path) -> Result<usize, EngineError> {
-    let mut removed = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)
-            .map_err(|e| EngineError::io(&d, e))?
-            .flatten()
-        {
-            let path = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
-                continue;
-            }
-            let pid = backbone::weights::atomic_temporary_pid(&e.file_name().to_string_lossy());
-            if pid.is_some_and(|pid| !process_alive(pid)) {
-                std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
+    formats::atomic::remove_stale_temporaries(dir).map_err(from_format)
 }
 
 #[cfg(test)]
@@ -255,6 +303,81 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(JsonlLog::open(&p, 10_000).is_err());
+    }
+
+    /// The `step` numbers of the lines of a log; panics on a line that is not JSON.
+    fn logged_steps(path: &Path) -> Vec<u64> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("{l:?}: {e}"))["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_torn_last_log_line_is_cut_off_on_resume_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.jsonl");
+        let whole = "{\"type\":\"step\",\"step\":0}\n{\"type\":\"step\",\"step\":1}\n";
+        let torn = "{\"type\":\"step\",\"st";
+        std::fs::write(&p, format!("{whole}{torn}")).unwrap();
+        let mut log = JsonlLog::open(&p, u64::MAX).unwrap();
+        assert_eq!(log.repaired(), torn.len() as u64);
+        assert_eq!(log.len(), whole.len() as u64);
+        log.write(&serde_json::json!({"type": "step", "step": 2}))
+            .unwrap();
+        assert_eq!(
+            logged_steps(&p),
+            [0, 1, 2],
+            "never glued onto the torn line"
+        );
+        // A whole log is kept as it is.
+        let log = JsonlLog::open(&p, u64::MAX).unwrap();
+        let size = std::fs::metadata(&p).unwrap().len();
+        assert_eq!((log.repaired(), log.len()), (0, size));
+    }
+
+    #[test]
+    fn a_checkpointed_log_length_inside_a_line_is_an_error_naming_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.jsonl");
+        std::fs::write(&p, "{\"step\":0}\n{\"step\":1}\n").unwrap();
+        // 11 bytes end the first line; 15 fall inside the second.
+        assert_eq!(JsonlLog::open(&p, 11).unwrap().len(), 11);
+        std::fs::write(&p, "{\"step\":0}\n{\"step\":1}\n").unwrap();
+        let e = JsonlLog::open(&p, 15).err().unwrap().to_string();
+        assert!(
+            e.contains("log.jsonl") && e.contains("byte 15 is inside a line"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"step\":0}\n{\"step\":1}\n",
+            "a refused log is left as it was"
+        );
+    }
+
+    #[test]
+    fn a_torn_index_row_is_cut_off_before_the_missing_row_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("mssr/3");
+        complete_run(&run, 3);
+        let index = dir.path().join("index.jsonl");
+        std::fs::write(&index, "{\"suite\":\"smoke\",\"meth").unwrap();
+        assert!(ensure_index_row(&index, &run).unwrap());
+        assert!(!ensure_index_row(&index, &run).unwrap());
+        let text = std::fs::read_to_string(&index).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert_eq!(rows[0]["seed"], 3);
     }
 
     #[test]

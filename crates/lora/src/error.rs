@@ -41,3 +41,17 @@ impl LoraError {
         }
     }
 }
+
+impl From<formats::FormatError> for LoraError {
+    fn from(e: formats::FormatError) -> Self {
+        match e {
+            formats::FormatError::Io { path, source } => Self::Io { path, source },
+            formats::FormatError::Format { path, message } => Self::Format { path, message },
+            // Config, tensor and dtype errors carry their file in the message.
+            other => Self::Format {
+                path: std::path::PathBuf::new(),
+                message: other.to_string(),
+            },
+        }
+    }
+}

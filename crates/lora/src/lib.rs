@@ -26,7 +26,6 @@
 mod error;
 mod linear;
 mod peft;
-pub mod safetensors_check;
 mod target;
 
 use burn::module::Module;

@@ -10,72 +10,17 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::Dtype;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::linear::{LoraAdapter, adapter_param_ids};
 use crate::{AdapterInit, LoraError, LoraSettings, LoraTargets};
 
 const WEIGHTS: &str = "adapter_model.safetensors";
-const CONFIG: &str = "adapter_config.json";
+use formats::peft::ADAPTER_CONFIG as CONFIG;
+use formats::safetensors::to_f32;
+
+pub use formats::peft::PeftConfig;
 const PREFIX: &str = "base_model.model.";
-
-/// The fields of PEFT's `LoraConfig` that this crate reads and writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeftConfig {
-    /// Always `"LORA"`.
-    pub peft_type: String,
-    /// `"CAUSAL_LM"`.
-    #[serde(default)]
-    pub task_type: Option<String>,
-    /// Default rank.
-    pub r: usize,
-    /// Default alpha.
-    pub lora_alpha: f64,
-    /// Dropout on the adapter input.
-    #[serde(default)]
-    pub lora_dropout: f64,
-    /// rsLoRA scaling `alpha / sqrt(r)`.
-    #[serde(default)]
-    pub use_rslora: bool,
-    /// `true` (Kaiming-uniform A) or `"gaussian"`.
-    #[serde(default = "default_init")]
-    pub init_lora_weights: Value,
-    /// Module names or full paths (PEFT's suffix rule), or one regex string.
-    pub target_modules: Value,
-    /// Per-module rank overrides (module path or suffix → r).
-    #[serde(default)]
-    pub rank_pattern: BTreeMap<String, usize>,
-    /// Per-module alpha overrides.
-    #[serde(default)]
-    pub alpha_pattern: BTreeMap<String, f64>,
-    /// Only `"none"` is supported.
-    #[serde(default = "default_bias")]
-    pub bias: String,
-    /// Only `false` is supported (GPT-2 style Conv1D weights).
-    #[serde(default)]
-    pub fan_in_fan_out: bool,
-    /// Only `false` is supported.
-    #[serde(default)]
-    pub use_dora: bool,
-    /// Only empty is supported.
-    #[serde(default)]
-    pub modules_to_save: Option<Vec<String>>,
-    /// The base model (informational).
-    #[serde(default)]
-    pub base_model_name_or_path: Option<String>,
-    /// PEFT writes it; kept for round trips.
-    #[serde(default)]
-    pub inference_mode: bool,
-}
-
-fn default_init() -> Value {
-    Value::Bool(true)
-}
-
-fn default_bias() -> String {
-    "none".to_string()
-}
 
 /// PEFT's rule for a plain key: the path equals it or ends in `.` + key.
 fn suffix_match(key: &str, path: &str) -> bool {
@@ -216,42 +161,18 @@ pub fn save_peft<M: LoraTargets>(
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| LoraError::format(&weights_path, e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|e| LoraError::io(dir, e))?;
-    std::fs::write(&weights_path, bytes).map_err(|e| LoraError::io(&weights_path, e))?;
+    // Atomic writes (`formats::atomic`): a kill leaves the old adapter or the new one.
+    formats::atomic::write_atomic(&weights_path, &bytes)?;
     let config_path = dir.join(CONFIG);
     let mut json = serde_json::to_string_pretty(&config).expect("config serialises");
     json.push('\n');
-    std::fs::write(&config_path, json).map_err(|e| LoraError::io(&config_path, e))?;
+    formats::atomic::write_atomic(&config_path, json.as_bytes())?;
     Ok(())
 }
 
-/// Reads `adapter_config.json` from a PEFT directory.
+/// Reads and checks `adapter_config.json` from a PEFT directory ([`PeftConfig::from_dir`]).
 pub fn read_peft_config(dir: &Path) -> Result<PeftConfig, LoraError> {
-    let path = dir.join(CONFIG);
-    let text = std::fs::read_to_string(&path).map_err(|e| LoraError::io(&path, e))?;
-    let config: PeftConfig =
-        serde_json::from_str(&text).map_err(|e| LoraError::format(&path, e.to_string()))?;
-    let unsupported =
-        |what: &str| Err(LoraError::format(&path, format!("{what} is not supported")));
-    if config.peft_type != "LORA" {
-        return unsupported(&format!("peft_type {:?}", config.peft_type));
-    }
-    if config.use_dora {
-        return unsupported("use_dora = true");
-    }
-    if config.fan_in_fan_out {
-        return unsupported("fan_in_fan_out = true");
-    }
-    if config.bias != "none" {
-        return unsupported(&format!("bias = {:?}", config.bias));
-    }
-    if config
-        .modules_to_save
-        .as_ref()
-        .is_some_and(|m| !m.is_empty())
-    {
-        return unsupported("modules_to_save");
-    }
-    Ok(config)
+    PeftConfig::from_dir(dir).map_err(LoraError::from)
 }
 
 /// Loads a PEFT LoRA directory into the model as adapter `name` (replacing one of that name)
@@ -266,8 +187,7 @@ pub fn load_peft<M: LoraTargets>(
     let config = read_peft_config(dir)?;
     let path = dir.join(WEIGHTS);
     let bytes = std::fs::read(&path).map_err(|e| LoraError::io(&path, e))?;
-    let st =
-        crate::safetensors_check::deserialize(&bytes).map_err(|m| LoraError::format(&path, m))?;
+    let st = formats::safetensors::deserialize(&bytes).map_err(|m| LoraError::format(&path, m))?;
 
     // layer path → (A [r, in], B [out, r]) as host data.
     type HostFactor = (Vec<f32>, Vec<usize>);
@@ -390,22 +310,4 @@ pub fn load_peft<M: LoraTargets>(
         layer.insert_adapter(LoraAdapter::new(name, settings, a, b, Some(ids)));
     });
     Ok(config)
-}
-
-fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
-    Some(match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        _ => return None,
-    })
 }

@@ -1,0 +1,6 @@
+//! cargo fuzz target: `fuzz_entry::fuzz_adapter_config` must not panic on any input (errors are fine).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| fuzz_entry::fuzz_adapter_config(data));
