@@ -76,7 +76,7 @@ impl std::error::Error for UsageError {}
 fn main() -> anyhow::Result<()> {
     pin_default_device();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: anyhow::Result<()> = match cli.command {
         Command::Data(args) => data::run(args),
         Command::Model(args) => model::run(args),
         Command::Score(args) => score::score(args),
@@ -86,13 +86,102 @@ fn main() -> anyhow::Result<()> {
         Command::Report(args) => report::run(args),
         Command::Rescore(args) => rescore::run(args),
     };
-    if let Err(e) = &result
-        && let Some(usage) = e.downcast_ref::<UsageError>()
-    {
-        eprintln!("error: {usage}");
-        std::process::exit(2);
+    // Errors are one line, never a backtrace: `error: ...` with exit status 2 for a bad input
+    // (a wrong argument, a missing, unreadable or malformed file, a bad key or value: what the
+    // user can fix), `Error: ...` with status 1 for a failure while running (a full disk, a
+    // diverged run, a download that failed).
+    if let Err(e) = &result {
+        let line = one_line(&chain_text(e));
+        if is_bad_input(e) {
+            eprintln!("error: {line}");
+            std::process::exit(2);
+        }
+        eprintln!("Error: {line}");
+        std::process::exit(1);
     }
-    result
+    Ok(())
+}
+
+/// The error and its causes joined by `: `, a cause left out when the text so far already
+/// holds it (most of our errors print their source themselves: `{path}: {source}`).
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for c in e.chain() {
+        let part = c.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// `message` on one line: a TOML error's source excerpt (`3 | lr = "x"`, `  | ^^^`) is dropped
+/// (the message keeps the line and column), other lines are joined with a space.
+fn one_line(message: &str) -> String {
+    let excerpt = |l: &str| {
+        let t = l.trim_start();
+        let t = t
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        t.starts_with('|')
+    };
+    message
+        .lines()
+        .filter(|l| !excerpt(l))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether an error is the user's input at fault (exit status 2): see [`main`].
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind;
+    e.chain().any(|c| {
+        if c.is::<UsageError>() || c.is::<toml::de::Error>() || c.is::<serde_json::Error>() {
+            return true;
+        }
+        // I/O errors are judged by their kind (the chain holds the `io::Error` too).
+        if let Some(f) = c.downcast_ref::<formats::FormatError>() {
+            return !matches!(f, formats::FormatError::Io { .. });
+        }
+        if let Some(d) = c.downcast_ref::<bench_tasks::DataError>() {
+            use bench_tasks::DataError::{Fetch, Io};
+            return !matches!(d, Fetch { .. } | Io { .. });
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::NotFound
+                    | ErrorKind::PermissionDenied
+                    | ErrorKind::IsADirectory
+                    | ErrorKind::NotADirectory
+                    | ErrorKind::InvalidData
+                    | ErrorKind::InvalidInput
+                    | ErrorKind::InvalidFilename
+            );
+        }
+        let load = |l: &backbone::LoadError| !matches!(l, backbone::LoadError::Io { .. });
+        if let Some(l) = c.downcast_ref::<backbone::LoadError>() {
+            return load(l);
+        }
+        if let Some(l) = c.downcast_ref::<lora::LoraError>() {
+            return !matches!(l, lora::LoraError::Io { .. });
+        }
+        if let Some(r) = c.downcast_ref::<::report::ReportError>() {
+            return !matches!(r, ::report::ReportError::Io { .. });
+        }
+        match c.downcast_ref::<continual::EngineError>() {
+            Some(continual::EngineError::Config { .. }) => true,
+            // Transparent: its source is the load error's own cause, not the load error.
+            Some(continual::EngineError::Model(l)) => load(l),
+            _ => false,
+        }
+    })
 }
 
 /// Makes Burn's default device the one `--device` names. Burn materialises loaded optimizer state

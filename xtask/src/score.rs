@@ -35,10 +35,11 @@ impl ModelSel {
             .clone()
             .unwrap_or_else(crate::model::default_model_path);
         if !path.exists() {
-            anyhow::bail!(
+            return Err(crate::UsageError(format!(
                 "{}: no model here (run `cargo xtask model fetch` for the default one)",
                 path.display()
-            );
+            ))
+            .into());
         }
         let mut lm = LoadedModel::load(&path, &device)?;
         if let Some(dir) = &self.adapter {

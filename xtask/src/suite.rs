@@ -86,10 +86,23 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let suite_path = resolve(&args.suite, "experiments/suites");
     let mut spec = SuiteSpec::from_path(&suite_path)?;
     let mut training = spec.training.take().unwrap_or_default();
+    let suite_training = training.clone();
     for kv in &args.set {
         let table: toml::Table = toml::from_str(kv)
-            .with_context(|| format!("--set {kv:?}: expected KEY=VALUE in TOML syntax"))?;
+            .map_err(|_| UsageError(format!("--set {kv:?}: expected KEY=VALUE in TOML syntax")))?;
         continual::method::merge(&mut training, &table);
+    }
+    // A wrong `--set` key or type is named as such, before anything runs (when the suite's own
+    // `[training]` is fine; otherwise the run below names the suite file).
+    if !args.set.is_empty() {
+        let plain = MethodConfig::from_toml_str("", &spec.path)?;
+        if plain
+            .train_settings(Some(&suite_training), &spec.path)
+            .is_ok()
+            && let Err(e) = plain.train_settings(Some(&training), Path::new("--set"))
+        {
+            return Err(UsageError(e.to_string()).into());
+        }
     }
     spec.training = Some(training);
     let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref())

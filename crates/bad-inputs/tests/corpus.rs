@@ -454,3 +454,34 @@ fn every_bad_input_is_a_clear_error() {
         failures.join("\n  ")
     );
 }
+
+/// `cli-cases.toml`, the command-line part of the corpus, is run by
+/// `xtask/tests/bad_inputs_cli.rs` (it needs the xtask binary); here: every case is complete,
+/// names are unique, and every corpus input it names exists.
+#[test]
+fn the_command_line_cases_are_well_formed_and_their_corpus_inputs_exist() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(crate_dir.join("cli-cases.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let cases = table["case"].as_array().unwrap();
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    let mut names = std::collections::BTreeSet::new();
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        assert!(names.insert(name), "{name}: given twice");
+        let args = c["args"].as_array().unwrap();
+        let expect = c["expect"].as_array().unwrap();
+        assert!(
+            !args.is_empty() && !expect.is_empty(),
+            "{name}: args and expect"
+        );
+        for a in args {
+            if let Some(rest) = a.as_str().unwrap().strip_prefix("{corpus}/") {
+                assert!(
+                    crate_dir.join("corpus").join(rest).exists(),
+                    "{name}: {rest}"
+                );
+            }
+        }
+    }
+}
