@@ -88,15 +88,22 @@ pub fn save(
     for (_, p) in &older[..n_drop] {
         let _ = std::fs::remove_dir_all(p);
     }
-    // Staging directories of earlier saves that failed (this process's) or were killed.
+    remove_stale_staging(root)
+}
+
+/// Removes the staging directories under `root` of earlier saves that failed (this process's)
+/// or were killed (a dead pid), and `.tmp-<name>` ones of the naming scheme before
+/// `formats::atomic`; a live process's are kept.
+fn remove_stale_staging(root: &Path) -> Result<(), EngineError> {
     for e in std::fs::read_dir(root)
         .map_err(|e| EngineError::io(root, e))?
         .flatten()
     {
-        let pid = formats::atomic::temporary_pid(&e.file_name().to_string_lossy());
-        if pid.is_some_and(|p| p == std::process::id() || !formats::atomic::process_alive(p))
-            && e.path().is_dir()
-        {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = formats::atomic::temporary_pid(&name);
+        let stale = name.starts_with(".tmp-")
+            || pid.is_some_and(|p| p == std::process::id() || !formats::atomic::process_alive(p));
+        if stale && e.path().is_dir() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -197,5 +204,40 @@ pub fn load(dir: &Path) -> Result<Loaded, EngineError> {
 fn sync_dir(dir: &Path) {
     if let Ok(f) = std::fs::File::open(dir) {
         let _ = f.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_staging_directories_are_removed_and_published_or_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = |name: &str| {
+            let p = root.path().join(name);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("state.json"), "{}").unwrap();
+            p
+        };
+        let stale = [
+            dir(".tmp-step-000002-task-00"),
+            dir("step-000004-task-00.tmp4000000000"),
+            dir(&format!("step-000006-task-01.tmp{}", std::process::id())),
+        ];
+        let kept = [dir("step-000008-task-01"), dir("step-000010-task-01.tmp1")];
+        std::fs::write(root.path().join("LATEST"), "step-000008-task-01\n").unwrap();
+        remove_stale_staging(root.path()).unwrap();
+        assert!(stale.iter().all(|p| !p.exists()));
+        // pid 1 (init) is alive where there is a /proc to ask.
+        assert!(kept[0].exists() && (kept[1].exists() || !Path::new("/proc/1").exists()));
+        assert!(root.path().join("LATEST").exists());
+        // Staging directories are never taken for published checkpoints.
+        let steps: Vec<u64> = published(root.path())
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(steps, [8]);
     }
 }
