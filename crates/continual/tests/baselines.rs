@@ -134,3 +134,40 @@ fn bad_plugin_settings_are_refused_naming_the_field() {
     let e = parse("[[plugins]]\nkind = \"derpp\"\n[[plugins]]\nkind = \"agem\"\nsample_size = 0\n");
     assert!(e.contains("plugins[1].sample_size"), "{e}");
 }
+
+/// Every line the engine writes is a `report::events::LogEvent` that reads back to the same
+/// JSON; the only other lines are the strategies' and plugins' own.
+#[test]
+fn the_log_holds_typed_events_and_the_plugins_own_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = "epochs = 1\nsharpness_rho = 0.05\nlandscape_points = 3\n";
+    let mut seen = std::collections::BTreeSet::new();
+    for method in ["mssr-xsam", "ewc", "agem"] {
+        let out = dir.path().join(method);
+        continual::run(&config(method, &out, set), &mut []).unwrap();
+        let text = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let kind = value["type"].as_str().unwrap().to_string();
+            if ["ewc", "agem"].contains(&kind.as_str()) {
+                continue;
+            }
+            let event: report::events::LogEvent = serde_json::from_value(value.clone())
+                .unwrap_or_else(|e| panic!("{method}: {e}: {line}"));
+            assert_eq!(event.to_value(), value, "{method}: {line}");
+            seen.insert(kind);
+        }
+    }
+    let want = [
+        "eval",
+        "interval",
+        "landscape",
+        "replay",
+        "sharpness",
+        "sharpness_probe",
+        "stage",
+        "step",
+        "strengths",
+    ];
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), want);
+}

@@ -27,6 +27,7 @@
 
 mod aggregate;
 mod error;
+pub mod events;
 mod html;
 mod load;
 mod markdown;

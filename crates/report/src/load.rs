@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::ReportError;
+use crate::events::LogEvent;
 
 /// Where a run's numbers came from: the `provenance` object of `run.json`.
 ///
@@ -615,71 +616,6 @@ pub(crate) fn derive_metrics(rows: &[Vec<f64>], probe_rows: &[Vec<f64>]) -> Metr
     }
 }
 
-#[derive(Deserialize)]
-struct ReplayLine {
-    step: u64,
-    #[serde(default)]
-    task: Option<usize>,
-    n: u64,
-    #[serde(default)]
-    reason: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct IntervalLine {
-    step: u64,
-    task: usize,
-    interval: f64,
-    #[serde(default)]
-    mean_strength: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct StrengthsLine {
-    step: u64,
-    stage: usize,
-    values: Vec<Option<f64>>,
-}
-
-#[derive(Deserialize)]
-struct SharpnessLine {
-    step: u64,
-    #[serde(default)]
-    psi: Option<f64>,
-    #[serde(default)]
-    alpha: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct SharpnessProbeLine {
-    stage: usize,
-    rho: f64,
-    sharpness: f64,
-    loss: f64,
-}
-
-#[derive(Deserialize)]
-struct LandscapeLine {
-    stage: usize,
-    step: u64,
-    a: Vec<f64>,
-    b: Vec<f64>,
-    losses: Vec<Vec<Option<f64>>>,
-    #[serde(default)]
-    seed: Option<u64>,
-    #[serde(default)]
-    records: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct StageLine {
-    stage: usize,
-    task: usize,
-    step: u64,
-    #[serde(default)]
-    seconds: Option<f64>,
-}
-
 /// Parses the text of a `log.jsonl`; `path` is only used in errors. Lines of unknown type are
 /// ignored (the format may grow); `step` and `eval` lines only contribute their step.
 pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> {
@@ -712,12 +648,27 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
                 None => return Err(err(format!("`step` is not a non-negative integer: {v}"))),
             },
         }
-        fn typed<T: DeserializeOwned>(v: &Value, kind: &str) -> Result<T, String> {
-            T::deserialize(v).map_err(|e| format!("bad `{kind}` event: {e}"))
+        const KNOWN: [&str; 10] = [
+            "step",
+            "replay",
+            "interval",
+            "strengths",
+            "sharpness",
+            "sharpness_probe",
+            "landscape",
+            "stage",
+            "eval",
+            "rollback",
+        ];
+        if !KNOWN.contains(&kind) {
+            // A strategy's or plugin's own line (`ewc`, `agem`, ...): not drawn.
+            log.lines += 1;
+            continue;
         }
-        match kind {
-            "replay" => {
-                let r: ReplayLine = typed(&value, kind).map_err(err)?;
+        let event =
+            LogEvent::deserialize(&value).map_err(|e| err(format!("bad `{kind}` event: {e}")))?;
+        match event {
+            LogEvent::Replay(r) => {
                 let reason = r
                     .reason
                     .as_ref()
@@ -732,43 +683,29 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
                     reason,
                 });
             }
-            "interval" => {
-                let r: IntervalLine = typed(&value, kind).map_err(err)?;
-                log.intervals.push(IntervalEvent {
-                    step: r.step,
-                    task: r.task,
-                    interval: r.interval,
-                    mean_strength: r.mean_strength,
-                });
-            }
-            "strengths" => {
-                let r: StrengthsLine = typed(&value, kind).map_err(err)?;
-                let values = r.values.into_iter().flatten().collect();
-                log.strengths.push(StrengthsEvent {
-                    step: r.step,
-                    stage: r.stage,
-                    values,
-                });
-            }
-            "sharpness" => {
-                let r: SharpnessLine = typed(&value, kind).map_err(err)?;
-                log.sharpness.push(SharpnessEvent {
-                    step: r.step,
-                    psi: r.psi,
-                    alpha: r.alpha,
-                });
-            }
-            "sharpness_probe" => {
-                let r: SharpnessProbeLine = typed(&value, kind).map_err(err)?;
-                log.sharpness_probes.push(SharpnessProbeEvent {
-                    stage: r.stage,
-                    rho: r.rho,
-                    sharpness: r.sharpness,
-                    loss: r.loss,
-                });
-            }
-            "landscape" => {
-                let r: LandscapeLine = typed(&value, kind).map_err(err)?;
+            LogEvent::Interval(r) => log.intervals.push(IntervalEvent {
+                step: r.step,
+                task: r.task,
+                interval: r.interval,
+                mean_strength: r.mean_strength,
+            }),
+            LogEvent::Strengths(r) => log.strengths.push(StrengthsEvent {
+                step: r.step,
+                stage: r.stage,
+                values: r.values.into_iter().flatten().collect(),
+            }),
+            LogEvent::Sharpness(r) => log.sharpness.push(SharpnessEvent {
+                step: r.step,
+                psi: r.psi,
+                alpha: r.alpha,
+            }),
+            LogEvent::SharpnessProbe(r) => log.sharpness_probes.push(SharpnessProbeEvent {
+                stage: r.stage,
+                rho: r.rho,
+                sharpness: r.sharpness,
+                loss: r.loss,
+            }),
+            LogEvent::Landscape(r) => {
                 if r.a.is_empty() || r.b.is_empty() {
                     return Err(err("bad `landscape` event: empty `a` or `b`".into()));
                 }
@@ -801,16 +738,13 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
                     records: r.records,
                 });
             }
-            "stage" => {
-                let r: StageLine = typed(&value, kind).map_err(err)?;
-                log.stages.push(StageEvent {
-                    stage: r.stage,
-                    task: r.task,
-                    step: r.step,
-                    seconds: r.seconds,
-                });
-            }
-            _ => {}
+            LogEvent::Stage(r) => log.stages.push(StageEvent {
+                stage: r.stage,
+                task: r.task,
+                step: r.step,
+                seconds: r.train_seconds,
+            }),
+            LogEvent::Step(_) | LogEvent::Eval(_) | LogEvent::Rollback(_) => {}
         }
         log.lines += 1;
     }

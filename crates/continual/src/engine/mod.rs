@@ -41,8 +41,9 @@ use bench_tasks::{Encoded, Suite, SuiteSpec};
 use burn::tensor::Device;
 use finetune::Trainer;
 use replay_buffer::{Replay, Strategy};
+use report::events::{LogEvent, StageLine};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sharpness::{SharpnessAware, SharpnessAwareRecord};
 
 use crate::lm::TextCodec;
@@ -332,7 +333,13 @@ impl<'a> Run<'a> {
             if self.cfg.settings.landscape_points >= 2 {
                 self.landscape_slice(k)?;
             }
-            self.log.write(&json!({"type": "stage", "stage": k + 1, "task": k, "step": self.state.global_step, "train_seconds": self.state.cost.train_seconds}))?;
+            let stage = LogEvent::Stage(StageLine {
+                stage: k + 1,
+                task: k,
+                step: self.state.global_step,
+                train_seconds: Some(self.state.cost.train_seconds),
+            });
+            self.log.write(&stage.to_value())?;
             self.evaluate(k + 1, plugins)?;
             self.state.task += 1;
             self.state.step_in_task = 0;

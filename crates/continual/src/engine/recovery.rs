@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use finetune::Trainer;
-use serde_json::{Value, json};
+use report::events::{LogEvent, RollbackLine};
+use serde_json::Value;
 
 use super::Run;
 use crate::EngineError;
@@ -136,8 +137,17 @@ impl Run<'_> {
             dir.display(),
             self.state.global_step
         );
-        self.log.write(&json!({"type": "rollback", "task": task, "step": step, "term": term, "value": value,
-            "to_step": self.state.global_step, "rollback": rollbacks, "lr_scale": lr_scale, "lr": lr}))?;
+        let line = LogEvent::Rollback(RollbackLine {
+            task,
+            step,
+            term,
+            value: value.is_finite().then_some(value),
+            to_step: self.state.global_step,
+            rollback: rollbacks,
+            lr_scale,
+            lr,
+        });
+        self.log.write(&line.to_value())?;
         Ok(())
     }
 }

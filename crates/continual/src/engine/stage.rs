@@ -6,7 +6,7 @@ use std::time::Instant;
 use backbone::CausalLm;
 use bench_tasks::{Record, Task};
 use replay_buffer::{HookPoint, Signals};
-use serde_json::json;
+use report::events::{EvalLine, LandscapeLine, LogEvent, SharpnessProbeLine, StrengthsLine};
 
 use super::{Run, mix};
 use crate::lm::{evaluate_records, evaluate_row};
@@ -68,7 +68,12 @@ impl Run<'_> {
             .strengths_into(None, step, &mut strengths);
         if !strengths.is_empty() {
             self.log.write(
-                &json!({"type": "strengths", "step": step, "stage": k + 1, "values": strengths}),
+                &LogEvent::Strengths(StrengthsLine {
+                    step,
+                    stage: k + 1,
+                    values: strengths.iter().map(|&v| finite(f64::from(v))).collect(),
+                })
+                .to_value(),
             )?;
         }
         self.method_stage_hook(k, false)?;
@@ -96,8 +101,20 @@ impl Run<'_> {
             .with_seed(mix(&[self.cfg.seed, 3]));
         let model = self.model.as_ref().expect("model");
         let slice = config.evaluate(model, |m| finetune::sft_loss(m, &batch).mean);
-        self.log.write(&json!({"type": "landscape", "stage": k + 1, "step": self.state.global_step, "a": slice.a, "b": slice.b,
-            "losses": slice.losses, "seed": slice.seed, "records": refs.len()}))
+        let line = LogEvent::Landscape(LandscapeLine {
+            stage: k + 1,
+            step: self.state.global_step,
+            losses: slice
+                .losses
+                .iter()
+                .map(|row| row.iter().map(|&l| finite(l)).collect())
+                .collect(),
+            a: slice.a,
+            b: slice.b,
+            seed: Some(slice.seed),
+            records: Some(refs.len() as u64),
+        });
+        self.log.write(&line.to_value())
     }
 
     /// The SAM sharpness of the model that finished task `k`, on a probe set fixed for the whole
@@ -127,7 +144,17 @@ impl Run<'_> {
                 });
             }
         }
-        self.log.write(&json!({"type": "sharpness_probe", "stage": k + 1, "step": self.state.global_step, "rho": rho, "records": refs.len(), "loss": m.loss, "perturbed_loss": m.perturbed_loss, "sharpness": m.sharpness, "grad_norm": m.grad_norm}))?;
+        let line = LogEvent::SharpnessProbe(SharpnessProbeLine {
+            stage: k + 1,
+            step: Some(self.state.global_step),
+            rho,
+            records: Some(refs.len() as u64),
+            loss: m.loss,
+            perturbed_loss: Some(m.perturbed_loss),
+            sharpness: m.sharpness,
+            grad_norm: Some(m.grad_norm),
+        });
+        self.log.write(&line.to_value())?;
         Ok(())
     }
 
@@ -167,7 +194,16 @@ impl Run<'_> {
         let (row, probes) = (scores[..n_tasks].to_vec(), scores[n_tasks..].to_vec());
         let secs = t0.elapsed().as_secs_f64();
         self.state.cost.eval_seconds += secs;
-        self.log.write(&json!({"type": "eval", "stage": stage, "step": self.state.global_step, "scores": row, "probe_scores": probes, "seconds": secs, "task_seconds": task_seconds, "generative_seconds": report.generative_seconds}))?;
+        let line = LogEvent::Eval(EvalLine {
+            stage,
+            step: self.state.global_step,
+            scores: row.clone(),
+            probe_scores: probes.clone(),
+            seconds: Some(secs),
+            task_seconds,
+            generative_seconds: Some(report.generative_seconds),
+        });
+        self.log.write(&line.to_value())?;
         for p in plugins.iter_mut() {
             p.after_eval(&self.ctx(task, 0), stage, &row, &probes);
         }
@@ -175,4 +211,9 @@ impl Run<'_> {
         self.state.probe_rows.push(probes);
         self.write_matrix()
     }
+}
+
+/// `v`, or `None` when it is not finite (JSON has no NaN; serde_json would write `null`).
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
 }

@@ -7,7 +7,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use finetune::{ForwardNeeds, SftBatch, SftForward};
 use replay_buffer::{ReplayDecision, SampleRef};
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use report::events::{LogEvent, ReplayLine, SharpnessLine, StepLine};
 
 use super::Run;
 use super::data::Data;
@@ -178,29 +180,50 @@ impl Run<'_> {
             tokens: batch.tokens.real_tokens() as u64,
         };
         let p = &l.passes;
-        let mut line = json!({"type": "step", "task": k, "step": step, "lr": l.lr, "loss": l.total, "sft": l.sft,
-            "kl": record.kl, "ntp": record.ntp, "grad_norm": l.grad_norm, "replayed": record.replayed, "allowance": allowance,
-            "tokens": record.tokens, "corpus_tokens": l.extra_tokens.corpus, "forwards": p.forwards() + l.hooks.forwards,
-            "backwards": p.backward + l.hooks.backwards});
-        let terms: Map<String, Value> = l
-            .terms
-            .iter()
-            .map(|&(n, v)| (n.to_string(), v.into()))
-            .collect();
-        line["terms"] = Value::Object(terms);
-        self.log.write(&line)?;
+        let line = LogEvent::Step(StepLine {
+            task: k,
+            step,
+            lr: l.lr,
+            loss: l.total,
+            sft: l.sft,
+            kl: record.kl,
+            ntp: record.ntp,
+            terms: l.terms.iter().map(|&(n, v)| (n.to_string(), v)).collect(),
+            grad_norm: l.grad_norm,
+            replayed: record.replayed,
+            allowance,
+            tokens: record.tokens,
+            corpus_tokens: l.extra_tokens.corpus,
+            forwards: p.forwards() + l.hooks.forwards,
+            backwards: p.backward + l.hooks.backwards,
+        });
+        self.log.write(&line.to_value())?;
         for b in &decision.batches {
-            let mut by_task = std::collections::BTreeMap::<u32, usize>::new();
+            let mut samples_by_task = BTreeMap::<String, u64>::new();
             for r in &b.samples {
-                *by_task.entry(r.task).or_default() += 1;
+                *samples_by_task.entry(r.task.to_string()).or_default() += 1;
             }
-            self.log.write(&json!({"type": "replay", "step": step, "task": b.task, "n": b.slots.len(), "samples_by_task": by_task, "reason": b.reason}))?;
+            let line = LogEvent::Replay(ReplayLine {
+                step,
+                task: b.task.map(|t| t as usize),
+                n: b.slots.len() as u64,
+                samples_by_task,
+                reason: Some(serde_json::to_value(&b.reason).expect("serialises")),
+            });
+            self.log.write(&line.to_value())?;
             for event in self.state.replay.scheduler.log_events(b, step) {
                 self.log.write(&event)?;
             }
         }
         if let Some(sh) = &l.sharpness {
-            self.log.write(&json!({"type": "sharpness", "step": step, "loss": sh.loss, "grad_norm": sh.grad_norm, "psi": sh.psi, "alpha": sh.alpha}))?;
+            let line = LogEvent::Sharpness(SharpnessLine {
+                step,
+                loss: Some(sh.loss),
+                grad_norm: Some(sh.grad_norm),
+                psi: sh.psi,
+                alpha: sh.alpha,
+            });
+            self.log.write(&line.to_value())?;
         }
         Ok(record)
     }
