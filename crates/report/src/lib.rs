@@ -39,7 +39,6 @@ mod testdata;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 pub use error::ReportError;
@@ -103,27 +102,18 @@ pub fn write_report(
     })
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
+/// Writes `bytes` to `path` through the workspace's atomic write
+/// ([`formats::atomic::write_atomic`]: `<name>.tmp<pid>`, synced, renamed), creating the
+/// directory first.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(|e| ReportError::io(&dir, e))?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        ReportError::io(path, e)
+    formats::atomic::write_atomic(path, bytes).map_err(|e| match e {
+        formats::FormatError::Io { path, source } => ReportError::io(path, source),
+        other => ReportError::io(path, std::io::Error::other(other.to_string())),
     })
 }
 
@@ -419,7 +409,12 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| formats::atomic::temporary_pid(n).is_none()),
+            "{names:?}"
+        );
     }
 
     /// The row of `method` in the Markdown table of `md`.
