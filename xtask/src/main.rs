@@ -31,6 +31,7 @@ mod model;
 mod report;
 mod rescore;
 mod score;
+mod slurm;
 mod suite;
 
 #[derive(Parser)]
@@ -73,6 +74,19 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A suite stopped by a preemption signal after its runs checkpointed: exit status
+/// [`continual::interrupt::REQUEUE_EXIT`], which the Slurm array script requeues.
+#[derive(Debug)]
+pub struct Requeue(pub String);
+
+impl std::fmt::Display for Requeue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Requeue {}
+
 fn main() -> anyhow::Result<()> {
     pin_default_device();
     let cli = Cli::parse();
@@ -91,6 +105,19 @@ fn main() -> anyhow::Result<()> {
     // user can fix), `Error: ...` with status 1 for a failure while running (a full disk, a
     // diverged run, a download that failed).
     if let Err(e) = &result {
+        // A run stopped by a preemption signal after its checkpoint: status 75, requeued.
+        let interrupted = e.downcast_ref::<Requeue>().is_some()
+            || matches!(
+                e.downcast_ref::<continual::EngineError>(),
+                Some(continual::EngineError::Interrupted { .. })
+            );
+        if interrupted {
+            eprintln!(
+                "stopped: {e} (exit status {})",
+                continual::interrupt::REQUEUE_EXIT
+            );
+            std::process::exit(continual::interrupt::REQUEUE_EXIT);
+        }
         let line = one_line(&chain_text(e));
         if is_bad_input(e) {
             eprintln!("error: {line}");

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use bench_tasks::{Suite, SuiteSpec};
+use continual::MethodConfig;
 use continual::engine::{ModelSource, RunConfig};
-use continual::{MethodConfig, Progress};
 
 use crate::UsageError;
 
@@ -53,8 +53,9 @@ pub struct SuiteArgs {
     /// Task data directory (default: $CONTINUAL_DATA_DIR, then ../shared/data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// A task order of the suite's `[orders]` table (default: its `default_order`, else its
-    /// `[[tasks]]` order); another than the default writes to `<out>/<suite>@<order>/`.
+    /// Task orders of the suite's `[orders]` table, comma-separated (default: its
+    /// `default_order`, else its `[[tasks]]` order); another than the default writes to
+    /// `<out>/<suite>@<order>/`.
     #[arg(long)]
     order: Option<String>,
     /// Results root.
@@ -72,6 +73,35 @@ pub struct SuiteArgs {
     /// Runs at a time, each in a child process with its share of the cores.
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     jobs: usize,
+    /// Where runs go: `local` (this machine) or `slurm` (writes a job array, see `--submit`).
+    #[arg(long, value_enum, default_value_t = Launcher::Local)]
+    launcher: Launcher,
+    /// With `--launcher slurm`: submit the array and the report job (else only write them).
+    #[arg(long)]
+    submit: bool,
+    /// A signal that, like SIGTERM, makes a run checkpoint at its next step and exit with
+    /// status 75 (requeue), in Slurm's `--signal` syntax: `[B:]NAME[@SECONDS]`. With
+    /// `--launcher slurm` it is the array's `--signal` (default `B:USR1@120`).
+    #[arg(long, value_name = "SPEC")]
+    signal: Option<String>,
+    /// With `--launcher slurm`: a TOML file whose `[slurm]` table holds the settings below
+    /// (flags win).
+    #[arg(long, value_name = "FILE")]
+    slurm_config: Option<PathBuf>,
+    #[command(flatten)]
+    slurm: crate::slurm::SlurmSettings,
+    /// Write no TensorBoard events file (`events.out.tfevents.*` in each run's directory).
+    #[arg(long)]
+    no_tensorboard: bool,
+}
+
+/// Where `cargo xtask suite` runs its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Launcher {
+    /// In this process, or `--jobs N` child processes.
+    Local,
+    /// As a Slurm job array (`xtask/src/slurm.rs`).
+    Slurm,
 }
 
 /// Runs `cargo xtask suite`.
@@ -83,6 +113,79 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    let slurm = args.launcher == Launcher::Slurm;
+    if !slurm && (args.submit || args.slurm_config.is_some()) {
+        return Err(UsageError("--submit and --slurm-config need --launcher slurm".into()).into());
+    }
+    if slurm && args.jobs > 1 {
+        return Err(UsageError(
+            "--jobs is for --launcher local (with slurm: --max-parallel)".into(),
+        )
+        .into());
+    }
+    if let Some(sig) = &args.signal {
+        continual::interrupt::parse_signal(sig).map_err(UsageError)?;
+    }
+    if !slurm {
+        continual::interrupt::install(args.signal.as_deref()).map_err(UsageError)?;
+    }
+    let orders: Vec<Option<String>> = match args.order.as_deref() {
+        None => vec![None],
+        Some(list) => list
+            .split(',')
+            .map(|o| Some(o.trim().to_string()))
+            .collect(),
+    };
+    let mut tasks = vec![];
+    let mut first: Option<(String, Vec<String>)> = None;
+    for order in &orders {
+        let p = prepare(&args, order.as_deref())?;
+        if slurm {
+            for seed in args.first_seed..args.first_seed + args.seeds {
+                for (path, m) in p.method_paths.iter().zip(&p.methods) {
+                    let dir = args
+                        .out
+                        .join(&p.suite.name)
+                        .join(&m.name)
+                        .join(seed.to_string());
+                    if is_complete(&dir) {
+                        eprintln!("{}: complete, skipped", dir.display());
+                    } else {
+                        tasks.push(crate::slurm::Task {
+                            method: path.clone(),
+                            seed,
+                            order: order.clone(),
+                        });
+                    }
+                }
+            }
+            first.get_or_insert_with(|| (p.spec.name.clone(), common_args(&args, &p.model_arg)));
+        } else {
+            run_local(&args, order.as_deref(), p)?;
+        }
+        if continual::interrupt::requested() {
+            return Err(crate::Requeue("a signal asked the suite to stop".into()).into());
+        }
+    }
+    if let Some((name, common)) = first {
+        launch_slurm(&args, &name, common, &tasks)?;
+    }
+    Ok(())
+}
+
+/// What every order's runs share, loaded once per order.
+struct Prepared {
+    spec: SuiteSpec,
+    suite: Suite,
+    corpus: Vec<String>,
+    method_paths: Vec<PathBuf>,
+    methods: Vec<MethodConfig>,
+    model: ModelSource,
+    /// `--model` for child processes and array tasks.
+    model_arg: String,
+}
+
+fn prepare(args: &SuiteArgs, order: Option<&str>) -> anyhow::Result<Prepared> {
     let suite_path = resolve(&args.suite, "experiments/suites");
     let mut spec = SuiteSpec::from_path(&suite_path)?;
     let mut training = spec.training.take().unwrap_or_default();
@@ -107,7 +210,7 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
     spec.training = Some(training);
     let data_dir = bench_tasks::resolve_data_dir(args.data_dir.as_deref())
         .unwrap_or_else(|_| PathBuf::from("."));
-    let suite = ordered_suite(&mut spec, args.order.as_deref(), &data_dir)?;
+    let suite = ordered_suite(&mut spec, order, &data_dir)?;
     let corpus = spec
         .replay_corpus
         .iter()
@@ -147,6 +250,35 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
             ModelSource::Path { path }
         }
     };
+    let model_arg = match &model {
+        ModelSource::TinyRandom => "tiny-random".to_string(),
+        ModelSource::Path { path } => std::path::absolute(path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string(),
+    };
+    Ok(Prepared {
+        spec,
+        suite,
+        corpus,
+        method_paths,
+        methods,
+        model,
+        model_arg,
+    })
+}
+
+/// The runs of one order on this machine: in this process, or as `--jobs N` children.
+fn run_local(args: &SuiteArgs, order: Option<&str>, p: Prepared) -> anyhow::Result<()> {
+    let Prepared {
+        spec,
+        suite,
+        corpus,
+        method_paths,
+        methods,
+        model,
+        model_arg,
+    } = p;
     if args.jobs > 1 {
         let jobs: Vec<(PathBuf, String, u64)> = (args.first_seed..args.first_seed + args.seeds)
             .flat_map(|seed| {
@@ -156,23 +288,34 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
                     .map(move |(p, m)| (p.clone(), m.name.clone(), seed))
             })
             .collect();
-        let model_arg = match &model {
-            ModelSource::TinyRandom => "tiny-random".to_string(),
-            ModelSource::Path { path } => path.display().to_string(),
-        };
-        return run_as_children(&args, &suite.name, &model_arg, &jobs);
+        return run_as_children(args, &suite.name, order, &model_arg, &jobs);
     }
     let (device_name, device) = crate::device_named(args.device.as_deref())?;
     let suite_dir = args.out.join(&suite.name);
     std::fs::create_dir_all(&suite_dir)
         .with_context(|| format!("creating {}", suite_dir.display()))?;
     let provenance = crate::provenance();
+    let seeds = args.first_seed..args.first_seed + args.seeds;
+    let sd = &suite_dir;
+    let todo = methods
+        .iter()
+        .flat_map(|m| {
+            seeds
+                .clone()
+                .map(move |seed| sd.join(&m.name).join(seed.to_string()))
+        })
+        .filter(|d| !is_complete(d))
+        .count();
+    let mut bars = continual::progress::SuiteProgress::new(todo);
     for method in &methods {
         let settings = method.train_settings(spec.training.as_ref(), &spec.path)?;
-        for seed in args.first_seed..args.first_seed + args.seeds {
+        for seed in seeds.clone() {
+            if continual::interrupt::requested() {
+                return Ok(());
+            }
             let out_dir = suite_dir.join(&method.name).join(seed.to_string());
             if is_complete(&out_dir) {
-                eprintln!("{}: complete, skipped", out_dir.display());
+                bars.println(&format!("{}: complete, skipped", out_dir.display()));
                 // A run killed between turning complete and its index append gets its row now.
                 if continual::results::ensure_index_row(&suite_dir.join("index.jsonl"), &out_dir)? {
                     eprintln!(
@@ -182,11 +325,16 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
                 }
                 continue;
             }
-            eprintln!(
+            bars.println(&format!(
                 "== {} / {} / seed {seed} -> {}",
                 suite.name,
                 method.name,
                 out_dir.display()
+            ));
+            let mut tensorboard = continual::tensorboard::TensorBoard::new(
+                &out_dir,
+                suite.tasks.iter().map(|t| t.name.clone()).collect(),
+                suite.probes.iter().map(|t| t.name.clone()).collect(),
             );
             let cfg = RunConfig {
                 suite_spec: spec.clone(),
@@ -203,10 +351,110 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
                 provenance: provenance.clone(),
                 corpus: corpus.clone(),
             };
-            let mut progress = Progress::default();
-            let out = continual::run(&cfg, &mut [&mut progress])?;
-            eprintln!("   {}", metrics_line(&out.metrics));
+            bars.started();
+            let mut progress = bars.run_progress();
+            let mut plugins: Vec<&mut dyn continual::Plugin> = vec![&mut progress];
+            if !args.no_tensorboard {
+                plugins.push(&mut tensorboard);
+            }
+            let out = continual::run(&cfg, &mut plugins);
+            drop(plugins);
+            drop(progress);
+            bars.finished();
+            let out = out?;
+            bars.println(&format!("   {}", metrics_line(&out.metrics)));
         }
+    }
+    bars.finish();
+    Ok(())
+}
+
+/// The `suite` arguments every array task shares (besides method, seed, order, `--out`).
+fn common_args(args: &SuiteArgs, model: &str) -> Vec<String> {
+    let abs = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let mut a: Vec<String> = vec![
+        "--suite".into(),
+        abs(&resolve(&args.suite, "experiments/suites")),
+        "--model".into(),
+        model.into(),
+        "--log-level".into(),
+        args.log_level.clone(),
+    ];
+    if let Some(d) = &args.device {
+        a.extend(["--device".into(), d.clone()]);
+    }
+    if let Some(d) = &args.data_dir {
+        a.extend(["--data-dir".into(), abs(d)]);
+    }
+    for kv in &args.set {
+        a.extend(["--set".into(), kv.clone()]);
+    }
+    a
+}
+
+/// `--launcher slurm`: writes the array of `tasks` and the report job, and submits them with
+/// `--submit`.
+fn launch_slurm(
+    args: &SuiteArgs,
+    name: &str,
+    common: Vec<String>,
+    tasks: &[crate::slurm::Task],
+) -> anyhow::Result<()> {
+    let mut settings = args.slurm.clone();
+    if let Some(f) = &args.slurm_config {
+        settings = settings.or(crate::slurm::SlurmSettings::from_file(f)?);
+    }
+    let out = std::path::absolute(&args.out).context("--out")?;
+    if tasks.is_empty() {
+        eprintln!(
+            "every run is complete: nothing to submit (`cargo xtask report --results {}` writes the report)",
+            out.display()
+        );
+        return Ok(());
+    }
+    let tasks: Vec<crate::slurm::Task> = tasks
+        .iter()
+        .map(|t| crate::slurm::Task {
+            method: std::path::absolute(&t.method).unwrap_or_else(|_| t.method.clone()),
+            ..t.clone()
+        })
+        .collect();
+    let plan = crate::slurm::Plan {
+        name,
+        workdir: std::env::current_dir().context("the working directory")?,
+        exe: std::env::current_exe().context("locating the xtask binary")?,
+        out,
+        common,
+        signal: args.signal.clone().unwrap_or_else(|| "B:USR1@120".into()),
+        slurm: settings,
+    };
+    let w = crate::slurm::write(&plan, &tasks)?;
+    eprintln!(
+        "{} run(s) to do: {} and {}",
+        tasks.len(),
+        w.dir.join("array.sbatch").display(),
+        w.dir.join("report.sbatch").display()
+    );
+    if args.submit {
+        let out = std::process::Command::new("sh")
+            .arg(&w.submit)
+            .output()
+            .with_context(|| format!("running {}", w.submit.display()))?;
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        anyhow::ensure!(
+            out.status.success(),
+            "{} failed ({})",
+            w.submit.display(),
+            out.status
+        );
+    } else {
+        eprintln!("submit with: sh {}", w.submit.display());
     }
     Ok(())
 }
@@ -252,6 +500,7 @@ fn ordered_suite(
 fn run_as_children(
     args: &SuiteArgs,
     suite: &str,
+    order: Option<&str>,
     model: &str,
     jobs: &[(PathBuf, String, u64)],
 ) -> anyhow::Result<()> {
@@ -261,7 +510,7 @@ fn run_as_children(
     let threads = std::env::var("RAYON_NUM_THREADS")
         .unwrap_or_else(|_| (cores / args.jobs).max(1).to_string());
     let suite_dir = args.out.join(suite);
-    let mut queue = jobs.iter().filter(|(_, name, seed)| {
+    let queue = jobs.iter().filter(|(_, name, seed)| {
         let dir = suite_dir.join(name).join(seed.to_string());
         let done = is_complete(&dir);
         if done {
@@ -269,10 +518,23 @@ fn run_as_children(
         }
         !done
     });
+    let queue: Vec<_> = queue.collect();
+    let mut bars = continual::progress::SuiteProgress::new(queue.len());
+    let mut queue = queue.into_iter();
     let mut running: Vec<(Child, PathBuf)> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
+    let mut forwarded = false;
     loop {
-        while running.len() < args.jobs {
+        if continual::interrupt::requested() && !forwarded {
+            // Stop: no new child; the running ones checkpoint and exit (75).
+            forwarded = true;
+            for (child, _) in &running {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+        }
+        while running.len() < args.jobs && !forwarded {
             let Some((path, name, seed)) = queue.next() else {
                 break;
             };
@@ -305,10 +567,13 @@ fn run_as_children(
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-            for (flag, value) in [("--device", &args.device), ("--order", &args.order)] {
+            for (flag, value) in [("--device", args.device.as_deref()), ("--order", order)] {
                 if let Some(v) = value {
                     cmd.args([flag, v]);
                 }
+            }
+            if let Some(s) = &args.signal {
+                cmd.args(["--signal", s]);
             }
             if let Some(d) = &args.data_dir {
                 cmd.arg("--data-dir").arg(d);
@@ -319,12 +584,16 @@ fn run_as_children(
             if args.resume {
                 cmd.arg("--resume");
             }
-            eprintln!(
+            if args.no_tensorboard {
+                cmd.arg("--no-tensorboard");
+            }
+            bars.println(&format!(
                 "== {suite} / {name} / seed {seed} -> {} ({threads} thread(s), console: {})",
                 dir.display(),
                 console.display()
-            );
+            ));
             running.push((cmd.spawn().context("starting a child xtask")?, dir));
+            bars.started();
         }
         if running.is_empty() {
             break;
@@ -337,22 +606,31 @@ fn run_as_children(
                 continue;
             };
             let (_, dir) = running.swap_remove(i);
+            bars.finished();
             let metrics = std::fs::read_to_string(dir.join("metrics.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
             match metrics {
                 Some(m) if status.success() => {
-                    eprintln!("   {}: {}", dir.display(), metrics_line(&m))
+                    bars.println(&format!("   {}: {}", dir.display(), metrics_line(&m)))
                 }
                 _ => {
-                    eprintln!(
+                    bars.println(&format!(
                         "   {}: failed ({status}); see its console.log",
                         dir.display()
-                    );
+                    ));
                     failed.push(dir.display().to_string());
                 }
             }
         }
+    }
+    if forwarded {
+        return Err(crate::Requeue(format!(
+            "a signal stopped the suite; {} run(s) checkpointed or failed: {}",
+            failed.len(),
+            failed.join(", ")
+        ))
+        .into());
     }
     anyhow::ensure!(
         failed.is_empty(),

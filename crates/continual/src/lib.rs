@@ -42,21 +42,23 @@
 
 pub mod checkpoint;
 pub mod engine;
+pub mod interrupt;
 pub mod lm;
 pub mod method;
 pub mod metrics;
 pub mod params;
 pub mod plugins;
+pub mod progress;
 pub mod rescore;
 pub mod results;
+pub mod tensorboard;
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 pub use engine::{ModelSource, RunConfig, RunOutcome, run};
 pub use method::{MethodConfig, TrainSettings};
 pub use metrics::{AccuracyMatrix, Cost, Metrics, PassTokens, general_forgetting};
+pub use progress::Progress;
 
 /// Errors of a run: each names the file, key, task or step it is about.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,13 @@ pub enum EngineError {
         dir: PathBuf,
         /// The owner.
         pid: u32,
+    },
+    /// A preemption signal stopped the run at a step boundary, after a checkpoint
+    /// ([`interrupt`]); `--resume` continues it.
+    #[error("interrupted by a signal at step {step}; checkpointed, --resume continues")]
+    Interrupted {
+        /// The global step checkpointed.
+        step: u64,
     },
     /// The run directory already holds a run.
     #[error("{0} already holds a run: pass --resume to continue it, or remove the directory")]
@@ -252,104 +261,5 @@ pub trait Plugin {
         _scores: &[f64],
         _probes: &[f64],
     ) {
-    }
-}
-
-/// A progress line on stderr: stage, step, loss and ETA for the stage; evaluation progress.
-/// Redrawn in place on a terminal, printed every 10% otherwise.
-#[derive(Debug)]
-pub struct Progress {
-    stage_start: Instant,
-    tty: bool,
-    last_decile: usize,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self {
-            stage_start: Instant::now(),
-            tty: std::io::stderr().is_terminal(),
-            last_decile: usize::MAX,
-        }
-    }
-}
-
-impl Progress {
-    fn line(&mut self, text: &str, fraction: f64) {
-        let decile = (fraction * 10.0) as usize;
-        if self.tty {
-            eprint!("\r\x1b[2K{text}");
-            let _ = std::io::stderr().flush();
-        } else if decile != self.last_decile {
-            eprintln!("{text}");
-        }
-        self.last_decile = decile;
-    }
-}
-
-fn bar(fraction: f64) -> String {
-    let n = (fraction.clamp(0.0, 1.0) * 20.0).round() as usize;
-    format!("[{}{}]", "#".repeat(n), ".".repeat(20 - n))
-}
-
-fn eta(start: Instant, fraction: f64) -> String {
-    if fraction <= 0.0 {
-        return "--:--".into();
-    }
-    let left = start.elapsed().as_secs_f64() * (1.0 - fraction) / fraction;
-    format!("{:02}:{:02}", (left / 60.0) as u64, (left % 60.0) as u64)
-}
-
-impl Plugin for Progress {
-    fn before_training_exp(&mut self, _ctx: &HookContext<'_>) {
-        self.stage_start = Instant::now();
-        self.last_decile = usize::MAX;
-    }
-    fn after_update(&mut self, ctx: &HookContext<'_>, step: &StepRecord) {
-        let f = ctx.step_in_task as f64 / ctx.steps_in_task.max(1) as f64;
-        let text = format!(
-            "task {}/{} {:<14} {} step {}/{} loss {:.3} ETA {}",
-            ctx.task + 1,
-            ctx.num_tasks,
-            ctx.task_name,
-            bar(f),
-            ctx.step_in_task,
-            ctx.steps_in_task,
-            step.loss,
-            eta(self.stage_start, f)
-        );
-        self.line(&text, f);
-    }
-    fn before_eval(&mut self, _ctx: &HookContext<'_>, _stage: usize) {
-        self.stage_start = Instant::now();
-        self.last_decile = usize::MAX;
-    }
-    fn eval_progress(&mut self, done: usize, total: usize) {
-        let f = done as f64 / total.max(1) as f64;
-        let text = format!(
-            "evaluating {} {done}/{total} ETA {}",
-            bar(f),
-            eta(self.stage_start, f)
-        );
-        self.line(&text, f);
-    }
-    fn after_eval(
-        &mut self,
-        _ctx: &HookContext<'_>,
-        stage: usize,
-        scores: &[f64],
-        _probes: &[f64],
-    ) {
-        if self.tty {
-            eprintln!();
-        }
-        let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
-        tracing::info!(
-            "stage {stage}: mean score {mean:.3} {:?}",
-            scores
-                .iter()
-                .map(|s| (s * 1000.0).round() / 1000.0)
-                .collect::<Vec<_>>()
-        );
     }
 }

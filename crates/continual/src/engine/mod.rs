@@ -310,6 +310,11 @@ impl<'a> Run<'a> {
                 for p in plugins.iter_mut() {
                     p.after_update(&self.ctx(k, steps), &record);
                 }
+                if crate::interrupt::requested() {
+                    self.checkpoint()?;
+                    let step = self.state.global_step;
+                    return Err(EngineError::Interrupted { step });
+                }
                 if let Some(every) = self.cfg.settings.checkpoint_every
                     && self.state.global_step.is_multiple_of(every)
                     && self.state.step_in_task < steps
