@@ -54,7 +54,7 @@ enum Command {
     /// Throughput of forward passes and LoRA steps, beside PyTorch+PEFT.
     Bench(bench::BenchArgs),
     /// Run methods × seeds of a suite through the continual engine.
-    Suite(suite::SuiteArgs),
+    Suite(Box<suite::SuiteArgs>),
     /// HTML + Markdown report of the results.
     Report(report::ReportArgs),
     /// Score finished runs' final adapters (and the bare backbone) again on more test records.
@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
         Command::Score(args) => score::score(args),
         Command::Generate(args) => score::generate(args),
         Command::Bench(args) => bench::run(args),
-        Command::Suite(args) => suite::run(args),
+        Command::Suite(args) => suite::run(*args),
         Command::Report(args) => report::run(args),
         Command::Rescore(args) => rescore::run(args),
     };

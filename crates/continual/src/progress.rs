@@ -175,14 +175,12 @@ impl SuiteProgress {
 
     /// The run line of the next run, moving the suite line as the run advances.
     pub fn run_progress(&self) -> Progress {
-        let mut p = Progress::default();
-        p.suite = Some(SuiteView {
+        Progress::with_suite(Some(SuiteView {
             total: self.total,
             done: self.done,
             running: self.running,
             started: self.started,
-        });
-        p
+        }))
     }
 
     /// Removes the progress lines (at the end of the suite).
@@ -217,16 +215,20 @@ pub struct Progress {
 
 impl Default for Progress {
     fn default() -> Self {
-        Self {
-            shown: interactive(),
-            suite: None,
-            stage_start: Instant::now(),
-            last_decile: usize::MAX,
-        }
+        Self::with_suite(None)
     }
 }
 
 impl Progress {
+    fn with_suite(suite: Option<SuiteView>) -> Self {
+        Self {
+            shown: interactive(),
+            suite,
+            stage_start: Instant::now(),
+            last_decile: usize::MAX,
+        }
+    }
+
     /// Redraws the run line (where shown), or prints `text` every 10% (where not).
     fn show(&mut self, fraction: f64, text: String) {
         let decile = (fraction * 10.0) as usize;

@@ -315,10 +315,11 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::manual_rotate)]
     fn crc32c_is_the_castagnoli_checksum() {
         // The check value of CRC-32C (RFC 3720, appendix B.4): "123456789" -> 0xE3069283.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
-        // Masking: rotate right by 15, add 0xa282ead8 (wrapping).
+        // Masking as TensorFlow's crc32c.h writes it: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
         let c = 0xE306_9283u32;
         assert_eq!(
             masked_crc(b"123456789"),
