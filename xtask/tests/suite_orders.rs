@@ -152,3 +152,52 @@ fn an_unknown_order_is_one_line_naming_the_flag_and_the_known_orders_with_status
     );
     assert!(!dir.path().join("results").exists(), "nothing is written");
 }
+
+#[test]
+fn the_slurm_launcher_writes_one_task_per_unfinished_run_of_every_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default order's seed 0 is finished before the array is written.
+    let out = suite(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(root())
+        .args([
+            "suite",
+            "--methods",
+            "sequential",
+            "--seeds",
+            "2",
+            "--order",
+            "rev,fwd",
+        ])
+        .args(["--launcher", "slurm", "--max-parallel", "3", "--suite"])
+        .arg(dir.path().join("orders.toml"))
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sequential/0: complete, skipped"),
+        "{stderr}"
+    );
+    let slurm = dir.path().join("results/slurm/orders");
+    let tsv = std::fs::read_to_string(slurm.join("tasks.tsv")).unwrap();
+    let method = root().join("experiments/methods/sequential.toml");
+    let method = method.canonicalize().unwrap();
+    let line = |seed: u64, order: &str| format!("{}\t{seed}\t{order}", method.display());
+    assert_eq!(
+        tsv.lines().collect::<Vec<_>>(),
+        [line(1, "rev"), line(0, "fwd"), line(1, "fwd")]
+    );
+    let array = std::fs::read_to_string(slurm.join("array.sbatch")).unwrap();
+    assert!(array.contains("\n#SBATCH --array=0-2%3\n"), "{array}");
+    assert!(array.contains("\n#SBATCH --signal=B:USR1@120\n"), "{array}");
+    // Nothing is submitted without --submit: no sbatch is needed to write the scripts.
+    assert!(stderr.contains("submit with: sh "), "{stderr}");
+}
