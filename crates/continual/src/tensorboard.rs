@@ -235,7 +235,10 @@ impl TensorBoard {
             for f in Self::event_files(&self.run_dir) {
                 std::fs::remove_file(&f)?;
             }
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| "localhost".into());
             let name = format!("events.out.tfevents.{}.{host}.continual", now as u64);
             let file = std::fs::File::create(self.run_dir.join(name))?;
             let first = Event {
