@@ -173,9 +173,10 @@ impl EngineError {
 /// can SIGKILL it at a chosen place (`xtask/tests/kill_resume.rs`). Points: `step` (inside a
 /// training step, after the update, before the buffer, counters and log see it), `eval` (after
 /// each task scored in an evaluation, before the row is written), `checkpoint-write` (the
-/// weights written into `ckpt/.tmp-…`, the optimizer and state not yet) and
-/// `checkpoint-publish` (the checkpoint renamed into place, `LATEST` not yet rewritten) and
-/// `index-append` (`run.json` says `complete`, the suite's `index.jsonl` row not yet written).
+/// weights written into the staging directory `ckpt/step-….tmp<pid>`, the optimizer and state
+/// not yet), `checkpoint-publish` (the checkpoint renamed into place, `LATEST` not yet
+/// rewritten), `index-append` (`run.json` says `complete`, the suite's `index.jsonl` row not
+/// yet written) and `index-appended` (the row written, the run not yet returned).
 pub(crate) fn test_pause(point: &str) {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
