@@ -198,6 +198,13 @@ pub struct Cost {
     pub replayed_samples: u64,
     /// Probe forwards asked for by the strategy (one per sample).
     pub probe_forwards: u64,
+    /// Forward passes method plugins ran besides the objective's batch, KL reference and
+    /// corpus passes (LwF's teacher, A-GEM's reference batch, EWC's Fisher samples).
+    #[serde(default)]
+    pub plugin_forwards: u64,
+    /// Backward passes method plugins ran besides the step's (A-GEM, EWC's Fisher).
+    #[serde(default)]
+    pub plugin_backwards: u64,
     /// Validation examples the strategy asked to evaluate.
     pub strategy_eval_examples: u64,
     /// The protocol's own evaluation examples (not charged to the method).
@@ -225,6 +232,8 @@ impl Cost {
     pub fn add_plugin_spend(&mut self, spent: crate::plugins::Spent) {
         self.forward_passes += spent.forwards;
         self.backward_passes += spent.backwards;
+        self.plugin_forwards += spent.forwards;
+        self.plugin_backwards += spent.backwards;
         self.add_tokens(PassTokens {
             plugin: spent.tokens,
             ..Default::default()

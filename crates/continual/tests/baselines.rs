@@ -34,6 +34,8 @@ fn each_baseline_logs_what_it_does_and_pays_for_its_passes() {
     assert_eq!(log_events(&out, "ewc").len(), 4);
     assert_eq!(passes(&m, "forward_passes"), steps + 4 * 32);
     assert_eq!(passes(&m, "backward_passes"), steps + 4 * 32);
+    assert_eq!(passes(&m, "plugin_forwards"), 4 * 32);
+    assert_eq!(passes(&m, "plugin_backwards"), 4 * 32);
 
     // LwF: the teacher is the stage-start model, so its term starts at zero in every task.
     let (out, m) = run("lwf");
@@ -47,6 +49,7 @@ fn each_baseline_logs_what_it_does_and_pays_for_its_passes() {
         steps + 48,
         "one teacher forward per step"
     );
+    assert_eq!(passes(&m, "plugin_forwards"), 48);
 
     // A-GEM: a reference gradient at every step after the first task, some projected.
     let (out, m) = run("agem");
@@ -59,6 +62,7 @@ fn each_baseline_logs_what_it_does_and_pays_for_its_passes() {
         .sum();
     assert!(projected > 0, "{stages:?}");
     assert_eq!(passes(&m, "backward_passes"), steps + 48);
+    assert_eq!(passes(&m, "plugin_backwards"), 48);
 
     // DER++: replays every step within the budget, matching stored outputs when it does.
     let (out, m) = run("derpp");

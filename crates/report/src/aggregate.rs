@@ -266,8 +266,10 @@ pub(crate) fn replayed_of_budget(m: &MethodGroup<'_>) -> String {
 
 /// The strategy's own extra cost (means over seeds), where it is not zero: `216 probe forwards`
 /// (`cost.probe_forwards`: the loss probes of loss-driven replay), `92 validation examples`
-/// (`cost.strategy_eval_examples`: accuracy-supervised replay's evaluations), both joined by
-/// ` + `; `–` when neither was spent.
+/// (`cost.strategy_eval_examples`: accuracy-supervised replay's evaluations), `128 plugin
+/// forwards` and `128 plugin backwards` (`cost.plugin_forwards`/`plugin_backwards`: a
+/// baseline's teacher, reference gradients or Fisher samples), joined by ` + `; `–` when none
+/// was spent.
 pub(crate) fn strategy_cost(m: &MethodGroup<'_>) -> String {
     let mean = |field: &str| {
         let xs: Vec<f64> = m
@@ -281,6 +283,8 @@ pub(crate) fn strategy_cost(m: &MethodGroup<'_>) -> String {
     let parts: Vec<String> = [
         ("probe_forwards", "probe forwards"),
         ("strategy_eval_examples", "validation examples"),
+        ("plugin_forwards", "plugin forwards"),
+        ("plugin_backwards", "plugin backwards"),
     ]
     .iter()
     .filter_map(|(field, label)| mean(field).map(|v| format!("{} {label}", fmt_count(v))))
@@ -295,7 +299,8 @@ pub(crate) fn strategy_cost(m: &MethodGroup<'_>) -> String {
 /// What the two budget columns of the summary tables mean (plain text).
 pub(crate) const BUDGET_COLUMNS_NOTE: &str = "replayed / budget: replayed samples (mean over seeds) against the \
      replay budget the runs were allowed (∞ unlimited; – the method never replays); strategy cost: the \
-     strategy's own extra passes (mean over seeds), loss-probe forwards and validation examples it evaluated";
+     strategy's own extra passes (mean over seeds): loss-probe forwards, validation examples it evaluated, and a method \
+     plugin's own forward and backward passes";
 
 /// Every cost field any run of the suite recorded: documented fields in their order, then others.
 pub(crate) fn cost_fields(suite: &SuiteGroup<'_>) -> Vec<String> {

@@ -529,7 +529,8 @@ fn summary_table(h: &mut String, suite: &SuiteGroup<'_>) {
                 "<th><abbr title=\"replayed samples (mean over seeds) / the replay budget the runs were allowed \
                  (∞ = unlimited; – = the method never replays)\">replayed / budget</abbr></th>\
                  <th><abbr title=\"the strategy&#39;s own extra cost (mean over seeds): loss-probe forward passes \
-                 (cost.probe_forwards) and validation examples it evaluated (cost.strategy_eval_examples)\">\
+                 (cost.probe_forwards), validation examples it evaluated (cost.strategy_eval_examples) and a \
+                 method plugin&#39;s own forward and backward passes (cost.plugin_forwards, cost.plugin_backwards)\">\
                  strategy cost</abbr></th>",
             );
         }

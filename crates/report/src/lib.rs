@@ -507,6 +507,22 @@ mod tests {
         assert_eq!(mssr[col - 1], "28.0 ± 5.7");
         let seq = cells(md_row(&md, "seq"));
         assert_eq!((seq[col], seq[col + 1]), ("0 / –", "–"), "{md}");
+        // A method plugin's own passes (EWC's Fisher samples: 128 of each on both seeds).
+        let dir2 = tempfile::tempdir().unwrap();
+        write_tree(dir2.path());
+        for seed in [0, 1] {
+            edit_json(dir2.path(), "seq", seed, "metrics.json", |m| {
+                m["cost"]["plugin_forwards"] = json!(128);
+                m["cost"]["plugin_backwards"] = json!(128);
+            });
+        }
+        let md2 = render_markdown(&load_runs(dir2.path()).unwrap(), &ReportConfig::default());
+        let seq = cells(md_row(&md2, "seq"));
+        assert_eq!(
+            seq[col + 1],
+            "128 plugin forwards + 128 plugin backwards",
+            "{md2}"
+        );
         let unl = cells(md_row(&md, "er-unlimited"));
         assert_eq!(unl[col], "140 / ∞", "{md}");
         assert!(

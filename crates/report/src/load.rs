@@ -350,7 +350,7 @@ where
 }
 
 /// The documented cost fields, in the documented order.
-pub(crate) const COST_FIELDS: [&str; 11] = [
+pub(crate) const COST_FIELDS: [&str; 13] = [
     "optimizer_steps",
     "forward_passes",
     "backward_passes",
@@ -358,6 +358,8 @@ pub(crate) const COST_FIELDS: [&str; 11] = [
     "replayed_samples",
     "probe_forwards",
     "strategy_eval_examples",
+    "plugin_forwards",
+    "plugin_backwards",
     "eval_examples",
     "wall_seconds",
     "train_seconds",

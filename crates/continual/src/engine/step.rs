@@ -153,6 +153,7 @@ impl Run<'_> {
         });
         c.forward_passes += p.forwards();
         c.backward_passes += p.backward;
+        c.plugin_forwards += p.plugin;
         c.add_plugin_spend(l.hooks);
     }
 
@@ -279,6 +280,8 @@ struct Passes {
     sft: u64,
     /// Forwards the loss terms ran besides it (KL reference, corpus, others).
     extra: u64,
+    /// Of those, the forwards of plugins other than the KL and corpus terms.
+    plugin: u64,
     /// Backward passes.
     backward: u64,
 }
@@ -290,6 +293,7 @@ impl Passes {
             evaluations: self.evaluations * n,
             sft: self.sft * n,
             extra: self.extra * n,
+            plugin: self.plugin * n,
             backward: self.backward * n,
         }
     }
@@ -320,10 +324,13 @@ impl StepLosses {
     fn read(total: &Tensor<1>, forward: &SftForward, terms: &[LossTerm]) -> Self {
         let scalar = |t: &Tensor<1>| f64::from(t.clone().into_scalar::<f32>());
         let mut extra_tokens = PassTokens::default();
-        let mut extra = 0;
+        let (mut extra, mut plugin) = (0, 0);
         for t in terms {
             let (kind, spent) = t.extra;
             extra += spent.forwards;
+            if kind == PassKind::Plugin {
+                plugin += spent.forwards;
+            }
             *match kind {
                 PassKind::KlReference => &mut extra_tokens.kl_reference,
                 PassKind::Corpus => &mut extra_tokens.corpus,
@@ -346,6 +353,7 @@ impl StepLosses {
                 evaluations: 1,
                 sft: 1,
                 extra,
+                plugin,
                 backward: 1,
             },
             extra_tokens,

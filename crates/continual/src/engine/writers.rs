@@ -51,6 +51,7 @@ impl Run<'_> {
             "cost": {
                 "optimizer_steps": c.optimizer_steps, "forward_passes": c.forward_passes, "backward_passes": c.backward_passes,
                 "tokens": c.tokens, "tokens_by_pass": c.tokens_by_pass, "replayed_samples": c.replayed_samples, "probe_forwards": c.probe_forwards,
+                "plugin_forwards": c.plugin_forwards, "plugin_backwards": c.plugin_backwards,
                 "strategy_eval_examples": c.strategy_eval_examples, "eval_examples": c.eval_examples,
                 "wall_seconds": wall, "train_seconds": c.train_seconds, "eval_seconds": c.eval_seconds,
                 "this_process_seconds": self.started.elapsed().as_secs_f64(),
