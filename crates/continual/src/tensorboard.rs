@@ -116,6 +116,12 @@ pub fn scalars(
             ] {
                 put(format!("train/{k}"), &event[k]);
             }
+            // The method plugins' terms (EWC, LwF, DER++, O-LoRA, ...); KL and NTP are above.
+            for (name, x) in event["terms"].as_object().into_iter().flatten() {
+                if name != "kl" && name != "ntp" {
+                    put(format!("train/{name}"), x);
+                }
+            }
         }
         "eval" => {
             let scores = event["scores"].as_array()?;
@@ -364,5 +370,16 @@ mod tests {
                 .iter()
                 .any(|(t, _)| t == "eval/aa_so_far")
         );
+    }
+
+    #[test]
+    fn a_plugins_terms_become_scalars_and_kl_is_not_written_twice() {
+        let e = serde_json::json!({"type": "step", "step": 3, "loss": 2.0, "kl": 0.25,
+            "terms": {"kl": 0.25, "ewc": 0.5}});
+        let (step, tags) = scalars(&e, &[], &[]).unwrap();
+        assert_eq!(step, 3);
+        let count = |t: &str| tags.iter().filter(|(g, _)| g == t).count();
+        assert_eq!((count("train/kl"), count("train/ewc")), (1, 1));
+        assert!(tags.contains(&("train/ewc".to_string(), 0.5)));
     }
 }

@@ -105,9 +105,6 @@ fn kl_corpus_and_wise_ft_as_plugins_repeat_the_recorded_runs_bit_for_bit() {
         std::fs::write(&fixture, serde_json::to_string_pretty(&fresh).unwrap()).unwrap();
         return;
     }
-    if let Some(dump) = std::env::var_os("CONTINUAL_DUMP") {
-        std::fs::write(dump, serde_json::to_string_pretty(&fresh).unwrap()).unwrap();
-    }
     let recorded: BTreeMap<String, Value> =
         serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
     assert_eq!(
