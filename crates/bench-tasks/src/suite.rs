@@ -109,6 +109,10 @@ pub struct TaskSpec {
     pub max_answer_chars: Option<usize>,
     /// System text for the chat template. Absent: none.
     pub system: Option<String>,
+    /// The task's family for per-family tables (`multiple_choice`, `generation`,
+    /// `reasoning`, ...): a label the report groups by, nothing in training reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// Smoke tasks: the generator.
     pub generator: Option<SmokeGenerator>,
     /// Smoke tasks: the variant (which answer mapping). Default 0.

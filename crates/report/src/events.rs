@@ -237,6 +237,11 @@ pub struct EvalLine {
     /// Seconds of the generative tasks scored together.
     #[serde(default)]
     pub generative_seconds: Option<f64>,
+    /// Every record's score, per task then per probe, in the order of `scores` and
+    /// `probe_scores`: what a paired bootstrap over test records resamples. Empty in logs
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_record: Vec<Vec<f64>>,
 }
 
 /// `rollback`: a divergence rolled back to a checkpoint.
@@ -345,6 +350,7 @@ mod tests {
                 seconds: Some(2.0),
                 task_seconds: vec![Some(1.0), None, Some(0.5)],
                 generative_seconds: Some(0.25),
+                per_record: vec![vec![1.0, 0.0], vec![0.0, 0.5], vec![1.0, 0.5]],
             }),
             LogEvent::Rollback(RollbackLine {
                 task: "map-a".into(),
