@@ -182,6 +182,29 @@ fn multiple_choice(
     })
 }
 
+/// The cloze form of a lettered multiple-choice record (as [`multiple_choice`] builds them):
+/// the question alone, then `Answer:`, with the option texts as options and the gold text as
+/// the answer. `None` when the prompt does not list the record's options as `\n<L>. text` lines
+/// ending in `\nAnswer:`.
+pub fn to_cloze(record: &Record) -> Option<Record> {
+    let labels = record.options.as_ref()?;
+    let gold = labels.iter().position(|l| *l == record.answer)?;
+    let mut rest = record.prompt.strip_suffix("\nAnswer:")?;
+    let mut texts = vec![String::new(); labels.len()];
+    // The last option first: an option text may contain anything but the next marker.
+    for (l, text) in labels.iter().zip(texts.iter_mut()).rev() {
+        let at = rest.rfind(&format!("\n{l}. "))?;
+        *text = rest[at + l.len() + 3..].to_string();
+        rest = &rest[..at];
+    }
+    Some(Record {
+        prompt: format!("{rest}\nAnswer:"),
+        answer: texts[gold].clone(),
+        options: Some(texts),
+        references: Vec::new(),
+    })
+}
+
 /// LLM-CL-Benchmark split file: a JSON array of `{"prompt", "answer"}`. An empty answer is an
 /// error (Lima's `eval`/`test` splits have only empty answers: suites hold out Lima train
 /// records instead).
@@ -704,6 +727,20 @@ mod tests {
             e.ends_with("g.jsonl, line 3: field `answer`: missing"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn cloze_form_poses_the_question_alone_with_the_option_texts() {
+        let (_d, p) = file(
+            "a.json",
+            r#"[{"id":"x","question":"Why is B.\nA. odd?","choices":{"text":["a b","b. c"],"label":["A","B"]},"answerKey":"B"}]"#,
+        );
+        let r = load_arc_json(&p).unwrap();
+        let c = to_cloze(&r[0]).unwrap();
+        assert_eq!(c.prompt, "Why is B.\nA. odd?\nAnswer:");
+        assert_eq!(c.options, Some(vec!["a b".to_string(), "b. c".to_string()]));
+        assert_eq!(c.answer, "b. c");
+        assert_eq!(to_cloze(&Record::new("Why?\nA. a\nAnswer:", "A")), None);
     }
 
     #[test]

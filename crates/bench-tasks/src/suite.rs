@@ -113,11 +113,35 @@ pub struct TaskSpec {
     /// `reasoning`, ...): a label the report groups by, nothing in training reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
+    /// How a multiple-choice record is posed. `lettered` (the default): the options are listed
+    /// under the question and the answer is their letter. `cloze`: the prompt is the question
+    /// alone and the options are the answer texts, as lm-evaluation-harness poses ARC and
+    /// CommonsenseQA to small models, which score at chance on letters (pair it with
+    /// `metric = "rank_accuracy_norm"`). Only multiple-choice sources take `cloze`.
+    #[serde(default, skip_serializing_if = "PromptFormat::is_lettered")]
+    pub format: PromptFormat,
     /// Smoke tasks: the generator.
     pub generator: Option<SmokeGenerator>,
     /// Smoke tasks: the variant (which answer mapping). Default 0.
     #[serde(default)]
     pub variant: u64,
+}
+
+/// How a multiple-choice task's records are posed ([`TaskSpec::format`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptFormat {
+    /// Options listed with letters under the question; the answer is a letter.
+    #[default]
+    Lettered,
+    /// The question alone; the options are the answer texts.
+    Cloze,
+}
+
+impl PromptFormat {
+    fn is_lettered(&self) -> bool {
+        *self == PromptFormat::Lettered
+    }
 }
 
 /// A parsed suite file.
@@ -408,6 +432,43 @@ impl SuiteSpec {
             source.load_split(data_dir, &test_split)?
         };
         let kind = source.kind(data_dir, &train_pool)?;
+        let (train_pool, test_pool) = match spec.format {
+            PromptFormat::Lettered => (train_pool, test_pool),
+            PromptFormat::Cloze => {
+                if kind != TaskKind::MultipleChoice {
+                    return Err(DataError::suite(
+                        &self.path,
+                        format!(
+                            "task `{}`: format = \"cloze\" needs a multiple-choice source, and \
+                             `{}` is not one",
+                            spec.name, spec.source
+                        ),
+                    ));
+                }
+                let cloze = |pool: Vec<Record>, split: &str| -> Result<Vec<Record>> {
+                    pool.iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            loaders::to_cloze(r).ok_or_else(|| {
+                                DataError::suite(
+                                    &self.path,
+                                    format!(
+                                        "task `{}`: record {i} of split `{split}` is not a \
+                                         lettered multiple-choice prompt, so format = \"cloze\" \
+                                         cannot pose it",
+                                        spec.name
+                                    ),
+                                )
+                            })
+                        })
+                        .collect()
+                };
+                (
+                    cloze(train_pool, &train_split)?,
+                    cloze(test_pool, &test_split)?,
+                )
+            }
+        };
         let metric = spec.metric.unwrap_or_else(|| kind.default_metric());
         if metric.is_ranking()
             && !matches!(
@@ -748,6 +809,48 @@ mod tests {
     /// Replaces the toy task's test split of `d` with `rows`.
     fn toy_test(d: &tempfile::TempDir, rows: &str) {
         std::fs::write(d.path().join("llm-cl-benchmark-500/toy/test.json"), rows).unwrap();
+    }
+
+    #[test]
+    fn cloze_on_a_task_without_per_record_options_is_an_error_naming_the_setting() {
+        let d = data_dir_with_llm_cl(4, 2);
+        let e = load_err(&format!("{TOY}format='cloze'\n"), &d);
+        assert!(
+            e.contains("task `toy`: format = \"cloze\" needs a multiple-choice source"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cloze_arc_records_carry_the_option_texts() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("arc-easy")).unwrap();
+        let rows = r#"[{"id":"1","question":"Hot?","choices":{"text":["sun","ice"],"label":["A","B"]},"answerKey":"A"},
+                       {"id":"2","question":"Cold?","choices":{"text":["sun","ice"],"label":["1","2"]},"answerKey":"2"}]"#;
+        for split in ["train", "test"] {
+            std::fs::write(d.path().join(format!("arc-easy/{split}.json")), rows).unwrap();
+        }
+        let toml = "name='s'\n[[tasks]]\nname='arc'\nsource='arc-easy'\nformat='cloze'\n\
+                    metric='rank_accuracy_norm'\n";
+        let t = &spec(toml).unwrap().load(d.path(), None).unwrap().tasks[0];
+        let mut got: Vec<(String, String)> = t
+            .test
+            .iter()
+            .map(|r| (r.prompt.clone(), r.answer.clone()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("Cold?\nAnswer:".to_string(), "ice".to_string()),
+                ("Hot?\nAnswer:".to_string(), "sun".to_string())
+            ]
+        );
+        assert!(
+            t.test
+                .iter()
+                .all(|r| r.options == Some(vec!["sun".into(), "ice".into()]))
+        );
     }
 
     #[test]
