@@ -14,8 +14,11 @@ OUT=${OUT:-experiments/results-power}
 JOBS=${JOBS:-2}
 CLAIMS=sequential,fixed-replay,mssr,loss-driven,accuracy-supervised,sam,xsam,mssr-xsam,kl,kl-corpus
 OTHERS=joint,mssr-kl,mssr-sampler-only,mssr-scheduler-only,wise-ft,ewc,lwf,agem,derpp,olora
-cargo build -q -p xtask
-suite() { cargo xtask suite --suite power --out "$OUT" --jobs "$JOBS" --resume "$@"; }
+# A copy of the binary: a build from another worktree sharing the target directory must not
+# swap it under a queue that runs for days.
+BIN=${BIN:-/tmp/power-xtask}
+if [ ! -x "$BIN" ]; then cargo build -q -p xtask && cp target/debug/xtask "$BIN"; fi
+suite() { "$BIN" suite --suite power --out "$OUT" --jobs "$JOBS" --resume "$@"; }
 for methods in "$CLAIMS" "$OTHERS"; do
   for seed in 0 1 2; do
     suite --methods "$methods" --seeds 1 --first-seed "$seed"
