@@ -110,7 +110,8 @@ pub fn run(args: SuiteArgs) -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log_level).context("--log-level")?,
         )
-        .with_writer(std::io::stderr)
+        // Through the progress bars, so that a log line neither tears nor hides them.
+        .with_writer(continual::progress::LogWriter::default)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let slurm = args.launcher == Launcher::Slurm;
@@ -318,10 +319,10 @@ fn run_local(args: &SuiteArgs, order: Option<&str>, p: Prepared) -> anyhow::Resu
                 bars.println(&format!("{}: complete, skipped", out_dir.display()));
                 // A run killed between turning complete and its index append gets its row now.
                 if continual::results::ensure_index_row(&suite_dir.join("index.jsonl"), &out_dir)? {
-                    eprintln!(
+                    bars.println(&format!(
                         "{}: its index.jsonl row was missing and is written now",
                         out_dir.display()
-                    );
+                    ));
                 }
                 continue;
             }
@@ -521,14 +522,14 @@ fn run_as_children(
     let queue: Vec<_> = queue.collect();
     let mut bars = continual::progress::SuiteProgress::new(queue.len());
     let mut queue = queue.into_iter();
-    let mut running: Vec<(Child, PathBuf)> = Vec::new();
+    let mut running: Vec<(Child, PathBuf, continual::progress::ChildProgress)> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     let mut forwarded = false;
     loop {
         if continual::interrupt::requested() && !forwarded {
             // Stop: no new child; the running ones checkpoint and exit (75).
             forwarded = true;
-            for (child, _) in &running {
+            for (child, _, _) in &running {
                 let _ = Command::new("kill")
                     .args(["-TERM", &child.id().to_string()])
                     .status();
@@ -587,12 +588,21 @@ fn run_as_children(
             if args.no_tensorboard {
                 cmd.arg("--no-tensorboard");
             }
+            // The child's run line comes back through a file to its bar here.
+            let child_bar = bars.child_progress(&format!("{name}/{seed}"));
+            if let Some(feed) = child_bar.feed() {
+                cmd.env(continual::progress::FEED_ENV, feed);
+            }
             bars.println(&format!(
                 "== {suite} / {name} / seed {seed} -> {} ({threads} thread(s), console: {})",
                 dir.display(),
                 console.display()
             ));
-            running.push((cmd.spawn().context("starting a child xtask")?, dir));
+            running.push((
+                cmd.spawn().context("starting a child xtask")?,
+                dir,
+                child_bar,
+            ));
             bars.started();
         }
         if running.is_empty() {
@@ -605,7 +615,7 @@ fn run_as_children(
                 i += 1;
                 continue;
             };
-            let (_, dir) = running.swap_remove(i);
+            let (_, dir, _) = running.swap_remove(i);
             bars.finished();
             let metrics = std::fs::read_to_string(dir.join("metrics.json"))
                 .ok()
@@ -623,6 +633,9 @@ fn run_as_children(
                 }
             }
         }
+        // The running children's shares move the suite bar (read after the ended ones left).
+        let share: f64 = running.iter_mut().map(|(_, _, bar)| bar.poll()).sum();
+        bars.running_share(share);
     }
     if forwarded {
         return Err(crate::Requeue(format!(

@@ -202,7 +202,11 @@ impl Run<'_> {
             seconds: Some(secs),
             task_seconds,
             generative_seconds: Some(report.generative_seconds),
-            per_record: report.reports.iter().map(|r| r.per_record.clone()).collect(),
+            per_record: report
+                .reports
+                .iter()
+                .map(|r| r.per_record.clone())
+                .collect(),
         });
         self.log.write(&line.to_value())?;
         for p in plugins.iter_mut() {
