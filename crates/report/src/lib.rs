@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod aggregate;
+pub mod bootstrap;
 mod error;
 pub mod events;
 mod html;
@@ -48,7 +49,7 @@ pub use load::{
     StageEvent, StrengthsEvent, load_runs,
 };
 pub use markdown::{render_markdown, render_markdown_with};
-pub use rescore::{Rescore, RescoredRun, load_rescores};
+pub use rescore::{Backbone, Rescore, RescoredRun, load_rescores};
 pub use stats::{Stat, mean_std};
 pub use svg::{escape, viridis};
 

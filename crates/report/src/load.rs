@@ -1,5 +1,6 @@
 //! Reading a results tree (`docs/results-format.md`) into [`Run`]s.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -184,7 +185,8 @@ pub struct StageEvent {
     pub seconds: Option<f64>,
 }
 
-/// The parts of `log.jsonl` the report draws. `step` and `eval` lines are checked but not kept.
+/// The parts of `log.jsonl` the report draws. `step` lines are checked but not kept; of `eval`
+/// lines only the per-record scores are kept.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunLog {
     /// Whether the run had a `log.jsonl` at all.
@@ -207,6 +209,10 @@ pub struct RunLog {
     pub sharpness_probes: Vec<SharpnessProbeEvent>,
     /// `landscape` events in file order.
     pub landscapes: Vec<LandscapeEvent>,
+    /// Every test record's score of each evaluation row that logged them (`eval` lines'
+    /// `per_record`: per task, then per probe), by row (0 = before training); the last line of
+    /// a row wins. Empty for logs written before it was recorded.
+    pub per_record: BTreeMap<usize, Vec<Vec<f64>>>,
 }
 
 /// One run: `results/<suite>/<method>/<seed>/`.
@@ -228,6 +234,10 @@ pub struct Run {
     pub status: String,
     /// Task names in training order.
     pub tasks: Vec<String>,
+    /// Each task's family (`multiple_choice`, `generation`, `reasoning`, ...), in the order of
+    /// `tasks`: `suite_spec.tasks[].family` of `run.json`, matched by name; `None` where the
+    /// suite does not name one (and for every task of runs written before families were).
+    pub families: Vec<Option<String>>,
     /// Probe names.
     pub probes: Vec<String>,
     /// Replayed-sample budget (`None` = unlimited).
@@ -275,6 +285,31 @@ impl Run {
     pub fn replays(&self) -> bool {
         self.replay_scheduler.as_deref() != Some("none")
     }
+
+    /// Every test record's score behind each cell of the accuracy matrix:
+    /// `[row][task][record]`, whose means are `rows`. `None` unless every row `0..=T` has an
+    /// `eval` line with `per_record` for all tasks and probes (logs written before the
+    /// engine recorded them have none).
+    pub fn task_records(&self) -> Option<Vec<Vec<Vec<f64>>>> {
+        self.records_of(0..self.tasks.len())
+    }
+
+    /// Every probe record's score behind each row of `probe_rows`: `[row][probe][record]`, on
+    /// the same terms as [`Run::task_records`].
+    pub fn probe_records(&self) -> Option<Vec<Vec<Vec<f64>>>> {
+        let t = self.tasks.len();
+        self.records_of(t..t + self.probes.len())
+    }
+
+    fn records_of(&self, entries: std::ops::Range<usize>) -> Option<Vec<Vec<Vec<f64>>>> {
+        let width = self.tasks.len() + self.probes.len();
+        (0..self.rows.len())
+            .map(|row| {
+                let per = self.log.per_record.get(&row)?;
+                (per.len() == width).then(|| per[entries.clone()].to_vec())
+            })
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -299,6 +334,8 @@ struct RunJson {
     tasks: Vec<String>,
     #[serde(default)]
     probes: Vec<String>,
+    #[serde(default)]
+    suite_spec: Option<Value>,
 }
 
 /// The resolved training settings of `run.json`, as far as the report reads them.
@@ -417,6 +454,20 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
 pub(crate) fn load_run(dir: &Path) -> Result<Run, ReportError> {
     let run_path = dir.join("run.json");
     let rj: RunJson = read_json(&run_path)?;
+    // `suite_spec.tasks[]`: name → family.
+    let families: BTreeMap<String, String> = rj
+        .suite_spec
+        .as_ref()
+        .and_then(|s| s.get("tasks"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let name = t.get("name")?.as_str()?;
+            let family = t.get("family")?.as_str()?;
+            Some((name.to_string(), family.to_string()))
+        })
+        .collect();
     let mut run = Run {
         dir: dir.to_path_buf(),
         suite: rj.suite,
@@ -424,6 +475,7 @@ pub(crate) fn load_run(dir: &Path) -> Result<Run, ReportError> {
         seed: rj.seed,
         status: rj.status,
         tasks: rj.tasks,
+        families: Vec::new(),
         probes: rj.probes,
         replay_budget: rj.replay_budget,
         replay_pacing: rj.training.and_then(|t| t.replay_pacing),
@@ -463,6 +515,7 @@ pub(crate) fn load_run(dir: &Path) -> Result<Run, ReportError> {
     }
     run.rows = m.rows;
     run.probe_rows = m.probe_rows;
+    run.families = run.tasks.iter().map(|t| families.get(t).cloned()).collect();
 
     let metrics_path = dir.join("metrics.json");
     if metrics_path.is_file() {
@@ -746,7 +799,12 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
                 step: r.step,
                 seconds: r.train_seconds,
             }),
-            LogEvent::Step(_) | LogEvent::Eval(_) | LogEvent::Rollback(_) => {}
+            LogEvent::Eval(e) => {
+                if !e.per_record.is_empty() {
+                    log.per_record.insert(e.stage, e.per_record);
+                }
+            }
+            LogEvent::Step(_) | LogEvent::Rollback(_) => {}
         }
         log.lines += 1;
     }

@@ -3,6 +3,7 @@
 //! on more records of one task, or on held-out text, so that ↓F-like measures rest on more than
 //! the runs' own `eval_limit` records.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,23 @@ pub struct Rescore {
     pub bases: Vec<f64>,
     /// Per run: method, seed, final score, forgetting.
     pub runs: Vec<RescoredRun>,
+    /// The task or probe scored (`task` of the file; `None` for a corpus or an older file).
+    pub task: Option<String>,
+    /// The corpus scored (`corpus` of the file; `None` for a task).
+    pub corpus: Option<String>,
+    /// Each backbone by name (the keys of the file's `bases`; a run's `base` names its own):
+    /// its score and every record's score.
+    pub backbones: BTreeMap<String, Backbone>,
+}
+
+/// A backbone's entry in a rescore file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Backbone {
+    /// Its score without an adapter (row 0).
+    pub score: f64,
+    /// Every record's (or passage's) score, in the order of every run's `per_record`.
+    #[serde(default)]
+    pub per_record: Vec<f64>,
 }
 
 /// One run's entry in a rescore file.
@@ -41,24 +59,46 @@ pub struct RescoredRun {
     pub score: f64,
     /// Its forgetting against the backbone, as the file defines it.
     pub forgetting: f64,
+    /// The backbone it is measured against (a key of [`Rescore::backbones`]).
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Every record's (or passage's) score with the run's final adapter.
+    #[serde(default)]
+    pub per_record: Vec<f64>,
+}
+
+impl Rescore {
+    /// Whether the file scores held-out text (`corpus-<name>-<limit>`: a loss, higher is
+    /// worse) rather than a task's records.
+    pub fn is_corpus(&self) -> bool {
+        self.corpus.is_some() || self.label.starts_with("corpus-")
+    }
+
+    /// The backbone `run` is measured against: the one its `base` names, else the only one.
+    pub fn backbone_of(&self, run: &RescoredRun) -> Option<&Backbone> {
+        match &run.base {
+            Some(name) => self.backbones.get(name),
+            None if self.backbones.len() == 1 => self.backbones.values().next(),
+            None => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct File {
     forgetting: String,
     records: Option<Records>,
-    bases: std::collections::BTreeMap<String, Base>,
+    bases: BTreeMap<String, Backbone>,
     runs: Vec<RescoredRun>,
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    corpus: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Records {
     count: usize,
-}
-
-#[derive(Deserialize)]
-struct Base {
-    score: f64,
 }
 
 /// Reads every `results_dir/<suite>/rescore/*.json`, sorted by suite and label. A malformed
@@ -102,6 +142,9 @@ pub fn load_rescores(results_dir: &Path) -> Result<Vec<Rescore>, ReportError> {
                 records: f.records.map_or(0, |r| r.count),
                 bases: f.bases.values().map(|b| b.score).collect(),
                 runs: f.runs,
+                task: f.task,
+                corpus: f.corpus,
+                backbones: f.bases,
                 path,
             });
         }
