@@ -238,6 +238,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let cfg = report::ReportConfig {
         title: "Synthetic continual-learning results".into(),
+        ..Default::default()
     };
     let (html, md) = (out.join("report.html"), out.join("report.md"));
     let summary = report::write_report(&results, &html, &md, &cfg)?;

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::ReportConfig;
 use crate::aggregate::{self, Column, MethodGroup, SuiteGroup};
+use crate::claims::{self, SuiteComparisons};
 use crate::load::Run;
 use crate::rescore::Rescore;
 use crate::stats::{Stat, mean_std};
@@ -57,8 +58,25 @@ pub fn render_html(runs: &[Run], cfg: &ReportConfig) -> String {
     render_html_with(runs, &[], cfg)
 }
 
-/// [`render_html`] with the rescore tables of each suite after its cost table.
+/// [`render_html`] with the rescore tables of each suite after its cost table, then, for a
+/// suite in which some method ran at least two seeds, the paired differences with their
+/// bootstrap intervals, verdicts and forest plots ([`crate::compare`]).
 pub fn render_html_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConfig) -> String {
+    render(
+        runs,
+        rescores,
+        &crate::compare(runs, rescores, &cfg.bootstrap),
+        cfg,
+    )
+}
+
+/// [`render_html_with`] with the comparisons already computed.
+pub(crate) fn render(
+    runs: &[Run],
+    rescores: &[Rescore],
+    comparisons: &[SuiteComparisons],
+    cfg: &ReportConfig,
+) -> String {
     let (suites, skipped) = aggregate::group(runs);
     let mut h = String::new();
     let title = escape(&cfg.title);
@@ -94,7 +112,8 @@ pub fn render_html_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConfig) 
         h.push_str("<p class=\"empty\">No complete runs.</p>\n");
     }
     for suite in &suites {
-        suite_section(&mut h, suite, rescores);
+        let c = comparisons.iter().find(|c| c.suite == suite.name);
+        suite_section(&mut h, suite, rescores, c);
     }
     footer(&mut h, &suites, &skipped);
     h.push_str("</main>\n</body>\n</html>\n");
@@ -120,7 +139,12 @@ fn anchor(name: &str) -> String {
     format!("suite-{s}")
 }
 
-fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
+fn suite_section(
+    h: &mut String,
+    suite: &SuiteGroup<'_>,
+    rescores: &[Rescore],
+    comparisons: Option<&SuiteComparisons>,
+) {
     let tasks = suite.tasks();
     let first = suite.methods[0].first();
     let _ = writeln!(h, "<section class=\"suite\" id=\"{}\">", anchor(suite.name));
@@ -298,6 +322,9 @@ fn suite_section(h: &mut String, suite: &SuiteGroup<'_>, rescores: &[Rescore]) {
     cost_table(h, suite);
     for r in rescores.iter().filter(|r| r.suite == suite.name) {
         r.html(h);
+    }
+    if let Some(c) = comparisons {
+        claims::html(c, suite, h);
     }
     h.push_str("</section>\n");
 }

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! let cfg = report::ReportConfig { title: "Smoke suite".into() };
+//! let cfg = report::ReportConfig { title: "Smoke suite".into(), ..Default::default() };
 //! let summary = report::write_report(
 //!     Path::new("results"),
 //!     Path::new("results/report.html"),
@@ -22,11 +22,15 @@
 //! ```
 //!
 //! Everything is drawn by hand: no plotting crate, no JavaScript, no external resource. Numbers
-//! over seeds are `mean ± sample std` (`n − 1` denominator; `–` for a single seed).
+//! over seeds are `mean ± sample std` (`n − 1` denominator; `–` for a single seed). A suite in
+//! which some method ran at least two seeds also gets paired differences between methods with
+//! 95% bootstrap intervals over seeds and test records ([`bootstrap`]), a verdict on each of the
+//! papers' claims ([`claims::CLAIMS`]) and forest plots of them ([`compare`]).
 #![warn(missing_docs)]
 
 mod aggregate;
 pub mod bootstrap;
+pub mod claims;
 mod error;
 pub mod events;
 mod html;
@@ -42,6 +46,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
+pub use bootstrap::BootstrapConfig;
+pub use claims::{SuiteComparisons, compare};
 pub use error::ReportError;
 pub use html::{render_html, render_html_with};
 pub use load::{
@@ -58,12 +64,15 @@ pub use svg::{escape, viridis};
 pub struct ReportConfig {
     /// Title of both documents.
     pub title: String,
+    /// Replicates and seed of the bootstrap intervals (2000 replicates by default).
+    pub bootstrap: BootstrapConfig,
 }
 
 impl Default for ReportConfig {
     fn default() -> Self {
         Self {
             title: "Continual fine-tuning results".into(),
+            bootstrap: BootstrapConfig::default(),
         }
     }
 }
@@ -81,7 +90,8 @@ pub struct ReportSummary {
 
 /// Reads `results_dir` (see [`load_runs`]), renders both documents and writes them to `html_out`
 /// and `md_out`, each atomically (a temporary file in the same directory, then a rename), creating
-/// missing parent directories.
+/// missing parent directories. The forest plots the Markdown summary links
+/// (`forest-<suite>-claims.svg`, `forest-<suite>-against-sequential.svg`) are written beside it.
 pub fn write_report(
     results_dir: &Path,
     html_out: &Path,
@@ -90,10 +100,17 @@ pub fn write_report(
 ) -> Result<ReportSummary, ReportError> {
     let runs = load_runs(results_dir)?;
     let rescores = load_rescores(results_dir)?;
-    let html = render_html_with(&runs, &rescores, cfg);
-    let md = render_markdown_with(&runs, &rescores, cfg);
+    let comparisons = compare(&runs, &rescores, &cfg.bootstrap);
+    let html = html::render(&runs, &rescores, &comparisons, cfg);
+    let md = markdown::render(&runs, &rescores, &comparisons, cfg);
     write_atomic(html_out, html.as_bytes())?;
     write_atomic(md_out, md.as_bytes())?;
+    let md_dir = md_out.parent().unwrap_or(Path::new(""));
+    for c in &comparisons {
+        for (file, svg) in claims::forest_plots(c) {
+            write_atomic(&md_dir.join(file), svg.as_bytes())?;
+        }
+    }
     let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();
     let methods: BTreeSet<&str> = complete.iter().map(|r| r.method.as_str()).collect();
     Ok(ReportSummary {
@@ -252,6 +269,7 @@ mod tests {
             &runs,
             &ReportConfig {
                 title: "Synthetic".into(),
+                ..Default::default()
             },
         );
         let lines: Vec<&str> = md.lines().collect();
@@ -319,6 +337,7 @@ mod tests {
             &runs,
             &ReportConfig {
                 title: "R&D <results>".into(),
+                ..Default::default()
             },
         );
         assert!(!html.contains("<script>"));

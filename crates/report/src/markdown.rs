@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::ReportConfig;
 use crate::aggregate::{self, Column};
+use crate::claims::{self, SuiteComparisons};
 use crate::load::Run;
 use crate::rescore::Rescore;
 use crate::stats::fmt_stat;
@@ -30,8 +31,26 @@ pub fn render_markdown(runs: &[Run], cfg: &ReportConfig) -> String {
     render_markdown_with(runs, &[], cfg)
 }
 
-/// [`render_markdown`] with the rescore tables of each suite after its provenance line.
+/// [`render_markdown`] with the rescore tables of each suite after its provenance line, then,
+/// for a suite in which some method ran at least two seeds, the paired differences with their
+/// bootstrap intervals and verdicts ([`crate::compare`]), linking the forest plots that
+/// [`crate::write_report`] writes beside the summary.
 pub fn render_markdown_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConfig) -> String {
+    render(
+        runs,
+        rescores,
+        &crate::compare(runs, rescores, &cfg.bootstrap),
+        cfg,
+    )
+}
+
+/// [`render_markdown_with`] with the comparisons already computed.
+pub(crate) fn render(
+    runs: &[Run],
+    rescores: &[Rescore],
+    comparisons: &[SuiteComparisons],
+    cfg: &ReportConfig,
+) -> String {
     let (suites, skipped) = aggregate::group(runs);
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md(&cfg.title));
@@ -91,6 +110,9 @@ pub fn render_markdown_with(runs: &[Run], rescores: &[Rescore], cfg: &ReportConf
         );
         for r in rescores.iter().filter(|r| r.suite == suite.name) {
             r.markdown(&mut out);
+        }
+        if let Some(c) = comparisons.iter().find(|c| c.suite == suite.name) {
+            claims::markdown(c, suite, &mut out);
         }
     }
     if let Some(note) = aggregate::skipped_note(&skipped) {
