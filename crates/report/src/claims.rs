@@ -536,9 +536,12 @@ impl<'a> SuiteData<'a> {
             Ok(None) if family.is_some() => return None,
             Ok(None) => "not defined on these runs".to_string(),
             Err(Missing::Seeds(n)) => format!("{n} shared seed{}", if n == 1 { "" } else { "s" }),
-            Err(Missing::NoData) => match metric {
-                GeneralForgetting => "no probe scores".into(),
-                TextLoss => "no corpus rescore file".into(),
+            Err(Missing::NoData) => match (metric, self.probe, self.corpus) {
+                (GeneralForgetting, Some(f), _) | (TextLoss, _, Some(f)) => {
+                    format!("not rescored in {}", f.label)
+                }
+                (GeneralForgetting, None, _) => "no probe scores".into(),
+                (TextLoss, _, None) => "no corpus rescore file".into(),
                 _ => "no runs".into(),
             },
         };
@@ -1297,5 +1300,508 @@ pub(crate) fn html(c: &SuiteComparisons, group: &SuiteGroup<'_>, h: &mut String)
             "<p class=\"note\">Not compared: {}.</p>",
             escape(&c.left_out.join("; "))
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bootstrap::{Resampling, SplitMix64};
+    use crate::events::{EvalLine, LogEvent};
+    use crate::testdata::write_json;
+    use serde_json::json;
+    use std::path::Path;
+
+    #[test]
+    fn verdict_reads_the_interval_against_the_claimed_sign() {
+        use Verdict::*;
+        // Claimed above 0.
+        assert_eq!(verdict(0.01, 0.05, Higher), Held);
+        assert_eq!(verdict(-0.05, -0.01, Higher), NotHeld);
+        assert_eq!(verdict(-0.01, 0.05, Higher), Undecided);
+        // Claimed below 0.
+        assert_eq!(verdict(-0.05, -0.01, Lower), Held);
+        assert_eq!(verdict(0.01, 0.05, Lower), NotHeld);
+        assert_eq!(verdict(-0.05, 0.01, Lower), Undecided);
+        // An interval touching 0 excludes nothing.
+        assert_eq!(verdict(0.0, 0.05, Higher), Undecided);
+        assert_eq!(verdict(-0.05, 0.0, Lower), Undecided);
+        assert_eq!(verdict(0.0, 0.0, Lower), Undecided);
+        assert_eq!(Undecided.label(), "undecided at this power");
+    }
+
+    #[test]
+    fn every_claimed_method_has_a_method_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/methods");
+        let has = |m: &str| dir.join(format!("{m}.toml")).is_file();
+        for c in CLAIMS {
+            assert!(has(c.method) && has(c.reference), "{c:?}");
+            // A claim predicts the metric's better side.
+            assert_eq!(c.direction, c.metric.better(), "{c:?}");
+        }
+        for c in CHECKS {
+            assert!(has(c.method), "{c:?}");
+        }
+        assert!(has(SEQUENTIAL));
+    }
+
+    const TASKS: [&str; 3] = ["csqa", "numglue", "agnews"];
+    const FAMILIES: [&str; 3] = ["multiple_choice", "reasoning", "multiple_choice"];
+    const RECORDS: usize = 40;
+    const PROBE_RECORDS: usize = 20;
+
+    /// The chance that a record of difficulty `d` (uniform in [0, 1)) is answered right by a
+    /// model whose cell score is `p`: right when `d < p`, so a cell's records are the same
+    /// records in every run, easier ones right first.
+    fn right(d: f64, p: f64) -> f64 {
+        if d < p { 1.0 } else { 0.0 }
+    }
+
+    /// Per-record scores of one cell: each record right when its difficulty, jittered per run,
+    /// is below `p`.
+    fn cell(rng: &mut SplitMix64, difficulty: &[f64], p: f64) -> Vec<f64> {
+        difficulty
+            .iter()
+            .map(|&d| {
+                let jitter = ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 0.2;
+                right(d + jitter, p)
+            })
+            .collect()
+    }
+
+    /// Cell probabilities after each stage of three tasks, scored 0.3 before training, `learn`
+    /// after their own stage and `keep` at the end of the stream.
+    fn probabilities(learn: f64, keep: f64) -> Vec<Vec<f64>> {
+        vec![
+            vec![0.3, 0.3, 0.3],
+            vec![learn, 0.3, 0.3],
+            vec![(learn + keep) / 2.0, learn, 0.3],
+            vec![keep, keep, learn],
+        ]
+    }
+
+    /// Writes `<root>/<suite>/<method>/<seed>/` with per-record eval lines (or without, when
+    /// `per_record` is false), tasks with families, one probe, and the metrics of the matrix.
+    fn write_run(
+        root: &Path,
+        method: &str,
+        seed: u64,
+        probs: &[Vec<f64>],
+        per_record: bool,
+        cost: f64,
+    ) {
+        let dir = root.join("power").join(method).join(seed.to_string());
+        let mut rng = SplitMix64::new(bootstrap::stream(&[method]) ^ seed);
+        // The suite's records: the same difficulties in every run.
+        let mut drng = SplitMix64::new(99);
+        let difficulty: Vec<Vec<f64>> = (0..4)
+            .map(|_| {
+                (0..RECORDS)
+                    .map(|_| (drng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+                    .collect()
+            })
+            .collect();
+        let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+        let mut rows = Vec::new();
+        let mut probe_rows = Vec::new();
+        let mut log = String::new();
+        for (stage, p) in probs.iter().enumerate() {
+            let mut recs: Vec<Vec<f64>> = (0..3)
+                .map(|t| cell(&mut rng, &difficulty[t], p[t]))
+                .collect();
+            // The probe: 0.6 before training, falling by 0.05 a stage.
+            let probe = cell(
+                &mut rng,
+                &difficulty[3][..PROBE_RECORDS],
+                0.6 - 0.05 * stage as f64,
+            );
+            rows.push(recs.iter().map(|r| mean(r)).collect::<Vec<f64>>());
+            probe_rows.push(vec![mean(&probe)]);
+            recs.push(probe);
+            let line = LogEvent::Eval(EvalLine {
+                stage,
+                step: 10 * stage as u64,
+                scores: rows[stage].clone(),
+                probe_scores: probe_rows[stage].clone(),
+                seconds: None,
+                task_seconds: Vec::new(),
+                generative_seconds: None,
+                per_record: if per_record { recs } else { Vec::new() },
+            });
+            log.push_str(&line.to_value().to_string());
+            log.push('\n');
+        }
+        let all = [0, 1, 2];
+        let spec_tasks: Vec<serde_json::Value> = TASKS
+            .iter()
+            .zip(FAMILIES)
+            .map(|(t, f)| json!({"name": t, "family": f}))
+            .collect();
+        write_json(
+            &dir.join("run.json"),
+            &json!({"suite": "power", "method": method, "seed": seed, "status": "complete",
+                    "tasks": TASKS, "probes": ["probe"],
+                    "suite_spec": {"name": "power", "tasks": spec_tasks}}),
+        );
+        write_json(
+            &dir.join("matrix.json"),
+            &json!({"tasks": TASKS, "probes": ["probe"], "rows": rows, "probe_rows": probe_rows}),
+        );
+        write_json(
+            &dir.join("metrics.json"),
+            &json!({"aa": bootstrap::average_accuracy(&rows, &all),
+                    "bwt": bootstrap::backward_transfer(&rows, &all),
+                    "forgetting": bootstrap::forgetting(&rows, &all),
+                    "general_forgetting": bootstrap::first_minus_last(&probe_rows),
+                    "cost": {"optimizer_steps": 24, "forward_passes": cost, "backward_passes": cost,
+                             "tokens": 1000.0 * cost, "wall_seconds": 10.0 * cost}}),
+        );
+        std::fs::write(dir.join("log.jsonl"), log).unwrap();
+    }
+
+    /// A suite of three seeds: sequential learns (0.3 → 0.8) and forgets (to 0.4); mssr learns
+    /// as much and keeps 0.75; fixed-replay is sequential again (no difference).
+    fn write_suite(root: &Path) {
+        for seed in 0..3 {
+            write_run(
+                root,
+                "sequential",
+                seed,
+                &probabilities(0.8, 0.4),
+                true,
+                24.0,
+            );
+            write_run(
+                root,
+                "fixed-replay",
+                seed,
+                &probabilities(0.8, 0.4),
+                true,
+                30.0,
+            );
+            write_run(root, "mssr", seed, &probabilities(0.8, 0.75), true, 28.0);
+        }
+    }
+
+    fn row<'a>(rows: &'a [Row], method: &str, reference: Option<&str>, metric: Metric) -> &'a Row {
+        rows.iter()
+            .find(|r| {
+                r.method == method && r.reference.as_deref() == reference && r.metric == metric
+            })
+            .unwrap_or_else(|| panic!("no row {method} − {reference:?} on {metric:?}: {rows:#?}"))
+    }
+
+    fn comparisons(root: &Path) -> SuiteComparisons {
+        let runs = crate::load_runs(root).unwrap();
+        let rescores = crate::load_rescores(root).unwrap();
+        let mut all = compare(&runs, &rescores, &BootstrapConfig::default());
+        assert_eq!(all.len(), 1);
+        all.remove(0)
+    }
+
+    #[test]
+    fn a_synthetic_suite_gets_verdicts_that_match_its_known_differences() {
+        let dir = tempfile::tempdir().unwrap();
+        write_suite(dir.path());
+        let c = comparisons(dir.path());
+        // mssr keeps 0.75 where fixed replay falls to 0.4: AA up by about (0.35 + 0.35) / 3,
+        // F down by 0.4 − 0.05 = 0.35 or so; both held, on seeds × records.
+        let aa = row(&c.claims, "mssr", Some("fixed-replay"), Aa);
+        assert_eq!(aa.verdict, Verdict::Held, "{aa:?}");
+        assert_eq!(aa.estimate.resampling, Resampling::SeedsAndRecords);
+        assert_eq!(aa.estimate.seeds, 3);
+        assert!(
+            aa.estimate.lo < 0.7 / 3.0 && 0.7 / 3.0 < aa.estimate.hi,
+            "{aa:?}"
+        );
+        let f = row(&c.claims, "mssr", Some("fixed-replay"), Forgetting);
+        assert_eq!(f.verdict, Verdict::Held, "{f:?}");
+        assert!(f.estimate.hi < -0.2, "{f:?}");
+        // Fixed replay is sequential fine-tuning again: no difference to find.
+        for m in [Aa, Forgetting] {
+            let r = row(&c.against_sequential, "fixed-replay", Some(SEQUENTIAL), m);
+            assert_eq!(r.verdict, Verdict::Undecided, "{r:?}");
+            assert!(r.estimate.lo < 0.0 && 0.0 < r.estimate.hi, "{r:?}");
+        }
+        // Sequential learns 0.5 per task and forgets.
+        let learns = row(&c.checks, SEQUENTIAL, None, Learning);
+        assert_eq!(learns.verdict, Verdict::Held, "{learns:?}");
+        assert!(
+            learns.estimate.lo < 0.5 && 0.5 < learns.estimate.hi,
+            "{learns:?}"
+        );
+        assert_eq!(
+            row(&c.checks, SEQUENTIAL, None, Forgetting).verdict,
+            Verdict::Held
+        );
+        // Per family: multiple choice (tasks 0 and 2; F on task 0 alone) and reasoning (task 1).
+        assert_eq!(
+            c.families,
+            [
+                (
+                    "multiple_choice".to_string(),
+                    vec!["csqa".to_string(), "agnews".to_string()]
+                ),
+                ("reasoning".to_string(), vec!["numglue".to_string()]),
+            ]
+        );
+        let fam: Vec<(&str, Metric)> = c
+            .by_family
+            .iter()
+            .filter(|r| r.reference.as_deref() == Some("fixed-replay"))
+            .map(|r| (r.family.as_deref().unwrap(), r.metric))
+            .collect();
+        assert_eq!(
+            fam,
+            [
+                ("multiple_choice", Aa),
+                ("reasoning", Aa),
+                ("multiple_choice", Forgetting),
+                ("reasoning", Forgetting)
+            ]
+        );
+        // Loss-driven and accuracy-supervised replay did not run: no rows, no notes about them.
+        assert!(
+            c.claims
+                .iter()
+                .all(|r| r.reference.as_deref() != Some("loss-driven"))
+        );
+        assert!(
+            c.left_out.iter().all(|l| !l.contains("loss-driven")),
+            "{:?}",
+            c.left_out
+        );
+        // ↓F from the runs' probe rows; no corpus file, so no text-loss change, and it says so.
+        let gf = row(
+            &c.against_sequential,
+            "mssr",
+            Some(SEQUENTIAL),
+            GeneralForgetting,
+        );
+        assert_eq!(gf.estimate.resampling, Resampling::SeedsAndRecords);
+        assert!(c.sources[0].contains("probe rows"), "{:?}", c.sources);
+        assert_eq!(c.left_out, ["text-loss change: no corpus rescore file"]);
+    }
+
+    #[test]
+    fn the_point_estimate_is_the_difference_of_the_runs_metrics_json_means() {
+        let dir = tempfile::tempdir().unwrap();
+        write_suite(dir.path());
+        let runs = crate::load_runs(dir.path()).unwrap();
+        let c = comparisons(dir.path());
+        let mean = |m: &str, f: fn(&crate::Metrics) -> Option<f64>| {
+            let xs: Vec<f64> = runs
+                .iter()
+                .filter(|r| r.method == m)
+                .map(|r| f(&r.metrics).unwrap())
+                .collect();
+            xs.iter().sum::<f64>() / xs.len() as f64
+        };
+        let cases: [(Metric, fn(&crate::Metrics) -> Option<f64>); 4] = [
+            (Aa, |m| m.aa),
+            (Bwt, |m| m.bwt),
+            (Forgetting, |m| m.forgetting),
+            (GeneralForgetting, |m| m.general_forgetting),
+        ];
+        for (metric, f) in cases {
+            let r = row(&c.against_sequential, "mssr", Some(SEQUENTIAL), metric);
+            let expected = mean("mssr", f) - mean(SEQUENTIAL, f);
+            assert!(
+                (r.estimate.point - expected).abs() < 1e-12,
+                "{metric:?}: {r:?} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn runs_without_per_record_scores_fall_back_to_seeds_and_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        write_suite(dir.path());
+        // One fixed-replay run logged before per-record scores were.
+        write_run(
+            dir.path(),
+            "fixed-replay",
+            1,
+            &probabilities(0.8, 0.4),
+            false,
+            30.0,
+        );
+        let c = comparisons(dir.path());
+        let r = row(&c.claims, "mssr", Some("fixed-replay"), Aa);
+        assert_eq!(r.estimate.resampling, Resampling::SeedsOnly);
+        // mssr − sequential keeps both.
+        let r = row(&c.against_sequential, "mssr", Some(SEQUENTIAL), Aa);
+        assert_eq!(r.estimate.resampling, Resampling::SeedsAndRecords);
+        let runs = crate::load_runs(dir.path()).unwrap();
+        let md = crate::render_markdown(&runs, &crate::ReportConfig::default());
+        let line = md
+            .lines()
+            .find(|l| l.contains("| mssr − fixed-replay | AA \\> 0 |"))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(line.contains("| seeds only |"), "{line}");
+        // In the wide table, a dagger marks it.
+        let wide = md
+            .lines()
+            .find(|l| l.starts_with("| fixed-replay |") && l.contains('†'));
+        assert!(wide.is_some(), "{md}");
+    }
+
+    #[test]
+    fn rescore_files_give_general_forgetting_and_the_text_loss_change() {
+        let dir = tempfile::tempdir().unwrap();
+        write_suite(dir.path());
+        let rescore = dir.path().join("power/rescore");
+        // Probe: the backbone gets 48 of 64 records right; sequential loses 16 of them, mssr 4.
+        let base: Vec<f64> = (0..64).map(|k| if k < 48 { 1.0 } else { 0.0 }).collect();
+        let lose = |n: usize| -> Vec<f64> {
+            base.iter()
+                .enumerate()
+                .map(|(k, &x)| if k < n { 0.0 } else { x })
+                .collect()
+        };
+        let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+        let entry = |m: &str, seed: u64, per: Vec<f64>, base: f64| {
+            json!({"method": m, "seed": seed, "base": "bb", "score": mean(&per),
+                   "forgetting": base - mean(&per), "per_record": per})
+        };
+        let mut runs = Vec::new();
+        for seed in 0..3 {
+            runs.push(entry(SEQUENTIAL, seed, lose(16 + seed as usize), 0.75));
+            runs.push(entry("mssr", seed, lose(4 + seed as usize), 0.75));
+        }
+        write_json(
+            &rescore.join("probe-64.json"),
+            &json!({"forgetting": "score[0] - score[T]", "task": "probe", "records": {"count": 64},
+                    "bases": {"bb": {"score": 0.75, "per_record": base}}, "runs": runs}),
+        );
+        // Corpus: per-passage losses 3.0 for the backbone; sequential +0.2 on every passage,
+        // mssr +0.05. The file's scores weigh passages by tokens (here: a different number).
+        let passages = |x: f64| vec![x; 16];
+        let mut runs = Vec::new();
+        for seed in 0..3 {
+            for (m, up) in [(SEQUENTIAL, 0.2), ("mssr", 0.05)] {
+                runs.push(
+                    json!({"method": m, "seed": seed, "base": "bb", "score": 2.9 + up,
+                                 "forgetting": up, "per_record": passages(3.0 + up)}),
+                );
+            }
+        }
+        write_json(
+            &rescore.join("corpus-web-16.json"),
+            &json!({"forgetting": "score[T] - score[0] (mean NLL per token, nats: higher is worse)",
+                    "corpus": "web", "records": {"count": 16},
+                    "bases": {"bb": {"score": 2.9, "per_record": passages(3.0)}}, "runs": runs}),
+        );
+        let c = comparisons(dir.path());
+        // ↓F: sequential loses 17/64 on average, mssr 5/64: Δ = −12/64 = −0.1875.
+        let gf = row(
+            &c.against_sequential,
+            "mssr",
+            Some(SEQUENTIAL),
+            GeneralForgetting,
+        );
+        assert!((gf.estimate.point + 0.1875).abs() < 1e-12, "{gf:?}");
+        assert_eq!(gf.verdict, Verdict::Held);
+        assert_eq!(gf.estimate.resampling, Resampling::SeedsAndRecords);
+        // Text loss: 0.05 − 0.2 = −0.15 on every passage and seed: a zero-width interval.
+        let tl = row(&c.against_sequential, "mssr", Some(SEQUENTIAL), TextLoss);
+        assert!((tl.estimate.point + 0.15).abs() < 1e-9, "{tl:?}");
+        assert!((tl.estimate.lo + 0.15).abs() < 1e-9 && (tl.estimate.hi + 0.15).abs() < 1e-9);
+        assert_eq!(tl.verdict, Verdict::Held);
+        assert!(
+            c.sources[0].contains("probe-64 (64 records"),
+            "{:?}",
+            c.sources
+        );
+        assert!(
+            c.sources[1].contains("corpus-web-16 (16 passages)"),
+            "{:?}",
+            c.sources
+        );
+        // Fixed replay was not rescored.
+        assert_eq!(
+            c.left_out,
+            [
+                "not rescored in probe-64: fixed-replay − sequential (↓F)",
+                "not rescored in corpus-web-16: fixed-replay − sequential (text-loss change)"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_report_shows_the_tables_and_forest_plots_and_writes_the_svgs() {
+        let dir = tempfile::tempdir().unwrap();
+        write_suite(dir.path());
+        let runs = crate::load_runs(dir.path()).unwrap();
+        let md = crate::render_markdown(&runs, &crate::ReportConfig::default());
+        for needle in [
+            "### Paired differences (95% bootstrap intervals)",
+            "2000 paired bootstrap replicates",
+            "![forest plot](forest-power-claims.svg)",
+            "![forest plot](forest-power-against-sequential.svg)",
+            "#### Claims",
+            "#### By task family",
+            "multiple\\_choice (csqa, agnews); reasoning (numglue)",
+            "#### Every method against sequential fine-tuning",
+            "#### One method alone",
+            "| sequential fine-tuning learns each task | sequential | learning \\> 0 |",
+        ] {
+            assert!(md.contains(needle), "missing {needle} in {md}");
+        }
+        // The claim's row with its cost columns: steps, passes, tokens, wall s (method / reference).
+        let line = md
+            .lines()
+            .find(|l| l.contains("| mssr − fixed-replay | F \\< 0 |"))
+            .unwrap();
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        assert_eq!(cells[4], "held", "{line}");
+        assert_eq!(
+            &cells[7..11],
+            ["24 / 24", "56 / 60", "28000 / 30000", "280 / 300"],
+            "{line}"
+        );
+        // The existing summary table is still there, before the new section.
+        let summary = md.find("| method | AA | BWT | F | FWT |").unwrap();
+        assert!(summary < md.find("### Paired differences").unwrap());
+
+        let html = crate::render_html(&runs, &crate::ReportConfig::default());
+        assert!(html.contains("<h3>Paired differences (95% bootstrap intervals)</h3>"));
+        assert!(html.contains("<figure class=\"forest\">"));
+        // One point per row of both forest plots: 16 claims rows are absent here (2 of the
+        // pair ran), so: claims 2 + families 4 + checks 2, and 2 methods × 4 metrics (no corpus).
+        assert_eq!(
+            html.matches("class=\"forest-point\"").count(),
+            2 + 4 + 2 + 2 * 4
+        );
+        assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+
+        let out = tempfile::tempdir().unwrap();
+        let (h, m) = (out.path().join("r.html"), out.path().join("summary.md"));
+        crate::write_report(dir.path(), &h, &m, &crate::ReportConfig::default()).unwrap();
+        for f in [
+            "forest-power-claims.svg",
+            "forest-power-against-sequential.svg",
+        ] {
+            let svg = std::fs::read_to_string(out.path().join(f)).unwrap();
+            assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{f}");
+        }
+    }
+
+    #[test]
+    fn a_suite_with_one_seed_per_method_gets_no_section() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(
+            dir.path(),
+            SEQUENTIAL,
+            0,
+            &probabilities(0.8, 0.4),
+            true,
+            24.0,
+        );
+        write_run(dir.path(), "mssr", 0, &probabilities(0.8, 0.75), true, 28.0);
+        let runs = crate::load_runs(dir.path()).unwrap();
+        assert!(compare(&runs, &[], &BootstrapConfig::default()).is_empty());
+        let md = crate::render_markdown(&runs, &crate::ReportConfig::default());
+        assert!(!md.contains("Paired differences"));
     }
 }
