@@ -329,6 +329,9 @@ const MATRIX_METRICS: [Metric; 4] = [Aa, Bwt, Forgetting, Learning];
 
 type Estimates = Result<Vec<Option<Estimate>>, Missing>;
 
+/// A statistic that borrows the task scope it is restricted to.
+type BoxedStatistic<'a> = Box<dyn Fn(&[Vec<f64>]) -> Option<f64> + 'a>;
+
 struct SuiteData<'a> {
     group: &'a SuiteGroup<'a>,
     cfg: &'a BootstrapConfig,
@@ -421,7 +424,7 @@ impl<'a> SuiteData<'a> {
     }
 
     /// The statistics of `source`: for the matrix, [`MATRIX_METRICS`] for each scope in turn.
-    fn statistics(&self, source: Source) -> Vec<Box<dyn Fn(&[Vec<f64>]) -> Option<f64> + '_>> {
+    fn statistics(&self, source: Source) -> Vec<BoxedStatistic<'_>> {
         match source {
             Source::Matrix => self
                 .scopes
@@ -433,7 +436,7 @@ impl<'a> SuiteData<'a> {
                             Bwt => bootstrap::backward_transfer(a, tasks),
                             Forgetting => bootstrap::forgetting(a, tasks),
                             _ => bootstrap::learning(a, tasks),
-                        }) as Box<dyn Fn(&[Vec<f64>]) -> Option<f64>>
+                        }) as BoxedStatistic<'_>
                     })
                 })
                 .collect(),
@@ -1074,7 +1077,7 @@ pub(crate) fn markdown(c: &SuiteComparisons, group: &SuiteGroup<'_>, out: &mut S
                 let _ = write!(
                     out,
                     " {} |",
-                    cell.map_or_else(|| "–".to_string(), |r| cell_text(r))
+                    cell.map_or_else(|| "–".to_string(), cell_text)
                 );
             }
             let _ = writeln!(out, " {seeds} |");
@@ -1597,7 +1600,8 @@ mod tests {
                 .collect();
             xs.iter().sum::<f64>() / xs.len() as f64
         };
-        let cases: [(Metric, fn(&crate::Metrics) -> Option<f64>); 4] = [
+        type Written = fn(&crate::Metrics) -> Option<f64>;
+        let cases: [(Metric, Written); 4] = [
             (Aa, |m| m.aa),
             (Bwt, |m| m.bwt),
             (Forgetting, |m| m.forgetting),

@@ -815,30 +815,53 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
 mod committed_results {
     use super::*;
 
-    /// The runs committed under `experiments/results/` (docs/results.md is built from them)
+    /// The committed results roots, and whether each must hold complete runs.
+    ///
+    /// `experiments/results/` holds the quick-suite runs before the faithful-methods fixes,
+    /// `experiments/results-faithful/` the reruns after them (2026-12-07), and
+    /// `experiments/results-power/` the powered suite of issue 21, filled by long background
+    /// runs: it may be absent, or hold only runs still in progress.
+    fn roots() -> Vec<(std::path::PathBuf, bool)> {
+        let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        [
+            ("results", true),
+            ("results-faithful", true),
+            ("results-power", false),
+        ]
+        .into_iter()
+        .map(|(name, required)| (experiments.join(name), required))
+        .filter(|(root, required)| *required || root.is_dir())
+        .collect()
+    }
+
+    /// The complete runs under `root`: `run.json` says so and the engine wrote `metrics.json`
+    /// (a run still being written counts as not complete).
+    fn complete_runs(root: &Path, required: bool) -> Vec<Run> {
+        let runs: Vec<Run> = crate::load_runs(root)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.is_complete() && !r.metrics_from_matrix)
+            .collect();
+        assert!(
+            !required || !runs.is_empty(),
+            "no committed run under {}",
+            root.display()
+        );
+        runs
+    }
+
+    /// The runs committed under `experiments/results*/` (docs/results.md is built from them)
     /// load, and each `metrics.json`, written by the engine (`crates/continual/src/metrics.rs`),
     /// agrees with the metrics this crate derives on its own from the run's `matrix.json`.
     #[test]
     fn committed_runs_load_and_their_metrics_match_their_matrices() {
-        // `experiments/results-faithful/` holds the reruns after the faithful-methods fixes
-        // (2026-12-07); `experiments/results/` the runs before them.
-        for results in ["results", "results-faithful"] {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../experiments")
-                .join(results);
-            committed_runs_match_their_matrices(&root);
+        for (root, required) in roots() {
+            committed_runs_match_their_matrices(&root, required);
         }
     }
 
-    fn committed_runs_match_their_matrices(root: &Path) {
-        let runs = crate::load_runs(root).unwrap();
-        let complete: Vec<&Run> = runs.iter().filter(|r| r.is_complete()).collect();
-        assert!(
-            !complete.is_empty(),
-            "no committed run under {}",
-            root.display()
-        );
-        for r in complete {
+    fn committed_runs_match_their_matrices(root: &Path, required: bool) {
+        for r in &complete_runs(root, required) {
             let derived = derive_metrics(&r.rows, &r.probe_rows);
             let pairs = [
                 ("aa", r.metrics.aa, derived.aa),
@@ -878,13 +901,138 @@ mod committed_results {
         }
     }
 
+    /// Where a committed run logged every record's score (`eval` lines' `per_record`), each
+    /// row's records average to its cells in `matrix.json` (tasks and probes), so the bootstrap
+    /// resamples the very numbers the tables show.
+    #[test]
+    fn committed_per_record_scores_average_to_the_matrix() {
+        for (root, required) in roots() {
+            for r in complete_runs(&root, required) {
+                if r.log.per_record.is_empty() {
+                    continue;
+                }
+                let tasks = r.task_records().unwrap_or_else(|| {
+                    panic!("{}: per_record missing for some row", r.dir.display())
+                });
+                let probes = r.probe_records().unwrap();
+                for (j, row) in tasks.iter().enumerate() {
+                    let cells = row.iter().zip(&r.rows[j]);
+                    let probe_cells = probes[j]
+                        .iter()
+                        .zip(r.probe_rows.get(j).into_iter().flatten());
+                    for (recs, &cell) in cells.chain(probe_cells) {
+                        let mean = recs.iter().sum::<f64>() / recs.len() as f64;
+                        assert!(
+                            (mean - cell).abs() < 1e-9,
+                            "{}: row {j}: records average {mean}, the cell is {cell}",
+                            r.dir.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bootstrap's point estimate, which resamples nothing, is the mean over seeds of the
+    /// committed runs' `metrics.json` (AA, BWT, F), alone and paired against sequential, also
+    /// when the runs carry per-record scores (built here for the runs that logged none: six
+    /// records per cell that average to it).
+    #[test]
+    fn committed_point_estimates_equal_the_means_of_metrics_json() {
+        use crate::bootstrap::{self, BootstrapConfig, Grid, Resampling};
+        let cfg = BootstrapConfig {
+            replicates: 20,
+            seed: 0,
+        };
+        let grid = |r: &Run| Grid {
+            points: r.rows.clone(),
+            records: r.task_records().or_else(|| {
+                let spread = [0.1, -0.1, 0.05, -0.05, 0.0, 0.0];
+                Some(
+                    r.rows
+                        .iter()
+                        .map(|row| {
+                            row.iter()
+                                .map(|&a| spread.iter().map(|d| a + d).collect())
+                                .collect()
+                        })
+                        .collect(),
+                )
+            }),
+        };
+        let all = |r: &Run| (0..r.tasks.len()).collect::<Vec<usize>>();
+        for (root, required) in roots() {
+            let runs = complete_runs(&root, required);
+            let mut groups: BTreeMap<(&str, &str), Vec<&Run>> = BTreeMap::new();
+            for r in &runs {
+                groups.entry((&r.suite, &r.method)).or_default().push(r);
+            }
+            for ((suite, method), group) in &groups {
+                let tasks = all(group[0]);
+                let aa = |a: &[Vec<f64>]| bootstrap::average_accuracy(a, &tasks);
+                let bwt = |a: &[Vec<f64>]| bootstrap::backward_transfer(a, &tasks);
+                let f = |a: &[Vec<f64>]| bootstrap::forgetting(a, &tasks);
+                let written: [fn(&Metrics) -> Option<f64>; 3] =
+                    [|m| m.aa, |m| m.bwt, |m| m.forgetting];
+                let grids: Vec<Grid> = group.iter().map(|r| grid(r)).collect();
+                let single = bootstrap::single(&grids, &[&aa, &bwt, &f], &cfg, 0);
+                for (k, e) in single.iter().enumerate() {
+                    let e = e.unwrap();
+                    let mean = group
+                        .iter()
+                        .map(|r| written[k](&r.metrics).unwrap())
+                        .sum::<f64>()
+                        / group.len() as f64;
+                    assert!(
+                        (e.point - mean).abs() < 1e-12,
+                        "{suite}/{method}: statistic {k}: {} vs metrics.json {mean}",
+                        e.point
+                    );
+                    assert_eq!(e.resampling, Resampling::SeedsAndRecords);
+                }
+                // Paired against sequential over the seeds both ran.
+                let Some(seq) = groups.get(&(*suite, "sequential")) else {
+                    continue;
+                };
+                let shared: Vec<(&Run, &Run)> = group
+                    .iter()
+                    .filter_map(|m| seq.iter().find(|s| s.seed == m.seed).map(|s| (*m, *s)))
+                    .collect();
+                if shared.is_empty() {
+                    continue;
+                }
+                let (m, s): (Vec<Grid>, Vec<Grid>) =
+                    shared.iter().map(|(m, s)| (grid(m), grid(s))).unzip();
+                let paired = bootstrap::paired(&m, &s, &[&aa, &bwt, &f], &cfg, 0);
+                for (k, e) in paired.iter().enumerate() {
+                    let diff = shared
+                        .iter()
+                        .map(|(m, s)| {
+                            written[k](&m.metrics).unwrap() - written[k](&s.metrics).unwrap()
+                        })
+                        .sum::<f64>()
+                        / shared.len() as f64;
+                    assert!(
+                        (e.unwrap().point - diff).abs() < 1e-12,
+                        "{suite}/{method} − sequential: statistic {k}"
+                    );
+                }
+            }
+        }
+    }
+
     /// The committed rescores (`cargo xtask rescore`) name committed complete runs, and each
     /// run's forgetting is its score against the backbone's as the file defines it.
     #[test]
     fn committed_rescores_name_committed_runs_and_agree_with_their_backbone_score() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/results");
-        let runs = crate::load_runs(&root).unwrap();
-        for file in crate::load_rescores(&root).unwrap() {
+        for (root, _) in roots() {
+            committed_rescores_agree(&root);
+        }
+    }
+
+    fn committed_rescores_agree(root: &Path) {
+        let runs = crate::load_runs(root).unwrap();
+        for file in crate::load_rescores(root).unwrap() {
             let [base] = file.bases[..] else {
                 panic!("{}: one backbone expected", file.path.display())
             };
