@@ -12,9 +12,13 @@ pub struct ReportArgs {
     /// HTML output (default: <results>/report.html).
     #[arg(long)]
     html: Option<PathBuf>,
-    /// Markdown output (default: <results>/summary.md).
+    /// Markdown output (default: <results>/summary.md); the forest plots it links are written
+    /// beside it.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Bootstrap replicates behind each 95% interval of the paired differences.
+    #[arg(long, default_value_t = 2000)]
+    bootstrap_replicates: usize,
 }
 
 /// Runs `cargo xtask report`.
@@ -25,7 +29,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let md = args
         .markdown
         .unwrap_or_else(|| args.results.join("summary.md"));
-    let cfg = report::ReportConfig::default();
+    let cfg = report::ReportConfig {
+        bootstrap: report::BootstrapConfig {
+            replicates: args.bootstrap_replicates,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let s = report::write_report(&args.results, &html, &md, &cfg)?;
     eprintln!(
         "{} runs of {} methods ({} unfinished skipped) -> {} and {}",
