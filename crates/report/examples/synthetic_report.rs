@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run -p report --example synthetic_report -- /tmp/report-example
 //! # → /tmp/report-example/results/…, /tmp/report-example/report.html, /tmp/report-example/report.md
+//! #   and the forest plots of the paired differences beside it (forest-synthetic-4-*.svg)
 //! ```
 
 use std::fs;
@@ -35,8 +36,8 @@ fn write_json(path: &Path, v: &Value) -> std::io::Result<()> {
 /// Per-stage retention of earlier tasks and the replay budget of each method.
 fn method_params(method: &str) -> (f64, Option<u64>) {
     match method {
-        "seq" => (0.62, None),
-        "er-fixed" => (0.80, Some(400)),
+        "sequential" => (0.62, None),
+        "fixed-replay" => (0.80, Some(400)),
         "mssr" => (0.90, Some(400)),
         _ => (0.70, None), // xsam
     }
@@ -91,7 +92,7 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
                             "kl": null, "ntp": null, "grad_norm": 1.0, "replayed": 0, "tokens": 512})
                 .to_string(),
             );
-            if method == "er-fixed" && task > 0 && step.is_multiple_of(5) {
+            if method == "fixed-replay" && task > 0 && step.is_multiple_of(5) {
                 let src = (rng.next() * task as f64) as usize;
                 replayed += 4;
                 log.push(
@@ -170,7 +171,7 @@ fn write_run(root: &Path, method: &str, seed: u64, complete: bool) -> std::io::R
 
     let date = format!("2025-06-{:02}T10:00:00Z", 10 + seed);
     let scheduler = match method {
-        "er-fixed" => "fixed_interval",
+        "fixed-replay" => "fixed_interval",
         "mssr" => "mssr",
         _ => "none",
     };
@@ -229,7 +230,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if results.exists() {
         fs::remove_dir_all(&results)?;
     }
-    for method in ["seq", "er-fixed", "mssr", "xsam"] {
+    for method in ["sequential", "fixed-replay", "mssr", "xsam"] {
         for seed in 0..3 {
             write_run(&out, method, seed, true)?;
         }

@@ -287,9 +287,12 @@ pub struct SuiteComparisons {
 }
 
 impl SuiteComparisons {
-    /// Whether there is anything to show.
+    /// Whether there is nothing to show: no comparison made, none left out.
     pub fn is_empty(&self) -> bool {
-        self.claims.is_empty() && self.against_sequential.is_empty() && self.checks.is_empty()
+        self.claims.is_empty()
+            && self.against_sequential.is_empty()
+            && self.checks.is_empty()
+            && self.left_out.is_empty()
     }
 }
 
@@ -1004,6 +1007,9 @@ fn claimed(r: &Row) -> String {
 
 /// The Markdown section of one suite's comparisons.
 pub(crate) fn markdown(c: &SuiteComparisons, group: &SuiteGroup<'_>, out: &mut String) {
+    if c.is_empty() {
+        return;
+    }
     let _ = writeln!(out, "### Paired differences (95% bootstrap intervals)\n");
     let _ = writeln!(out, "{}.\n", md(&method_note(c)));
     for (file, _) in forest_plots(c) {
@@ -1169,6 +1175,9 @@ fn against_sequential_rows(c: &SuiteComparisons) -> Vec<(&str, Vec<Option<&Row>>
 
 /// The HTML section of one suite's comparisons.
 pub(crate) fn html(c: &SuiteComparisons, group: &SuiteGroup<'_>, h: &mut String) {
+    if c.is_empty() {
+        return;
+    }
     let _ = writeln!(
         h,
         "<h3>Paired differences (95% bootstrap intervals)</h3>\n<p class=\"note\">{}.</p>",
@@ -1789,6 +1798,21 @@ mod tests {
             let svg = std::fs::read_to_string(out.path().join(f)).unwrap();
             assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{f}");
         }
+    }
+
+    #[test]
+    fn a_suite_without_any_claimed_method_gets_no_section() {
+        // The shared test tree: methods `mssr` and `seq` (not `sequential`), two seeds each.
+        let dir = tempfile::tempdir().unwrap();
+        crate::testdata::write_tree(dir.path());
+        let runs = crate::load_runs(dir.path()).unwrap();
+        let c = compare(&runs, &[], &BootstrapConfig::default());
+        assert!(c.len() == 1 && c[0].is_empty(), "{c:?}");
+        let md = crate::render_markdown(&runs, &crate::ReportConfig::default());
+        assert!(!md.contains("Paired differences"));
+        let html = crate::render_html(&runs, &crate::ReportConfig::default());
+        assert!(!html.contains("Paired differences") && !html.contains("forest"));
+        assert!(forest_plots(&c[0]).is_empty());
     }
 
     #[test]

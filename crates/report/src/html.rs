@@ -32,6 +32,7 @@ table.cost thead th { white-space: normal; max-width: 92px; vertical-align: bott
 thead th { border-bottom: 2px solid #999; background: #fafafa; font-weight: 600; }
 th abbr { text-decoration: none; cursor: help; }
 td.best { font-weight: 700; }
+table.claims td.claim { white-space: normal; min-width: 220px; max-width: 320px; }
 .sd { color: #777; font-size: 12px; font-weight: 400; }
 .scroll { overflow-x: auto; }
 .grid { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
