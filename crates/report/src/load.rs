@@ -303,6 +303,9 @@ impl Run {
 
     fn records_of(&self, entries: std::ops::Range<usize>) -> Option<Vec<Vec<Vec<f64>>>> {
         let width = self.tasks.len() + self.probes.len();
+        if self.rows.is_empty() {
+            return None;
+        }
         (0..self.rows.len())
             .map(|row| {
                 let per = self.log.per_record.get(&row)?;
