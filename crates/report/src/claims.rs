@@ -296,13 +296,19 @@ impl SuiteComparisons {
     }
 }
 
-/// The paired comparisons of every suite in which some method ran at least 2 seeds (suites
-/// sorted by name, like the report's).
+/// The paired comparisons of every suite in which some method ran at least 2 seeds, or whose
+/// runs logged every record's score (suites sorted by name, like the report's). With one seed
+/// an interval resamples test records only: it leaves out how much seeds differ, and the
+/// tables' seed column says 1.
 pub fn compare(runs: &[Run], rescores: &[Rescore], cfg: &BootstrapConfig) -> Vec<SuiteComparisons> {
     let (suites, _) = aggregate::group(runs);
     suites
         .iter()
-        .filter(|s| s.methods.iter().any(|m| m.runs.len() >= 2))
+        .filter(|s| {
+            s.methods
+                .iter()
+                .any(|m| m.runs.len() >= 2 || m.runs.iter().any(|r| r.task_records().is_some()))
+        })
         .map(|s| SuiteData::new(s, rescores, cfg).comparisons())
         .collect()
 }
@@ -470,7 +476,13 @@ impl<'a> SuiteData<'a> {
             .map(|(s, _)| *s)
             .filter(|s| r.as_ref().is_none_or(|r| r.iter().any(|(t, _)| t == s)))
             .collect();
-        if seeds.len() < 2 {
+        // One seed is enough where records can be resampled (the interval is then over test
+        // records only); without per-record scores it takes two.
+        let all_records = m
+            .iter()
+            .chain(r.iter().flatten())
+            .all(|(_, g)| g.records.is_some());
+        if seeds.len() < if all_records { 1 } else { 2 } {
             return Err(Missing::Seeds(seeds.len()));
         }
         let pick = |grids: &[(u64, Grid)]| -> Vec<Grid> {
@@ -1816,7 +1828,32 @@ mod tests {
     }
 
     #[test]
-    fn a_suite_with_one_seed_per_method_gets_no_section() {
+    fn a_suite_with_one_seed_per_method_and_no_record_scores_gets_no_section() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(
+            dir.path(),
+            SEQUENTIAL,
+            0,
+            &probabilities(0.8, 0.4),
+            false,
+            24.0,
+        );
+        write_run(
+            dir.path(),
+            "mssr",
+            0,
+            &probabilities(0.8, 0.75),
+            false,
+            28.0,
+        );
+        let runs = crate::load_runs(dir.path()).unwrap();
+        assert!(compare(&runs, &[], &BootstrapConfig::default()).is_empty());
+        let md = crate::render_markdown(&runs, &crate::ReportConfig::default());
+        assert!(!md.contains("Paired differences"));
+    }
+
+    #[test]
+    fn one_seed_with_record_scores_gets_intervals_over_records_only() {
         let dir = tempfile::tempdir().unwrap();
         write_run(
             dir.path(),
@@ -1828,8 +1865,15 @@ mod tests {
         );
         write_run(dir.path(), "mssr", 0, &probabilities(0.8, 0.75), true, 28.0);
         let runs = crate::load_runs(dir.path()).unwrap();
-        assert!(compare(&runs, &[], &BootstrapConfig::default()).is_empty());
-        let md = crate::render_markdown(&runs, &crate::ReportConfig::default());
-        assert!(!md.contains("Paired differences"));
+        let c = compare(&runs, &[], &BootstrapConfig::default());
+        let f = c[0]
+            .against_sequential
+            .iter()
+            .find(|r| r.method == "mssr" && r.metric == Metric::Forgetting)
+            .expect("mssr against sequential on F");
+        assert_eq!(f.estimate.seeds, 1);
+        assert_eq!(f.estimate.resampling, Resampling::SeedsAndRecords);
+        // Forgetting 0.4 against 0.05 on 48 records a task: far outside record noise.
+        assert!(f.estimate.hi < 0.0, "{:?}", f.estimate);
     }
 }
