@@ -6,8 +6,9 @@
 #
 #   nohup setsid scripts/power-queue.sh > /tmp/power-queue.log 2>&1 &
 #
-# Afterwards: cargo xtask rescore --results experiments/results-power --suite power \
-#   --task arc-easy-probe --limit 256   (and --corpus openwebtext --limit 64), then cargo xtask report.
+# After each batch of runs it rescores the finished ones (incrementally): general ability on 256
+# ARC-Easy records and the loss on 64 held-out openwebtext passages, backbone against final
+# adapter. Then: cargo xtask report --results experiments/results-power.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-experiments/results-power}
@@ -19,9 +20,15 @@ OTHERS=joint,mssr-kl,mssr-sampler-only,mssr-scheduler-only,wise-ft,ewc,lwf,agem,
 BIN=${BIN:-/tmp/power-xtask}
 if [ ! -x "$BIN" ]; then cargo build -q -p xtask && cp target/debug/xtask "$BIN"; fi
 suite() { "$BIN" suite --suite power --out "$OUT" --jobs "$JOBS" --resume "$@"; }
+rescore() {
+  "$BIN" rescore --results "$OUT" --suite "$1" --task arc-easy-probe --limit 256
+  "$BIN" rescore --results "$OUT" --suite "$1" --corpus openwebtext --limit 64
+}
 for methods in "$CLAIMS" "$OTHERS"; do
   for seed in 0 1 2; do
     suite --methods "$methods" --seeds 1 --first-seed "$seed"
+    rescore power
   done
 done
 suite --methods sequential,fixed-replay,mssr --seeds 3 --order reversed
+rescore power@reversed
