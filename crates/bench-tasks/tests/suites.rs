@@ -191,6 +191,49 @@ fn quick_suite_loads_11_tasks_of_64_and_32() {
 }
 
 #[test]
+fn power_suite_loads_5_tasks_of_200_and_48_with_cloze_options_and_families() {
+    let Some(data) = data_dir() else { return };
+    let path = suite_path("power");
+    let spec = SuiteSpec::from_path(&path).unwrap();
+    let suite = Suite::load(&path, &data).unwrap();
+    let names: Vec<_> = suite.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["agnews", "sciq", "fomc", "numglue", "commonsenseqa"]
+    );
+    check(&spec, &suite, |_| (200, 48));
+    // Every task names its family; the probe is not one of the stream's sources.
+    let families: Vec<_> = spec.tasks.iter().map(|t| t.family.as_deref()).collect();
+    assert_eq!(
+        families,
+        [
+            Some("multiple_choice"),
+            Some("generation"),
+            Some("multiple_choice"),
+            Some("reasoning"),
+            Some("multiple_choice")
+        ]
+    );
+    let probe = &suite.probes[0];
+    assert!(spec.tasks.iter().all(|t| t.source != spec.probes[0].source));
+    // Cloze: the options are the answer texts (not letters), and the prompt lists none of them.
+    for t in [probe, &suite.tasks[4]] {
+        assert_eq!(t.metric, Metric::RankAccuracyNorm, "{}", t.name);
+        for r in t.train.iter().chain(&t.test) {
+            let options = r.options.as_ref().unwrap();
+            assert!(options.contains(&r.answer), "{}", t.name);
+            assert!(options.iter().any(|o| o.chars().count() > 1), "{:?}", options);
+            assert!(!r.prompt.contains("\nA. ") && r.prompt.ends_with("\nAnswer:"));
+        }
+    }
+    assert_eq!(probe.test.len(), 256);
+    // The reversed order is the same tasks backwards.
+    let reversed = spec.load(&data, Some("reversed")).unwrap();
+    let back: Vec<_> = reversed.tasks.iter().rev().map(|t| t.name.as_str()).collect();
+    assert_eq!(back, names);
+}
+
+#[test]
 fn mssr11_suite_loads_in_methods_order() {
     let Some(data) = data_dir() else { return };
     let path = suite_path("mssr-11");
