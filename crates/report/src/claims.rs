@@ -250,6 +250,15 @@ pub struct Row {
 }
 
 impl Row {
+    /// The verdict's label, marked `(1 seed)` when one seed is behind it: its interval then
+    /// resamples test records only, and how much seeds differ is not in it.
+    pub fn verdict_label(&self) -> String {
+        match self.estimate.seeds {
+            1 => format!("{} (1 seed)", self.verdict.label()),
+            _ => self.verdict.label().to_string(),
+        }
+    }
+
     /// `mssr − fixed-replay`, `sequential`, with ` · reasoning` for a family.
     pub fn label(&self) -> String {
         let mut s = match &self.reference {
@@ -879,7 +888,7 @@ pub fn forest(rows: &[&Row], title: &str) -> String {
                 &format!(
                     "{}  {}",
                     fmt_interval(&r.estimate, r.metric.decimals()),
-                    r.verdict.label()
+                    r.verdict_label()
                 ),
                 FS,
             )
@@ -977,7 +986,7 @@ pub fn forest(rows: &[&Row], title: &str) -> String {
             s.text(
                 right + 14.0,
                 y + 4.0,
-                &format!("{}  {}", fmt_interval(e, m.decimals()), r.verdict.label()),
+                &format!("{}  {}", fmt_interval(e, m.decimals()), r.verdict_label()),
                 "start",
                 FS,
                 &format!(r#"fill="{col}""#),
@@ -1007,7 +1016,8 @@ fn method_note(c: &SuiteComparisons) -> String {
          2.5th to 97.5th percentile of {} paired bootstrap replicates, each drawing seeds and (where the runs \
          logged per-record scores) every task's test records with replacement, the same draw for both methods \
          (docs/results-format.md, \"Intervals\"). Verdict: held when the interval excludes 0 on the claimed \
-         side, not held when it excludes 0 on the other, otherwise undecided at this power",
+         side, not held when it excludes 0 on the other, otherwise undecided at this power; a verdict \
+         from one seed is marked (1 seed): its interval resamples records only",
         c.replicates
     )
 }
@@ -1038,7 +1048,7 @@ pub(crate) fn markdown(c: &SuiteComparisons, group: &SuiteGroup<'_>, out: &mut S
                 md(&r.label()),
                 md(&claimed(r)),
                 fmt_interval(&r.estimate, r.metric.decimals()),
-                r.verdict.label(),
+                r.verdict_label(),
                 r.estimate.seeds,
                 r.estimate.resampling.label(),
                 costs.iter().map(|c| md(c)).collect::<Vec<_>>().join(" | ")
@@ -1070,7 +1080,7 @@ pub(crate) fn markdown(c: &SuiteComparisons, group: &SuiteGroup<'_>, out: &mut S
                 md(r.reference.as_deref().unwrap_or("")),
                 md(&claimed(r)),
                 fmt_interval(&r.estimate, r.metric.decimals()),
-                r.verdict.label(),
+                r.verdict_label(),
                 r.estimate.seeds,
                 r.estimate.resampling.label()
             );
@@ -1112,7 +1122,7 @@ pub(crate) fn markdown(c: &SuiteComparisons, group: &SuiteGroup<'_>, out: &mut S
                 md(&r.method),
                 md(&claimed(r)),
                 fmt_interval(&r.estimate, r.metric.decimals()),
-                r.verdict.label(),
+                r.verdict_label(),
                 r.estimate.seeds,
                 r.estimate.resampling.label()
             );
@@ -1145,8 +1155,8 @@ fn cell_text(r: &Row) -> String {
         bootstrap::Resampling::SeedsAndRecords => "",
     };
     let verdict = match r.verdict {
-        Verdict::Undecided => "undecided",
-        v => v.label(),
+        Verdict::Undecided => "undecided".to_string(),
+        _ => r.verdict_label(),
     };
     format!(
         "{}{dagger} {verdict}",
@@ -1199,7 +1209,7 @@ pub(crate) fn html(c: &SuiteComparisons, group: &SuiteGroup<'_>, h: &mut String)
         format!(
             "<td class=\"verdict\" style=\"color:{}\">{}</td>",
             r.verdict.colour(),
-            r.verdict.label()
+            r.verdict_label()
         )
     };
     if !c.claims.is_empty() {
@@ -1875,5 +1885,9 @@ mod tests {
         assert_eq!(f.estimate.resampling, Resampling::SeedsAndRecords);
         // Forgetting 0.4 against 0.05 on 48 records a task: far outside record noise.
         assert!(f.estimate.hi < 0.0, "{:?}", f.estimate);
+        // The verdict says that one seed stands behind it, in the tables too.
+        assert_eq!(f.verdict_label(), "held (1 seed)");
+        let md = crate::render_markdown(&runs, &crate::ReportConfig::default());
+        assert!(md.contains("held (1 seed)"), "{md}");
     }
 }
