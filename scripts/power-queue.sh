@@ -17,8 +17,21 @@ CLAIMS=sequential,fixed-replay,mssr,loss-driven,accuracy-supervised,sam,xsam,mss
 OTHERS=joint,mssr-kl,mssr-sampler-only,mssr-scheduler-only,wise-ft,ewc,lwf,agem,derpp,olora
 # A copy of the binary: a build from another worktree sharing the target directory must not
 # swap it under a queue that runs for days.
+# run.json's git_revision is HEAD when a run starts, which moves on while the queue runs; the
+# binary's own source revision is recorded once, in $OUT/binary.json.
 BIN=${BIN:-/tmp/power-xtask}
-if [ ! -x "$BIN" ]; then cargo build -q -p xtask && cp target/debug/xtask "$BIN"; fi
+if [ ! -x "$BIN" ]; then
+  cargo build -q -p xtask && cp target/debug/xtask "$BIN"
+  mkdir -p "$OUT"
+  printf '{"built_from": "%s", "dirty": %s, "sha256": "%s", "built_at": "%s"}\n' \
+    "$(git rev-parse HEAD)" \
+    "$([ -z "$(git status --porcelain --untracked-files=no -- crates xtask Cargo.toml Cargo.lock)" ] && echo false || echo true)" \
+    "$(sha256sum "$BIN" | cut -d' ' -f1)" "$(date -u +%FT%TZ)" > "$OUT/binary.json"
+fi
+if [ -f "$OUT/binary.json" ] && ! grep -q "$(sha256sum "$BIN" | cut -d' ' -f1)" "$OUT/binary.json"; then
+  echo "error: $BIN is not the binary $OUT/binary.json records; runs of one table need one binary" >&2
+  exit 2
+fi
 suite() { "$BIN" suite --suite power --out "$OUT" --jobs "$JOBS" --resume "$@"; }
 rescore() {
   "$BIN" rescore --results "$OUT" --suite "$1" --task arc-easy-probe --limit 256
