@@ -222,14 +222,23 @@ fn power_suite_loads_5_tasks_of_200_and_48_with_cloze_options_and_families() {
         for r in t.train.iter().chain(&t.test) {
             let options = r.options.as_ref().unwrap();
             assert!(options.contains(&r.answer), "{}", t.name);
-            assert!(options.iter().any(|o| o.chars().count() > 1), "{:?}", options);
+            assert!(
+                options.iter().any(|o| o.chars().count() > 1),
+                "{:?}",
+                options
+            );
             assert!(!r.prompt.contains("\nA. ") && r.prompt.ends_with("\nAnswer:"));
         }
     }
     assert_eq!(probe.test.len(), 256);
     // The reversed order is the same tasks backwards.
     let reversed = spec.load(&data, Some("reversed")).unwrap();
-    let back: Vec<_> = reversed.tasks.iter().rev().map(|t| t.name.as_str()).collect();
+    let back: Vec<_> = reversed
+        .tasks
+        .iter()
+        .rev()
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(back, names);
 }
 
