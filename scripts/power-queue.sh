@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-experiments/results-power}
 JOBS=${JOBS:-2}
-CLAIMS=sequential,fixed-replay,mssr,loss-driven,accuracy-supervised,sam,xsam,mssr-xsam,kl,kl-corpus
+CLAIMS=sequential,fixed-replay,mssr,loss-driven,loss-driven-matched,accuracy-supervised,sam,xsam,mssr-xsam,kl,kl-corpus
 OTHERS=joint,mssr-kl,mssr-sampler-only,mssr-scheduler-only,wise-ft,ewc,lwf,agem,derpp,olora
 # A copy of the binary: a build from another worktree sharing the target directory must not
 # swap it under a queue that runs for days.
