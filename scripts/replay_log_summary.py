@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarise the replay of finished runs from their log.jsonl: replay batch sizes, the tasks
-replayed, MSSR's intervals (min, max, how often they rose and fell), and the spend against the
-budget. Usage: python3 scripts/replay_log_summary.py RUN_DIR [RUN_DIR ...]"""
+replayed, MSSR's intervals (min, max, how often they rose and fell), loss-driven replay's probes
+and accuracy-supervised replay's checks (how many triggered or flagged, how many were replayed),
+and the spend against the budget. Usage: python3 scripts/replay_log_summary.py RUN_DIR [RUN_DIR ...]"""
 import collections
 import json
 import pathlib
@@ -40,6 +41,18 @@ def summarise(run: pathlib.Path) -> str:
         values = [e["interval"] for e in intervals]
         lines.append(f"  intervals: {len(intervals)} updates, min {min(values):g}, max {max(values):g}, rose {rises}, fell {falls} (against the previous interval, I_0 = {initial:g} first)")
         lines.append("  last interval per task: " + ", ".join(f"{t}: {v:g}" for t, v in sorted(last.items())))
+    probes = [e for e in events if e["type"] == "probe"]  # loss-driven, since 2026-12-07
+    if probes:
+        triggered = [p for p in probes if p["triggered"]]
+        short = [p["step"] for p in triggered if not p["replayed"]]
+        ratios = [p["probe_loss"] / p["reference_loss"] for p in probes if p["reference_loss"] > 0]
+        lines.append(f"  probes {len(probes)}, triggered {len(triggered)}, replayed {len(triggered) - len(short)}"
+                     + (f" (no whole batch in the paced budget at steps {short})" if short else "")
+                     + (f"; probe/reference loss min {min(ratios):.2f}, max {max(ratios):.2f}" if ratios else ""))
+    checks = [e for e in events if e["type"] == "check"]  # accuracy-supervised, since 2026-12-07
+    if checks:
+        flagged = collections.Counter(c["task"] for e in checks for c in e["scores"] if c["flagged"])
+        lines.append(f"  checks {len(checks)}, tasks flagged (times): {dict(sorted(flagged.items()))}")
     return "\n".join(lines)
 
 

@@ -211,6 +211,29 @@ fn probe_passes_are_counted_where_they_run_and_charged_to_the_strategy() {
     // Probes: task 0's 32 buffered samples at its end, 5 at steps 4 and 6, task 1's 32 at its end.
     assert_eq!(cost["probe_forwards"].as_u64().unwrap(), 32 + 5 + 5 + 32);
     assert!(cost["tokens_by_pass"]["probe"].as_u64().unwrap() > 0);
+    // Each probe has its `probe` line, triggered or not; a replay line exactly where a probe
+    // says it replayed, and a probe below its threshold did not trigger.
+    let probes = log_events(&cfg.out_dir, "probe");
+    let at: Vec<u64> = probes.iter().map(|p| p["step"].as_u64().unwrap()).collect();
+    assert_eq!(at, vec![4, 6]);
+    let replayed_at: Vec<u64> = log_events(&cfg.out_dir, "replay")
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    for p in &probes {
+        assert_eq!(p["samples"], 5);
+        let (loss, threshold) = (
+            p["probe_loss"].as_f64().unwrap(),
+            p["threshold"].as_f64().unwrap(),
+        );
+        assert_eq!(p["triggered"].as_bool().unwrap(), loss > threshold, "{p}");
+        let step = p["step"].as_u64().unwrap();
+        assert_eq!(
+            p["replayed"].as_bool().unwrap(),
+            replayed_at.contains(&step),
+            "{p}"
+        );
+    }
 }
 
 #[test]
@@ -357,6 +380,22 @@ fn validation_records_are_held_out_of_training_and_replay_and_score_the_strategy
             .unwrap(),
         checks_at_end + periodic
     );
+    // Each periodic check has its `check` line with every past task's score, and the tasks it
+    // flags are the ones replayed until the next check.
+    let checks = log_events(&cfg.out_dir, "check");
+    let at: Vec<u64> = checks.iter().map(|c| c["step"].as_u64().unwrap()).collect();
+    assert_eq!(at, vec![16]);
+    assert_eq!(checks[0]["scores"].as_array().unwrap().len(), 2);
+    let flagged: Vec<u64> = checks[0]["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["flagged"] == true)
+        .map(|c| c["task"].as_u64().unwrap())
+        .collect();
+    for r in log_events(&cfg.out_dir, "replay") {
+        assert!(flagged.contains(&r["task"].as_u64().unwrap()), "{r}");
+    }
 }
 
 #[test]

@@ -83,6 +83,14 @@ pub trait Strategy: Scheduler + Debug + DynClone + Send {
     fn log_events(&self, _batch: &ReplayBatch, _step: u64) -> Vec<serde_json::Value> {
         Vec::new()
     }
+
+    /// Log lines of the strategy's own about the decision it made at `step`, whether or not it
+    /// replayed (loss-driven replay writes each probe's loss against its threshold,
+    /// accuracy-supervised replay each check's scores): what explains the budget a run spent,
+    /// or left. The engine writes them after the step's `step` line, before its `replay` lines.
+    fn step_events(&self, _step: u64) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
 }
 
 dyn_clone::clone_trait_object!(Strategy);

@@ -199,6 +199,10 @@ impl Run<'_> {
             backwards: p.backward + l.hooks.backwards,
         });
         self.log.write(&line.to_value())?;
+        // The probe or check behind the decision, then the batches it decided.
+        for event in self.state.replay.scheduler.step_events(step) {
+            self.log.write(&event)?;
+        }
         for b in &decision.batches {
             let mut samples_by_task = BTreeMap::<String, u64>::new();
             for r in &b.samples {

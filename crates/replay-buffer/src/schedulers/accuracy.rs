@@ -56,6 +56,7 @@ impl AccuracySupervisedConfig {
             reference: IdMap::default(),
             flagged: Vec::new(),
             cursor: 0,
+            last_check: None,
             rng: ReplayRng::seed_from_u64(self.seed),
         }
     }
@@ -75,6 +76,25 @@ pub struct AccuracySupervised {
     flagged: Vec<(u32, f32)>,
     cursor: usize,
     rng: ReplayRng,
+    /// The check made at the last `before_update`, for its `check` log line. Not checkpointed:
+    /// the line is written at the step the check was made.
+    #[serde(skip)]
+    last_check: Option<(u64, Vec<CheckedTask>)>,
+}
+
+/// One past task at a check: the `scores` of the `check` line of `log.jsonl`
+/// (`{"type": "check", "step": ..., "scores": [...]}`), which says why a run replayed what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CheckedTask {
+    /// The task.
+    pub task: u32,
+    /// Its score on the validation slice now.
+    pub score: f32,
+    /// Its score when its stage ended.
+    pub reference: f32,
+    /// Whether it fell more than `δ_acc` below the reference (it is replayed until the next
+    /// check, as the paced budget allows).
+    pub flagged: bool,
 }
 
 impl AccuracySupervised {
@@ -121,19 +141,29 @@ impl Scheduler for AccuracySupervised {
     }
 
     fn before_update(&mut self, signals: &Signals<'_>, buffer: &ReplayBuffer) -> ReplayDecision {
+        self.last_check = None;
         if !signals.scores.is_empty() {
             // A check happened: the flagged set lasts until the next one.
-            self.flagged = signals
+            let checked: Vec<CheckedTask> = signals
                 .scores
                 .iter()
-                .filter(|s| {
-                    self.reference
-                        .get(s.task)
-                        .is_some_and(|&r| r - s.score > self.config.drop_threshold)
+                .map(|s| {
+                    let reference = self.reference.get(s.task).copied().unwrap_or(f32::NAN);
+                    CheckedTask {
+                        task: s.task,
+                        score: s.score,
+                        reference,
+                        flagged: reference - s.score > self.config.drop_threshold,
+                    }
                 })
-                .map(|s| (s.task, s.score))
+                .collect();
+            self.flagged = checked
+                .iter()
+                .filter(|c| c.flagged)
+                .map(|c| (c.task, c.score))
                 .collect();
             self.cursor = 0;
+            self.last_check = Some((signals.step, checked));
         }
         let mut batches = Vec::new();
         let n = self.flagged.len();
@@ -202,7 +232,16 @@ impl crate::strategy::StrategyConfig for AccuracySupervisedConfig {
 }
 
 #[typetag::serde(name = "accuracy_supervised")]
-impl crate::strategy::Strategy for AccuracySupervised {}
+impl crate::strategy::Strategy for AccuracySupervised {
+    /// A `check` line for every check (see [`CheckedTask`]).
+    fn step_events(&self, step: u64) -> Vec<serde_json::Value> {
+        self.last_check
+            .iter()
+            .filter(|(at, _)| *at == step)
+            .map(|(at, scores)| serde_json::json!({"type": "check", "step": at, "scores": scores}))
+            .collect()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -284,5 +323,56 @@ mod tests {
             &b,
         );
         assert!(d.batches.is_empty());
+        // Each check is logged with every task's score against its reference, flagged or not;
+        // the steps between checks log nothing.
+        use crate::strategy::Strategy;
+        let line = s.step_events(100);
+        assert_eq!(line.len(), 1);
+        assert_eq!(line[0]["type"], "check");
+        assert_eq!(line[0]["step"], 100);
+        let tasks: Vec<(u64, bool)> = line[0]["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["task"].as_u64().unwrap(), c["flagged"].as_bool().unwrap()))
+            .collect();
+        // 0.60 → 0.59 is a drop of 0.01: no longer flagged.
+        assert_eq!(tasks, [(0, false), (1, false)]);
+        assert!((line[0]["scores"][1]["reference"].as_f64().unwrap() - 0.6).abs() < 1e-6);
+        s.before_update(&Signals::at(101), &b);
+        assert!(s.step_events(101).is_empty());
+        assert!(
+            s.step_events(100).is_empty(),
+            "the line belongs to its own step only"
+        );
+    }
+
+    #[test]
+    fn a_check_that_flags_a_task_says_so_in_its_line() {
+        use crate::strategy::Strategy;
+        let b = ReplayBufferConfig::default().init();
+        let mut s = AccuracySupervisedConfig::default().init();
+        let scores = [TaskScore {
+            task: 0,
+            score: 0.5,
+        }];
+        let end = Signals {
+            scores: &scores,
+            ..Default::default()
+        };
+        s.after_training_exp(0, &end, &b);
+        let scores = [TaskScore {
+            task: 0,
+            score: 0.4,
+        }];
+        let check = Signals {
+            step: 50,
+            scores: &scores,
+            ..Default::default()
+        };
+        s.before_update(&check, &b);
+        let line = &s.step_events(50)[0];
+        assert_eq!(line["scores"][0]["flagged"], true);
+        assert!((line["scores"][0]["score"].as_f64().unwrap() - 0.4).abs() < 1e-6);
     }
 }

@@ -55,6 +55,7 @@ impl LossDrivenConfig {
             references: EndLosses::default(),
             rng: ReplayRng::seed_from_u64(self.seed),
             scratch: Vec::new(),
+            last_probe: None,
         }
     }
 }
@@ -75,6 +76,33 @@ pub struct LossDriven {
     rng: ReplayRng,
     #[serde(skip)]
     scratch: Vec<Slot>,
+    /// The outcome of the probe made at the last `before_update`, for its `probe` log line. Not
+    /// checkpointed: the line is written at the step the probe was made.
+    #[serde(skip)]
+    last_probe: Option<ProbeOutcome>,
+}
+
+/// What one probe found, whether or not it triggered a replay: the `probe` line of `log.jsonl`
+/// (`{"type": "probe", ...}` with these fields), which says why a run spent what it spent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProbeOutcome {
+    /// Global step of the probe.
+    pub step: u64,
+    /// Probed samples that have a reference loss.
+    pub samples: usize,
+    /// Their mean loss now.
+    pub probe_loss: f32,
+    /// Their mean loss when their task ended.
+    pub reference_loss: f32,
+    /// `(1 + δ_L) ×` the reference.
+    pub threshold: f32,
+    /// `τ_L`, if set.
+    pub absolute_threshold: Option<f32>,
+    /// Whether the probe loss crossed a threshold.
+    pub triggered: bool,
+    /// Whether a batch was replayed: a trigger replays only when the paced budget allows a
+    /// whole batch.
+    pub replayed: bool,
 }
 
 impl LossDriven {
@@ -86,6 +114,11 @@ impl LossDriven {
     /// The reference loss of `sample` (its loss when its task ended), if recorded.
     pub fn reference(&self, sample: SampleRef) -> Option<f32> {
         self.references.get(sample)
+    }
+
+    /// The probe made at the last `before_update`, if that step probed.
+    pub fn last_probe(&self) -> Option<&ProbeOutcome> {
+        self.last_probe.as_ref()
     }
 }
 
@@ -126,6 +159,7 @@ impl Scheduler for LossDriven {
     }
 
     fn before_update(&mut self, signals: &Signals<'_>, buffer: &ReplayBuffer) -> ReplayDecision {
+        self.last_probe = None;
         let (mut probe, mut reference, mut n) = (0.0f64, 0.0f64, 0usize);
         for l in signals.probe_losses {
             if let Some(r) = self.reference(buffer.sample(l.slot)) {
@@ -134,17 +168,29 @@ impl Scheduler for LossDriven {
                 n += 1;
             }
         }
-        let size = self.config.size.samples();
-        if n == 0 || signals.whole_batches(size) == 0 {
+        if n == 0 {
             return ReplayDecision::none();
         }
+        let size = self.config.size.samples();
         let (probe, reference) = ((probe / n as f64) as f32, (reference / n as f64) as f32);
         let relative = (1.0 + self.config.relative_threshold) * reference;
-        let threshold = if probe > relative {
-            relative
-        } else if let Some(tau) = self.config.absolute_threshold.filter(|&tau| probe > tau) {
-            tau
+        let crossed = if probe > relative {
+            Some(relative)
         } else {
+            self.config.absolute_threshold.filter(|&tau| probe > tau)
+        };
+        let replays = crossed.is_some() && signals.whole_batches(size) > 0;
+        self.last_probe = Some(ProbeOutcome {
+            step: signals.step,
+            samples: n,
+            probe_loss: probe,
+            reference_loss: reference,
+            threshold: relative,
+            absolute_threshold: self.config.absolute_threshold,
+            triggered: crossed.is_some(),
+            replayed: replays,
+        });
+        let Some(threshold) = crossed.filter(|_| replays) else {
             return ReplayDecision::none();
         };
         let candidates = self.past.slots(buffer, &mut self.scratch);
@@ -189,7 +235,20 @@ impl crate::strategy::StrategyConfig for LossDrivenConfig {
 }
 
 #[typetag::serde(name = "loss_driven")]
-impl crate::strategy::Strategy for LossDriven {}
+impl crate::strategy::Strategy for LossDriven {
+    /// A `probe` line for every probe, triggered or not (see [`ProbeOutcome`]).
+    fn step_events(&self, step: u64) -> Vec<serde_json::Value> {
+        self.last_probe
+            .filter(|p| p.step == step)
+            .map(|p| {
+                let mut line = serde_json::to_value(p).expect("serialises");
+                line["type"] = "probe".into();
+                line
+            })
+            .into_iter()
+            .collect()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -285,6 +344,60 @@ mod tests {
             }
             ref r => panic!("unexpected reason {r:?}"),
         }
+    }
+
+    #[test]
+    fn every_probe_is_logged_with_its_outcome_triggered_or_not() {
+        use crate::strategy::Strategy;
+        let (b, mut s) = setup();
+        let probe = s
+            .wants(HookPoint::BeforeUpdate { step: 110 }, &b)
+            .probe
+            .unwrap();
+        let losses = |loss: f32| -> Vec<SlotLoss> {
+            probe.iter().map(|&slot| SlotLoss { slot, loss }).collect()
+        };
+        fn at(v: &[SlotLoss], allowance: Option<usize>) -> Signals<'_> {
+            Signals {
+                step: 110,
+                probe_losses: v,
+                ..Default::default()
+            }
+            .with_allowance(allowance)
+        }
+        // Below the 1.1 threshold: no replay, and the line says the probe did not trigger.
+        let below = losses(1.05);
+        assert!(s.before_update(&at(&below, None), &b).batches.is_empty());
+        let line = s.step_events(110);
+        assert_eq!(line.len(), 1);
+        assert_eq!(line[0]["type"], "probe");
+        assert_eq!(line[0]["samples"], 16);
+        assert_eq!(line[0]["triggered"], false);
+        assert_eq!(line[0]["replayed"], false);
+        assert!((line[0]["probe_loss"].as_f64().unwrap() - 1.05).abs() < 1e-6);
+        assert!((line[0]["threshold"].as_f64().unwrap() - 1.1).abs() < 1e-6);
+        // Above it but with no whole batch left in the paced budget: triggered, not replayed.
+        let above = losses(1.3);
+        let size = s.config().size.samples();
+        assert!(
+            s.before_update(&at(&above, Some(size - 1)), &b)
+                .batches
+                .is_empty()
+        );
+        let line = s.step_events(110);
+        assert_eq!(
+            (&line[0]["triggered"], &line[0]["replayed"]),
+            (&true.into(), &false.into())
+        );
+        // Above it with the allowance: triggered and replayed.
+        assert_eq!(
+            s.before_update(&at(&above, Some(size)), &b).batches.len(),
+            1
+        );
+        assert_eq!(s.step_events(110)[0]["replayed"], true);
+        // A step without a probe logs nothing, and the last probe's line is not repeated.
+        assert!(s.before_update(&Signals::at(111), &b).batches.is_empty());
+        assert!(s.step_events(111).is_empty() && s.step_events(110).is_empty());
     }
 
     #[test]

@@ -7,9 +7,9 @@ mod loss_driven;
 mod mssr;
 mod none;
 
-pub use accuracy::{AccuracySupervised, AccuracySupervisedConfig};
+pub use accuracy::{AccuracySupervised, AccuracySupervisedConfig, CheckedTask};
 pub use fixed::{FixedInterval, FixedIntervalConfig};
-pub use loss_driven::{LossDriven, LossDrivenConfig};
+pub use loss_driven::{LossDriven, LossDrivenConfig, ProbeOutcome};
 pub use mssr::{Mssr, MssrConfig, MssrVariant, TaskClock, ThresholdMode};
 pub use none::{NoReplay, NoReplayConfig};
 
