@@ -782,9 +782,10 @@ fn fmt_interval(e: &Estimate, decimals: usize) -> String {
     )
 }
 
-/// The four cost cells of a claim row (`method / reference`, means over seeds): optimizer
-/// steps, forward + backward passes, tokens, wall seconds; then each side's strategy cost.
-fn cost_cells(group: &SuiteGroup<'_>, method: &str, reference: &str) -> [String; 5] {
+/// The cost cells of a claim row (`method / reference`, means over seeds): replayed samples (the
+/// spend an equal-budget comparison rests on), optimizer steps, forward + backward passes,
+/// tokens, wall seconds; then each side's strategy cost.
+fn cost_cells(group: &SuiteGroup<'_>, method: &str, reference: &str) -> [String; 6] {
     let mean = |name: &str, f: &dyn Fn(&Run) -> Option<f64>| {
         group.methods.iter().find(|m| m.name == name).and_then(|m| {
             let xs: Vec<f64> = m.runs.iter().filter_map(|r| f(r)).collect();
@@ -804,6 +805,7 @@ fn cost_cells(group: &SuiteGroup<'_>, method: &str, reference: &str) -> [String;
             .map_or_else(|| "–".to_string(), aggregate::strategy_cost)
     };
     [
+        pair(&|r| r.metrics.cost("replayed_samples"), &count),
         pair(&|r| r.metrics.cost("optimizer_steps"), &count),
         pair(
             &|r| Some(r.metrics.cost("forward_passes")? + r.metrics.cost("backward_passes")?),
@@ -1042,7 +1044,7 @@ pub(crate) fn markdown(c: &SuiteComparisons, group: &SuiteGroup<'_>, out: &mut S
         let _ = writeln!(out, "![forest plot]({file})\n");
     }
     if !c.claims.is_empty() {
-        out.push_str("#### Claims\n\n| claim | comparison | claimed | Δ [95% CI] | verdict | seeds | resampled | steps | passes | tokens | wall s | strategy cost |\n|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---|\n");
+        out.push_str("#### Claims\n\n| claim | comparison | claimed | Δ [95% CI] | verdict | seeds | resampled | replayed | steps | passes | tokens | wall s | strategy cost |\n|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---|\n");
         for (k, r) in c.claims.iter().enumerate() {
             let costs = cost_cells(group, &r.method, r.reference.as_deref().unwrap_or(""));
             let _ = writeln!(
@@ -1059,7 +1061,7 @@ pub(crate) fn markdown(c: &SuiteComparisons, group: &SuiteGroup<'_>, out: &mut S
             );
         }
         out.push_str(
-            "\nCost cells: method / reference, means over seeds (passes: forward + backward).\n\n",
+            "\nCost cells: method / reference, means over seeds (replayed: replayed samples; passes: forward + backward).\n\n",
         );
     }
     if !c.by_family.is_empty() {
@@ -1217,7 +1219,7 @@ pub(crate) fn html(c: &SuiteComparisons, group: &SuiteGroup<'_>, h: &mut String)
         )
     };
     if !c.claims.is_empty() {
-        h.push_str("<div class=\"scroll\"><table class=\"claims\">\n<thead><tr><th>claim</th><th>comparison</th><th>claimed</th><th>Δ [95% CI]</th><th>verdict</th><th>seeds</th><th>resampled</th><th><abbr title=\"optimizer steps, method / reference (means over seeds)\">steps</abbr></th><th><abbr title=\"forward + backward passes, method / reference\">passes</abbr></th><th>tokens</th><th>wall s</th><th>strategy cost</th></tr></thead>\n<tbody>\n");
+        h.push_str("<div class=\"scroll\"><table class=\"claims\">\n<thead><tr><th>claim</th><th>comparison</th><th>claimed</th><th>Δ [95% CI]</th><th>verdict</th><th>seeds</th><th>resampled</th><th><abbr title=\"replayed samples, method / reference (means over seeds)\">replayed</abbr></th><th><abbr title=\"optimizer steps, method / reference (means over seeds)\">steps</abbr></th><th><abbr title=\"forward + backward passes, method / reference\">passes</abbr></th><th>tokens</th><th>wall s</th><th>strategy cost</th></tr></thead>\n<tbody>\n");
         for (k, r) in c.claims.iter().enumerate() {
             let costs = cost_cells(group, &r.method, r.reference.as_deref().unwrap_or(""));
             let _ = write!(
@@ -1236,7 +1238,7 @@ pub(crate) fn html(c: &SuiteComparisons, group: &SuiteGroup<'_>, h: &mut String)
             }
             h.push_str("</tr>\n");
         }
-        h.push_str("</tbody></table></div>\n<p class=\"note\">Cost cells: method / reference, means over seeds (passes: forward + backward).</p>\n");
+        h.push_str("</tbody></table></div>\n<p class=\"note\">Cost cells: method / reference, means over seeds (replayed: replayed samples; passes: forward + backward).</p>\n");
     }
     if !c.by_family.is_empty() {
         let fams = c
@@ -1491,7 +1493,7 @@ mod tests {
                     "bwt": bootstrap::backward_transfer(&rows, &all),
                     "forgetting": bootstrap::forgetting(&rows, &all),
                     "general_forgetting": bootstrap::first_minus_last(&probe_rows),
-                    "cost": {"optimizer_steps": 24, "forward_passes": cost, "backward_passes": cost,
+                    "cost": {"replayed_samples": cost + 4.0, "optimizer_steps": 24, "forward_passes": cost, "backward_passes": cost,
                              "tokens": 1000.0 * cost, "wall_seconds": 10.0 * cost}}),
         );
         std::fs::write(dir.join("log.jsonl"), log).unwrap();
@@ -1787,7 +1789,8 @@ mod tests {
         ] {
             assert!(md.contains(needle), "missing {needle} in {md}");
         }
-        // The claim's row with its cost columns: steps, passes, tokens, wall s (method / reference).
+        // The claim's row with its cost columns: replayed samples, steps, passes, tokens, wall s
+        // (method / reference).
         let line = md
             .lines()
             .find(|l| l.contains("| mssr − fixed-replay | F \\< 0 |"))
@@ -1795,8 +1798,14 @@ mod tests {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
         assert_eq!(cells[4], "held", "{line}");
         assert_eq!(
-            &cells[7..11],
-            ["24 / 24", "56 / 60", "28000 / 30000", "280 / 300"],
+            &cells[7..12],
+            [
+                "32 / 34",
+                "24 / 24",
+                "56 / 60",
+                "28000 / 30000",
+                "280 / 300"
+            ],
             "{line}"
         );
         // The existing summary table is still there, before the new section.
