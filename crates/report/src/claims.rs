@@ -179,8 +179,9 @@ pub const CLAIMS: [Comparison; 18] = [
     claim(MSSR,        "mssr",       "fixed-replay",         Forgetting,        Lower,  true),
     claim(MSSR,        "mssr",       "loss-driven",          Aa,                Higher, true),
     claim(MSSR,        "mssr",       "loss-driven",          Forgetting,        Lower,  true),
-    // Loss-driven replay at METHODS.md's defaults may leave budget unspent; its budget-matched
-    // variant probes more often so that both sides of the comparison spend the same samples.
+    // Loss-driven replay at METHODS.md's defaults leaves budget unspent; its budget-matched
+    // variant is the rule at its most eager (probe every step, trigger on any rise), so that it
+    // spends as much of the budget as the rule can (the cost cells show each side's spend).
     claim(MSSR,        "mssr",       "loss-driven-matched",  Aa,                Higher, true),
     claim(MSSR,        "mssr",       "loss-driven-matched",  Forgetting,        Lower,  true),
     claim(MSSR,        "mssr",       "accuracy-supervised",  Aa,                Higher, true),

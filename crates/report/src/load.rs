@@ -906,9 +906,10 @@ mod committed_results {
 
     /// Issue 21 compares replay methods at an equal spent budget: in the powered suite every
     /// complete run of a replay method spent exactly its budget, and its replay lines add up to
-    /// what `metrics.json` counts. The one exception is `loss-driven` at METHODS.md's defaults,
-    /// which replays only when its trigger fires (its budget-matched variant,
-    /// `loss-driven-matched`, is held to the budget like the others).
+    /// what `metrics.json` counts. The exception is loss-driven replay (`loss-driven` at
+    /// METHODS.md's defaults and `loss-driven-matched` at the rule's most eager), which replays
+    /// only when the probed loss rose: on this stream it often does not, so it may leave budget
+    /// unspent, never exceed it (docs/results.md says what it spent).
     #[test]
     fn powered_replay_runs_spend_their_whole_budget() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/results-power");
@@ -936,7 +937,7 @@ mod committed_results {
             let budget = r
                 .allowed_replay_budget()
                 .expect("the powered suite sets a budget");
-            if r.method == "loss-driven" {
+            if r.method.starts_with("loss-driven") {
                 assert!(spent <= budget as f64, "{}: over budget", r.dir.display());
             } else {
                 assert_eq!(
