@@ -47,7 +47,7 @@ def summarise(run: pathlib.Path) -> str:
         short = [p["step"] for p in triggered if not p["replayed"]]
         ratios = [p["probe_loss"] / p["reference_loss"] for p in probes if p["reference_loss"] > 0]
         lines.append(f"  probes {len(probes)}, triggered {len(triggered)}, replayed {len(triggered) - len(short)}"
-                     + (f" (no whole batch in the paced budget at steps {short})" if short else "")
+                     + (f" (no whole batch in the paced budget at {len(short)} triggers, steps {short[0]}-{short[-1]})" if short else "")
                      + (f"; probe/reference loss min {min(ratios):.2f}, max {max(ratios):.2f}" if ratios else ""))
     checks = [e for e in events if e["type"] == "check"]  # accuracy-supervised, since 2026-12-07
     if checks:
