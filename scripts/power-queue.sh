@@ -32,10 +32,23 @@ if [ -f "$OUT/binary.json" ] && ! grep -q "$(sha256sum "$BIN" | cut -d' ' -f1)" 
   echo "error: $BIN is not the binary $OUT/binary.json records; runs of one table need one binary" >&2
   exit 2
 fi
+# $BIN's O-LoRA runs saved the fresh adapter that follows the last fold, not the trained model
+# (fixed after $BIN was built; training and the runs' own rows are right). A later build rebuilds
+# their adapter/ from the last checkpoint and scores them again (--rebuild-olora-adapters).
+FIX_BIN=${FIX_BIN:-/tmp/rescore-xtask}
+if [ ! -x "$FIX_BIN" ]; then
+  cargo build -q -p xtask && cp target/debug/xtask "$FIX_BIN"
+fi
 suite() { "$BIN" suite --suite power --out "$OUT" --jobs "$JOBS" --resume "$@"; }
 rescore() {
   "$BIN" rescore --results "$OUT" --suite "$1" --task arc-easy-probe --limit 256
   "$BIN" rescore --results "$OUT" --suite "$1" --corpus openwebtext --limit 64
+  if compgen -G "$OUT/$1/olora/*/adapter" > /dev/null; then
+    "$FIX_BIN" rescore --results "$OUT" --suite "$1" --task arc-easy-probe --limit 256 \
+      --methods olora --rebuild-olora-adapters
+    "$FIX_BIN" rescore --results "$OUT" --suite "$1" --corpus openwebtext --limit 64 \
+      --methods olora --rebuild-olora-adapters
+  fi
 }
 for methods in "$CLAIMS" "$OTHERS"; do
   for seed in 0 1 2; do

@@ -60,6 +60,11 @@ pub struct RescoreArgs {
     /// those are exactly what a rescore computes.
     #[arg(long, value_name = "TOML")]
     add_probe: Option<String>,
+    /// First rebuild every O-LoRA run's `adapter/` from its last checkpoint and score it
+    /// again, replacing its entry: runs written before 2026-12-07 saved the fresh adapter that
+    /// follows O-LoRA's last fold, so they scored as the bare backbone.
+    #[arg(long)]
+    rebuild_olora_adapters: bool,
 }
 
 /// Runs `cargo xtask rescore`.
@@ -138,6 +143,13 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
     );
     for run in &runs {
         let key = run.dir.display().to_string();
+        let rebuild = args.rebuild_olora_adapters && is_olora(&run.dir);
+        if rebuild {
+            out["runs"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|r| r["dir"] != key.as_str());
+        }
         if out["runs"]
             .as_array()
             .unwrap()
@@ -187,6 +199,11 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
             ),
         }
         let mut scorer = Scorer::new(&run.model, run.seed, &run.settings, &suite, &device)?;
+        if rebuild {
+            let k = scorer.rebuild_olora_adapter(&run.dir)?;
+            scorer.remove_adapter();
+            eprintln!("{key}: adapter/ rebuilt from the checkpoint's {k} O-LoRA folds");
+        }
         let score = |scorer: &Scorer| -> (f64, Vec<f64>) {
             match target {
                 Target::Task(t) => {
@@ -243,6 +260,16 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<()> {
     }
     eprintln!("wrote {}", out_path.display());
     Ok(())
+}
+
+/// Whether the run's method file has an O-LoRA plugin (`[[plugins]] kind = "olora"`).
+fn is_olora(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.pointer("/method_config/plugins").cloned())
+        .and_then(|p| p.as_array().cloned())
+        .is_some_and(|ps| ps.iter().any(|p| p["kind"] == "olora"))
 }
 
 /// What a rescore scores: a task's first test records, or corpus passages (by their loss).

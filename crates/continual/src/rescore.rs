@@ -140,6 +140,46 @@ impl Scorer {
         Ok(())
     }
 
+    /// Rebuilds an O-LoRA run's final adapter from its last checkpoint and writes it as the
+    /// run's `adapter/` (replacing what is there), then loads it. Runs written before O-LoRA's
+    /// `after_training` hook (2026-12-07) saved the fresh adapter that follows the last fold,
+    /// so their `adapter/` scored as the bare backbone; the checkpoint kept every finished
+    /// task's factors (`ckpt/<LATEST>/plugins/olora/task-*.safetensors`), which side by side
+    /// are the trained model. Returns the number of tasks' adapters.
+    pub fn rebuild_olora_adapter(&mut self, run_dir: &Path) -> Result<usize, EngineError> {
+        let ckpt = run_dir.join("ckpt");
+        let latest = ckpt.join("LATEST");
+        let name = std::fs::read_to_string(&latest).map_err(|e| EngineError::io(&latest, e))?;
+        let folds = ckpt.join(name.trim()).join("plugins").join("olora");
+        let mut finished = Vec::new();
+        loop {
+            let path = folds.join(format!("task-{:03}.safetensors", finished.len()));
+            if !path.is_file() {
+                break;
+            }
+            finished.push(crate::params::TrainableSnapshot::load(&path)?);
+        }
+        if finished.is_empty() {
+            return Err(EngineError::Checkpoint(format!(
+                "{}: no task-000.safetensors: not an O-LoRA checkpoint",
+                folds.display()
+            )));
+        }
+        self.add_fresh_adapter();
+        crate::plugins::olora::install_side_by_side(&mut self.model, &finished);
+        // Written beside the old one, then swapped in, so a crash leaves one whole adapter.
+        let adapter = run_dir.join("adapter");
+        let rebuilt = run_dir.join("adapter.rebuilt");
+        let err =
+            |e: lora::LoraError| EngineError::Checkpoint(format!("{}: {e}", rebuilt.display()));
+        lora::save_peft(&self.model, ADAPTER, &rebuilt, None).map_err(err)?;
+        if adapter.exists() {
+            std::fs::remove_dir_all(&adapter).map_err(|e| EngineError::io(&adapter, e))?;
+        }
+        std::fs::rename(&rebuilt, &adapter).map_err(|e| EngineError::io(&adapter, e))?;
+        Ok(finished.len())
+    }
+
     /// The model as it scores now (with the loaded adapter, if any).
     pub fn model(&self) -> &CausalLm {
         &self.model

@@ -350,55 +350,76 @@ fn probes_are_scored_on_probe_eval_limit_records_and_tasks_on_eval_limit() {
 
 #[test]
 fn a_saved_adapter_rescored_gives_the_last_row_and_the_bare_backbone_gives_row_0() {
-    // The first task alone (LoRA on the tiny model learns it, and forgets it under the next
-    // ones), and a probe made of its generator.
+    // Two label maps (LoRA on the tiny model learns each at its stage), and a probe made of the
+    // first's generator. O-LoRA folds each task's adapter into the
+    // frozen weights, so its saved adapter must bring the folds back (two adapters side by
+    // side, rank 2r); the rebuild from its checkpoint must give the same.
     let add_probe = |spec: &mut bench_tasks::SuiteSpec| {
-        spec.tasks.truncate(1);
+        spec.tasks.remove(1);
+        spec.tasks.truncate(2);
         let mut probe = spec.tasks[0].clone();
         probe.name = "map-a-probe".into();
         spec.probes.push(probe);
     };
     let dir = tempfile::tempdir().unwrap();
-    let method = "sequential";
-    let run = dir.path().join(method);
-    // The smoke suite trains the full model; a LoRA run saves an adapter.
-    let set = "mode = \"lora\"\neval_limit = 4\nprobe_eval_limit = 16\ncheckpoint_every = 1000\n";
-    let out = continual::run(&config_with(method, &run, set, add_probe), &mut []).unwrap();
+    for method in ["sequential", "olora"] {
+        let run = dir.path().join(method);
+        // The smoke suite trains the full model; a LoRA run saves an adapter.
+        let set =
+            "mode = \"lora\"\neval_limit = 4\nprobe_eval_limit = 16\ncheckpoint_every = 1000\n";
+        let out = continual::run(&config_with(method, &run, set, add_probe), &mut []).unwrap();
 
-    let saved = continual::rescore::SavedRun::read(&run).unwrap();
-    assert_eq!((saved.method.as_str(), saved.seed), (method, 3));
-    let suite = saved.suite_spec.load(&root(), None).unwrap();
-    let device = burn::tensor::Device::flex();
-    let mut scorer =
-        continual::rescore::Scorer::new(&saved.model, saved.seed, &saved.settings, &suite, &device)
-            .unwrap();
-    let probe = &suite.probes[0];
-    let scores = |scorer: &continual::rescore::Scorer| -> (Vec<f64>, f64) {
-        (
-            suite
-                .tasks
-                .iter()
-                .map(|t| scorer.score(t, 4).score)
-                .collect(),
-            scorer.score(probe, 16).score,
+        let saved = continual::rescore::SavedRun::read(&run).unwrap();
+        assert_eq!((saved.method.as_str(), saved.seed), (method, 3));
+        let suite = saved.suite_spec.load(&root(), None).unwrap();
+        let device = burn::tensor::Device::flex();
+        let mut scorer = continual::rescore::Scorer::new(
+            &saved.model,
+            saved.seed,
+            &saved.settings,
+            &suite,
+            &device,
         )
-    };
-    assert_eq!(
-        scores(&scorer),
-        (out.rows[0].clone(), out.probe_rows[0][0]),
-        "{method}: backbone vs row 0"
-    );
-    scorer.load_adapter(&run.join("adapter")).unwrap();
-    let last = out.rows.len() - 1;
-    assert_eq!(
-        scores(&scorer),
-        (out.rows[last].clone(), out.probe_rows[last][0]),
-        "{method}: adapter vs row T"
-    );
-    // Training moved the scores, so the comparison above is not between two untouched models.
-    assert_ne!(out.rows[0], out.rows[last], "{method}");
-    scorer.remove_adapter();
-    assert_eq!(scores(&scorer).0, out.rows[0], "{method}: adapter removed");
+        .unwrap();
+        let probe = &suite.probes[0];
+        let scores = |scorer: &continual::rescore::Scorer| -> (Vec<f64>, f64) {
+            (
+                suite
+                    .tasks
+                    .iter()
+                    .map(|t| scorer.score(t, 4).score)
+                    .collect(),
+                scorer.score(probe, 16).score,
+            )
+        };
+        assert_eq!(
+            scores(&scorer),
+            (out.rows[0].clone(), out.probe_rows[0][0]),
+            "{method}: backbone vs row 0"
+        );
+        scorer.load_adapter(&run.join("adapter")).unwrap();
+        let last = out.rows.len() - 1;
+        let row_t = (out.rows[last].clone(), out.probe_rows[last][0]);
+        assert_eq!(scores(&scorer), row_t, "{method}: adapter vs row T");
+        // Training moved the scores, so the comparison above is not between two untouched
+        // models.
+        assert_ne!(out.rows[0], out.rows[last], "{method}");
+        scorer.remove_adapter();
+        assert_eq!(scores(&scorer).0, out.rows[0], "{method}: adapter removed");
+        if method == "olora" {
+            let config = std::fs::read_to_string(run.join("adapter/adapter_config.json")).unwrap();
+            let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+            let r = saved.settings.lora.settings.rank as u64;
+            assert_eq!(config["r"], 2 * r, "two tasks' adapters side by side");
+            std::fs::remove_dir_all(run.join("adapter")).unwrap();
+            assert_eq!(scorer.rebuild_olora_adapter(&run).unwrap(), 2);
+            assert_eq!(
+                scores(&scorer),
+                row_t,
+                "the adapter rebuilt from the checkpoint"
+            );
+        }
+    }
 }
 
 #[test]

@@ -61,7 +61,10 @@ impl Run<'_> {
         });
         write_json(&self.cfg.out_dir.join("metrics.json"), &metrics)?;
         if self.cfg.settings.mode == TrainModeName::Lora {
-            let model = self.model.as_ref().expect("model");
+            let model = self.model.as_mut().expect("model");
+            for p in self.plugins.iter_mut() {
+                p.after_training(model)?;
+            }
             lora::save_peft(model, ADAPTER, &self.cfg.out_dir.join("adapter"), None)
                 .map_err(|e| EngineError::Checkpoint(format!("saving the final adapter: {e}")))?;
         }

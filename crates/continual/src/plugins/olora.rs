@@ -15,8 +15,10 @@
 //! "Frozen and in the forward pass" is done exactly by folding each finished adapter into the
 //! frozen base weight (`W ← W + s·A·B`) at its task's end and starting a fresh adapter (same
 //! name, new parameter ids so the optimizer's moments start afresh). The finished factors are
-//! the plugin's checkpoint state; a resumed run folds them in again. The run's final
-//! `adapter/` then holds the last task's adapter only. O-LoRA needs `mode = "lora"`.
+//! the plugin's checkpoint state; a resumed run folds them in again. When the stream ends
+//! (`after_training`) the folds come out of the frozen weights and every task's adapter goes
+//! side by side into one of rank `r·K`, so the run's final `adapter/` on the bare backbone is
+//! the trained model (`cargo xtask rescore` scores it). O-LoRA needs `mode = "lora"`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -214,6 +216,51 @@ impl Olora {
     }
 }
 
+/// Replaces every adapted layer's adapter by the finished tasks' adapters side by side: `A`s
+/// concatenated to `[in, r·K]`, `B`s to `[r·K, out]`, so `x·A·B = Σ_k x·A_k·B_k`; the scale is
+/// kept (`alpha` times `K`, or `√K` under rsLoRA). A PEFT adapter of rank `r·K` that gives the
+/// bare backbone what the folds gave it. Nothing changes when no task finished.
+pub fn install_side_by_side(model: &mut CausalLm, finished: &[TrainableSnapshot]) {
+    if finished.is_empty() {
+        return;
+    }
+    let device = model.device();
+    let k = finished.len();
+    let mut i = 0;
+    model.for_each_linear_mut(&mut |_, layer| {
+        let Some(current) = layer.adapter(ADAPTER) else {
+            return;
+        };
+        let tensor = |h: &HostTensor| {
+            Tensor::<2>::from_data(
+                TensorData::new(h.data.clone(), [h.shape[0], h.shape[1]]),
+                &device,
+            )
+        };
+        // K × [in, r] → [in, r·K]; K × [r, out] → [r·K, out]
+        let a = Tensor::cat(
+            finished.iter().map(|f| tensor(&f.tensors[2 * i])).collect(),
+            1,
+        );
+        let b = Tensor::cat(
+            finished
+                .iter()
+                .map(|f| tensor(&f.tensors[2 * i + 1]))
+                .collect(),
+            0,
+        );
+        i += 1;
+        let mut settings = current.settings.clone();
+        settings.alpha *= if settings.use_rslora {
+            (k as f64).sqrt()
+        } else {
+            k as f64
+        };
+        settings.rank *= k;
+        layer.insert_adapter(LoraAdapter::new(ADAPTER, settings, a, b, None));
+    });
+}
+
 impl MethodPlugin for Olora {
     fn name(&self) -> &str {
         "olora"
@@ -252,6 +299,18 @@ impl MethodPlugin for Olora {
             serde_json::json!({"type": "olora", "step": ctx.step, "task": ctx.task,
             "folded_adapters": self.finished.len()}),
         );
+        Ok(())
+    }
+
+    /// The saved adapter must be the whole trained model over the bare backbone: the folds come
+    /// out of the frozen weights again and every finished task's factors go side by side into
+    /// one adapter of rank `r·K` (the same `s·Σ A_k·B_k`; see [`install_side_by_side`]).
+    fn after_training(&mut self, model: &mut CausalLm) -> Result<(), EngineError> {
+        let finished = std::mem::take(&mut self.finished);
+        for factors in finished.iter().rev() {
+            self.fold(model, factors, -1.0);
+        }
+        install_side_by_side(model, &finished);
         Ok(())
     }
 
