@@ -130,6 +130,14 @@ fn host(t: Tensor<2>) -> HostTensor {
     }
 }
 
+/// A saved `[rows, cols]` factor as a tensor on `device`.
+fn on_device(h: &HostTensor, device: &burn::tensor::Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(h.data.clone(), [h.shape[0], h.shape[1]]),
+        device,
+    )
+}
+
 impl Olora {
     /// Adds (`sign = 1`) or removes (`sign = −1`) one finished task's `s·A·B` per layer to or
     /// from the frozen base weights, and appends its `A`s to (or drops them from)
@@ -143,12 +151,7 @@ impl Olora {
                 return;
             };
             let scale = current.settings.scale();
-            let tensor = |h: &HostTensor| {
-                Tensor::<2>::from_data(
-                    TensorData::new(h.data.clone(), [h.shape[0], h.shape[1]]),
-                    &device,
-                )
-            };
+            let tensor = |h: &HostTensor| on_device(h, &device);
             let (a, b) = (
                 tensor(&factors.tensors[2 * i]),
                 tensor(&factors.tensors[2 * i + 1]),
@@ -231,12 +234,7 @@ pub fn install_side_by_side(model: &mut CausalLm, finished: &[TrainableSnapshot]
         let Some(current) = layer.adapter(ADAPTER) else {
             return;
         };
-        let tensor = |h: &HostTensor| {
-            Tensor::<2>::from_data(
-                TensorData::new(h.data.clone(), [h.shape[0], h.shape[1]]),
-                &device,
-            )
-        };
+        let tensor = |h: &HostTensor| on_device(h, &device);
         // K × [in, r] → [in, r·K]; K × [r, out] → [r·K, out]
         let a = Tensor::cat(
             finished.iter().map(|f| tensor(&f.tensors[2 * i])).collect(),
