@@ -502,3 +502,44 @@ fn holding_out_every_training_record_is_an_error_naming_the_suite_and_the_settin
         "{e}"
     );
 }
+
+/// Joint training (the upper bound) trains stage `k` on batches drawn from tasks `0..=k`, and
+/// its step lines say from which; sequential training draws only the stage's own task and
+/// leaves the field out.
+#[test]
+fn joint_training_draws_every_stage_from_all_tasks_so_far_and_logs_the_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = "steps_per_task = 12\ncheckpoint_every = 1000\n";
+    let out = dir.path().join("joint");
+    continual::run(&short(shipped("joint"), &out, 3, set), &mut []).unwrap();
+    let steps = log_events(&out, "step");
+    assert_eq!(steps.len(), 36);
+    for k in 0..3 {
+        let mut seen = std::collections::BTreeMap::<usize, u64>::new();
+        for s in steps.iter().filter(|s| s["task"] == k) {
+            let mix = s["trained_by_task"]
+                .as_object()
+                .expect("a joint step's mix");
+            assert_eq!(
+                mix.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+                8,
+                "{s}"
+            );
+            for (t, n) in mix {
+                let t: usize = t.parse().unwrap();
+                assert!(t <= k, "stage {k} trained on task {t}: {s}");
+                *seen.entry(t).or_default() += n.as_u64().unwrap();
+            }
+        }
+        // 12 steps of 8 from k + 1 equal pools: every task so far is drawn, none left out.
+        assert_eq!(seen.len(), k + 1, "stage {k}: {seen:?}");
+        assert!(seen.values().all(|&n| n >= 8), "stage {k}: {seen:?}");
+    }
+    let out = dir.path().join("sequential");
+    continual::run(&short(shipped("sequential"), &out, 3, set), &mut []).unwrap();
+    assert!(
+        log_events(&out, "step")
+            .iter()
+            .all(|s| s.get("trained_by_task").is_none())
+    );
+}

@@ -86,6 +86,10 @@ pub struct StepLine {
     /// Backward passes of the step.
     #[serde(default)]
     pub backwards: u64,
+    /// Joint training: the task batch's samples per source task (keys are task indices).
+    /// Left out under sequential training, where every task sample is the stage's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trained_by_task: BTreeMap<String, u64>,
 }
 
 /// `replay`: one replay batch.
@@ -289,6 +293,7 @@ mod tests {
                 corpus_tokens: 20,
                 forwards: 3,
                 backwards: 1,
+                trained_by_task: BTreeMap::from([("0".into(), 3), ("1".into(), 5)]),
             }),
             LogEvent::Replay(ReplayLine {
                 step: 7,

@@ -13,6 +13,7 @@ use report::events::{LogEvent, ReplayLine, SharpnessLine, StepLine};
 
 use super::Run;
 use super::data::Data;
+use crate::method::Protocol;
 use crate::metrics::PassTokens;
 use crate::plugins::{GradContext, LossContext, LossTerm, MethodPlugin, PassKind, Spent};
 use crate::{EngineError, Plugin, StepRecord};
@@ -46,7 +47,15 @@ impl Run<'_> {
         self.replay_feedback(step, &decision, &task_samples, &losses.per_sample);
         // 5. Accounting and the log.
         self.account(&batch, &decision, &losses);
-        self.log_step(k, step, &batch, &decision, allowance, &losses)
+        self.log_step(
+            k,
+            step,
+            &batch,
+            &task_samples,
+            &decision,
+            allowance,
+            &losses,
+        )
     }
 
     /// Runs the objective, the backward pass and the plugins' gradient hooks, and takes the
@@ -163,6 +172,7 @@ impl Run<'_> {
         k: usize,
         step: u64,
         batch: &SftBatch,
+        task_samples: &[SampleRef],
         decision: &ReplayDecision,
         allowance: Option<usize>,
         l: &StepLosses,
@@ -197,6 +207,13 @@ impl Run<'_> {
             corpus_tokens: l.extra_tokens.corpus,
             forwards: p.forwards() + l.hooks.forwards,
             backwards: p.backward + l.hooks.backwards,
+            trained_by_task: match self.cfg.method.protocol {
+                Protocol::Sequential => BTreeMap::new(),
+                Protocol::Joint => task_samples.iter().fold(BTreeMap::new(), |mut m, r| {
+                    *m.entry(r.task.to_string()).or_insert(0) += 1;
+                    m
+                }),
+            },
         });
         self.log.write(&line.to_value())?;
         // The probe or check behind the decision, then the batches it decided.
