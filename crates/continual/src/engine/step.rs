@@ -52,8 +52,7 @@ impl Run<'_> {
             step,
             &batch,
             &task_samples,
-            &decision,
-            allowance,
+            (&decision, allowance),
             &losses,
         )
     }
@@ -173,8 +172,7 @@ impl Run<'_> {
         step: u64,
         batch: &SftBatch,
         task_samples: &[SampleRef],
-        decision: &ReplayDecision,
-        allowance: Option<usize>,
+        (decision, allowance): (&ReplayDecision, Option<usize>),
         l: &StepLosses,
     ) -> Result<StepRecord, EngineError> {
         let term = |name: &str| l.terms.iter().find(|(n, _)| *n == name).map(|&(_, v)| v);
