@@ -205,13 +205,7 @@ impl Run<'_> {
             corpus_tokens: l.extra_tokens.corpus,
             forwards: p.forwards() + l.hooks.forwards,
             backwards: p.backward + l.hooks.backwards,
-            trained_by_task: match self.cfg.method.protocol {
-                Protocol::Sequential => BTreeMap::new(),
-                Protocol::Joint => task_samples.iter().fold(BTreeMap::new(), |mut m, r| {
-                    *m.entry(r.task.to_string()).or_insert(0) += 1;
-                    m
-                }),
-            },
+            trained_by_task: trained_by_task(self.cfg.method.protocol, task_samples),
         });
         self.log.write(&line.to_value())?;
         // The probe or check behind the decision, then the batches it decided.
@@ -382,4 +376,16 @@ impl StepLosses {
             lr: 0.0,
         }
     }
+}
+
+/// Joint training: the task batch's samples per source task. Empty under sequential training,
+/// where every task sample is the stage's own.
+fn trained_by_task(protocol: Protocol, task_samples: &[SampleRef]) -> BTreeMap<String, u64> {
+    let mut by_task = BTreeMap::new();
+    if protocol == Protocol::Joint {
+        for r in task_samples {
+            *by_task.entry(r.task.to_string()).or_insert(0) += 1;
+        }
+    }
+    by_task
 }
