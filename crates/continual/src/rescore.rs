@@ -167,7 +167,8 @@ impl Scorer {
         }
         self.add_fresh_adapter();
         crate::plugins::olora::install_side_by_side(&mut self.model, &finished);
-        // Written beside the old one, then swapped in, so a crash leaves one whole adapter.
+        // Written beside the old one, then swapped in: a crash leaves the old `adapter/` or the
+        // rebuilt `adapter.rebuilt/` whole.
         let adapter = run_dir.join("adapter");
         let rebuilt = run_dir.join("adapter.rebuilt");
         let err =
