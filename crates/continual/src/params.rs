@@ -42,6 +42,17 @@ impl TrainableSnapshot {
         Self { tensors: c.0 }
     }
 
+    /// The Euclidean distance to `other` over all tensors (same model, same visiting order).
+    pub fn distance(&self, other: &Self) -> f64 {
+        self.tensors
+            .iter()
+            .zip(&other.tensors)
+            .flat_map(|(a, b)| a.data.iter().zip(&b.data))
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    }
+
     /// Writes the values into `model`'s trainable parameters (ids and trainability kept).
     pub fn restore<M: Module>(&self, model: M) -> Result<M, EngineError> {
         self.map_into(model, |_, new| new)

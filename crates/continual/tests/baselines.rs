@@ -75,6 +75,16 @@ fn each_baseline_logs_what_it_does_and_pays_for_its_passes() {
     }
     assert!(passes(&m, "replayed_samples") > 0);
 
+    // WiSE-FT: one interpolation per task, keeping α = 0.5 of how far the stage moved.
+    let (out, _) = run("wise-ft");
+    let lines = log_events(&out, "wise_ft");
+    assert_eq!(lines.len(), 4);
+    for l in &lines {
+        let (moved, kept) = (l["moved"].as_f64().unwrap(), l["kept"].as_f64().unwrap());
+        assert!(moved > 0.0, "{l}");
+        assert!((kept - 0.5 * moved).abs() < 1e-4 * moved, "{l}");
+    }
+
     // O-LoRA: the orthogonality term from the second task on, one fold per task.
     let (out, _) = run("olora");
     let orth: Vec<_> = log_events(&out, "step")

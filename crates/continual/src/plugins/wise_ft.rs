@@ -40,9 +40,16 @@ impl MethodPlugin for WiseFtPlugin {
     }
 
     fn after_training_exp(&mut self, ctx: &mut StageContext<'_>) -> Result<(), EngineError> {
+        let moved = self.stage_start.distance(&TrainableSnapshot::of(ctx.model));
         *ctx.model = self
             .stage_start
             .interpolate(ctx.model.clone(), self.alpha)?;
+        // How far the stage moved the weights, and how far the interpolation kept: α times it.
+        let kept = self.stage_start.distance(&TrainableSnapshot::of(ctx.model));
+        ctx.log.push(
+            serde_json::json!({"type": "wise_ft", "step": ctx.step, "task": ctx.task,
+            "alpha": self.alpha, "moved": moved, "kept": kept}),
+        );
         Ok(())
     }
 
