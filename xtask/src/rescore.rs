@@ -267,9 +267,11 @@ fn is_olora(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("run.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.pointer("/method_config/plugins").cloned())
-        .and_then(|p| p.as_array().cloned())
-        .is_some_and(|ps| ps.iter().any(|p| p["kind"] == "olora"))
+        .is_some_and(|v| {
+            v.pointer("/method_config/plugins")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p["kind"] == "olora"))
+        })
 }
 
 /// What a rescore scores: a task's first test records, or corpus passages (by their loss).
