@@ -149,10 +149,13 @@ const MSSR: &str = "MSSR beats fixed, loss-driven and accuracy-supervised replay
 const SAM: &str = "SAM and XSAM reduce forgetting";
 const XSAM_REPLAY: &str = "XSAM complements replay";
 const KL: &str = "KL to the initial model plus open-text replay cuts general-ability forgetting";
-// Not claims of a paper's headline but what its ablations and METHODS.md §6's combinations ask:
-// does each half of MSSR add to the other, and does the KL term add to replay.
+// Not the papers' headline claims but what MSSR's ablations, METHODS.md §6's combinations and
+// the DER++ paper ask: does each half of MSSR add to the other, does the KL term add to
+// replay, and does DER++'s output matching add to plain replay of the same samples.
 const MSSR_PARTS: &str = "MSSR's sampler (what) and scheduler (when) each add to the other \
                           (its ablations: full against the scheduler alone and the sampler alone)";
+const DERPP: &str =
+    "DER++'s output matching adds to replay at equal budget (DER++ against fixed replay)";
 const KL_REPLAY: &str =
     "KL to the initial model adds to MSSR replay (a combination of METHODS.md §6)";
 
@@ -177,9 +180,9 @@ const fn claim(
 use Direction::{Higher, Lower};
 use Metric::{Aa, Bwt, Forgetting, GeneralForgetting, Learning, TextLoss};
 
-/// The papers' claims (issue 21), then MSSR's ablations and MSSR + KL, one comparison per line.
+/// The papers' claims (issue 21), then MSSR's ablations, MSSR + KL and DER++, one comparison per line.
 #[rustfmt::skip]
-pub const CLAIMS: [Comparison; 24] = [
+pub const CLAIMS: [Comparison; 26] = [
     //    claim        method        reference               metric             sign    per family
     claim(MSSR,        "mssr",       "fixed-replay",         Aa,                Higher, true),
     claim(MSSR,        "mssr",       "fixed-replay",         Forgetting,        Lower,  true),
@@ -210,6 +213,8 @@ pub const CLAIMS: [Comparison; 24] = [
     claim(MSSR_PARTS,  "mssr",       "mssr-sampler-only",    Forgetting,        Lower,  false),
     claim(KL_REPLAY,   "mssr-kl",    "mssr",                 TextLoss,          Lower,  false),
     claim(KL_REPLAY,   "mssr-kl",    "mssr",                 Forgetting,        Lower,  false),
+    claim(DERPP,       "derpp",      "fixed-replay",         Aa,                Higher, false),
+    claim(DERPP,       "derpp",      "fixed-replay",         Forgetting,        Lower,  false),
 ];
 
 /// The reference every method is compared with, and on what (each in its better direction).
@@ -1830,7 +1835,7 @@ mod tests {
         let html = crate::render_html(&runs, &crate::ReportConfig::default());
         assert!(html.contains("<h3>Paired differences (95% bootstrap intervals)</h3>"));
         assert!(html.contains("<figure class=\"forest\">"));
-        // One point per row of both forest plots: of the 24 claims rows only 2 are here (one
+        // One point per row of both forest plots: of the 26 claims rows only 2 are here (one
         // pair ran), so: claims 2 + families 4 + checks 2, and 2 methods × 4 metrics (no corpus).
         assert_eq!(
             html.matches("class=\"forest-point\"").count(),
