@@ -216,7 +216,8 @@ pub trait MethodPlugin: Send {
     /// The whole stream is trained and its last row evaluated; the engine saves the final
     /// adapter (`adapter/`) next; called in LoRA runs only (full fine-tuning saves no
     /// adapter). A plugin that keeps part of the trained model outside the adapter (O-LoRA
-    /// folds finished tasks' adapters into the frozen weights) puts it back here, so that the saved adapter on the bare backbone is the model the last row scored.
+    /// folds finished tasks' adapters into the frozen weights) puts it back here, so that the
+    /// saved adapter on the bare backbone is the model the last row scored.
     fn after_training(&mut self, _model: &mut CausalLm) -> Result<(), EngineError> {
         Ok(())
     }
