@@ -321,6 +321,25 @@ pub(crate) fn cost_fields(suite: &SuiteGroup<'_>) -> Vec<String> {
     out
 }
 
+/// `mssr 14 of 16` — per method whose replay events log when their session fell due
+/// (`reason.due_step`), how many of its replay batches came later than that: the scheduler
+/// asked earlier and the paced budget set the time. `None` when no run logs a due step.
+pub(crate) fn waited_on_budget_line(suite: &SuiteGroup<'_>) -> Option<String> {
+    let parts: Vec<String> = suite
+        .methods
+        .iter()
+        .filter_map(|m| {
+            let events = m.runs.iter().flat_map(|r| &r.log.replays);
+            let due: Vec<bool> = events
+                .filter_map(|e| e.due_step.map(|due| due < e.step))
+                .collect();
+            let waited = due.iter().filter(|&&w| w).count();
+            (!due.is_empty()).then(|| format!("{} {waited} of {}", m.name, due.len()))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// `256 (er, mssr); unlimited (seq)` — the replay budgets of a suite's runs and who used them;
 /// a budget paced over the run (`replay_pacing = "even"`) reads `40 samples, paced evenly`.
 pub(crate) fn budget_line(suite: &SuiteGroup<'_>) -> String {

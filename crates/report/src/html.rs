@@ -1380,6 +1380,18 @@ fn footer(h: &mut String, suites: &[SuiteGroup<'_>], skipped: &[&Run]) {
                 escape(&aggregate::budget_line(s))
             );
         }
+        let waited: Vec<_> = suites
+            .iter()
+            .filter_map(|s| aggregate::waited_on_budget_line(s).map(|w| (s.name, w)))
+            .collect();
+        if !waited.is_empty() {
+            h.push_str(
+                "<dt>Replay batches that waited on the budget (due earlier; the budget set the step)</dt>",
+            );
+            for (suite, w) in waited {
+                let _ = writeln!(h, "<dd>{}: {}</dd>", escape(suite), escape(&w));
+            }
+        }
     }
     if let Some(note) = aggregate::skipped_note(skipped) {
         let _ = writeln!(h, "<dt>Skipped</dt><dd>{}</dd>", escape(&note));

@@ -301,6 +301,15 @@ mod tests {
             lines.contains(&"Replay budget: 128 samples, paced evenly (mssr); unlimited (seq)."),
             "{md}"
         );
+        // Each mssr log has one session served at its due step (12) and one that fell due at
+        // 14 and waited until 16; the interval-kind replay at 25 logs no due step; seq none.
+        assert!(
+            lines.contains(
+                &"Replay batches that waited on the budget (their session fell due earlier; \
+                  the paced budget set the step): mssr 2 of 4."
+            ),
+            "{md}"
+        );
         assert!(
             lines.iter().any(|l| l
                 .starts_with("Provenance: git 0123456789 (4 runs); dates 2025-05-01 … 2025-05-02")),
@@ -367,6 +376,7 @@ mod tests {
             "no replay",
             "1 run skipped",
             "128 samples, paced evenly (mssr); unlimited (seq)",
+            "<dd>smoke: mssr 2 of 4</dd>",
         ] {
             assert!(html.contains(needle), "missing {needle}");
         }

@@ -78,6 +78,9 @@ pub struct ReplayEvent {
     pub n: u64,
     /// `reason.kind` (`interval`, `loss_trigger`, `accuracy_drop`, `due`, `custom`, …).
     pub reason: String,
+    /// `reason.due_step`: the step at which an interval scheduler's session fell due, where it
+    /// logs one. Earlier than `step` when the session waited for the replay budget.
+    pub due_step: Option<u64>,
 }
 
 /// An `interval` event: MSSR's current replay interval for one task.
@@ -727,10 +730,8 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
             LogEvent::deserialize(&value).map_err(|e| err(format!("bad `{kind}` event: {e}")))?;
         match event {
             LogEvent::Replay(r) => {
-                let reason = r
-                    .reason
-                    .as_ref()
-                    .and_then(|v| v.get("kind"))
+                let field = |name: &str| r.reason.as_ref().and_then(|v| v.get(name));
+                let reason = field("kind")
                     .and_then(Value::as_str)
                     .unwrap_or("unknown")
                     .to_string();
@@ -739,6 +740,7 @@ pub(crate) fn parse_log(path: &Path, text: &str) -> Result<RunLog, ReportError> 
                     task: r.task,
                     n: r.n,
                     reason,
+                    due_step: field("due_step").and_then(Value::as_u64),
                 });
             }
             LogEvent::Interval(r) => log.intervals.push(IntervalEvent {

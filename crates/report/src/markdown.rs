@@ -103,6 +103,14 @@ pub(crate) fn render(
             "\nReplay budget: {}.\n",
             md(&aggregate::budget_line(suite))
         );
+        if let Some(waited) = aggregate::waited_on_budget_line(suite) {
+            let _ = writeln!(
+                out,
+                "Replay batches that waited on the budget (their session fell due earlier; \
+                 the paced budget set the step): {}.\n",
+                md(&waited)
+            );
+        }
         let _ = writeln!(
             out,
             "Provenance: {}.\n",

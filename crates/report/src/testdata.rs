@@ -32,7 +32,7 @@ const MSSR_LOG: &[&str] = &[
     r#"{"type":"strengths","step":10,"stage":1,"values":[0.9,0.95,0.15,null]}"#,
     r#"{"type":"replay","step":12,"task":0,"n":4,"reason":{"kind":"due","task":0,"interval":4,"due_step":12,"mean_strength":0.7}}"#,
     r#"{"type":"interval","step":12,"task":0,"interval":4,"mean_strength":0.7}"#,
-    r#"{"type":"replay","step":16,"task":0,"n":4,"reason":{"kind":"due","task":0,"interval":8,"due_step":16,"mean_strength":0.8}}"#,
+    r#"{"type":"replay","step":16,"task":0,"n":4,"reason":{"kind":"due","task":0,"interval":8,"due_step":14,"mean_strength":0.8}}"#,
     r#"{"type":"interval","step":16,"task":0,"interval":8,"mean_strength":0.8}"#,
     r#"{"type":"stage","stage":2,"task":1,"step":20,"seconds":1.0}"#,
     r#"{"type":"strengths","step":20,"stage":2,"values":[0.5,0.6,0.7]}"#,
