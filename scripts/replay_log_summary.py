@@ -37,6 +37,11 @@ def summarise(run: pathlib.Path) -> str:
              f"  replay batches {len(replays)}, sizes {dict(sorted(sizes.items()))}, samples {sum(e['n'] for e in replays)} (spent {spent} of budget {budget})",
              f"  tasks replayed {len(tasks)} (samples per task): {dict(sorted(tasks.items()))}" if tasks or not replays
              else "  tasks replayed: not logged (batches drawn from all past tasks, before samples_by_task was logged)"]
+    if replays:
+        due = [e["reason"]["due_step"] < e["step"] for e in replays
+               if isinstance(e.get("reason"), dict) and "due_step" in e["reason"]]
+        waited = f"; {sum(due)} of {len(due)} waited on the budget (due_step before the step)" if due else ""
+        lines.append(f"  replay steps {[e['step'] for e in replays]}{waited}")
     if intervals:
         values = [e["interval"] for e in intervals]
         lines.append(f"  intervals: {len(intervals)} updates, min {min(values):g}, max {max(values):g}, rose {rises}, fell {falls} (against the previous interval, I_0 = {initial:g} first)")

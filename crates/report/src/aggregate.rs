@@ -329,12 +329,14 @@ pub(crate) fn waited_on_budget_line(suite: &SuiteGroup<'_>) -> Option<String> {
         .methods
         .iter()
         .filter_map(|m| {
-            let events = m.runs.iter().flat_map(|r| &r.log.replays);
-            let due: Vec<bool> = events
-                .filter_map(|e| e.due_step.map(|due| due < e.step))
-                .collect();
-            let waited = due.iter().filter(|&&w| w).count();
-            (!due.is_empty()).then(|| format!("{} {waited} of {}", m.name, due.len()))
+            let (mut waited, mut logged) = (0, 0);
+            for e in m.runs.iter().flat_map(|r| &r.log.replays) {
+                if let Some(due) = e.due_step {
+                    logged += 1;
+                    waited += usize::from(due < e.step);
+                }
+            }
+            (logged > 0).then(|| format!("{} {waited} of {logged}", m.name))
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
